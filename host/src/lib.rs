@@ -1,0 +1,1 @@
+//! Host-side training, data loading and export for microdnn.
