@@ -1,13 +1,22 @@
-//! # microdnn
-//!
-//! Fully-connected neural-network inference for microcontrollers: `#![no_std]`, no heap, sizes
-//! fixed at compile time, weights read in place from flash, and outputs bit-identical between the
-//! host and a Cortex-M.
+#![doc = include_str!("../README.md")]
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod activation;
+pub mod batch_norm;
+pub mod dense;
+pub mod dropout;
+pub mod error;
+pub mod kernel;
 pub mod math;
+pub mod network;
+pub mod rng;
 
 pub use activation::Activation;
+pub use batch_norm::BatchNorm;
+pub use dense::{Dense, Layer};
+pub use dropout::{Dropout, McDropout};
+pub use error::Error;
+pub use network::{argmax, mc_predict, Network};
+pub use rng::Rng;

@@ -31,6 +31,7 @@ pub const DEFAULT_LEAKY_SLOPE: f32 = 0.01;
 
 /// Largest argument magnitude passed to `exp` by [`sigmoid`] and [`tanh`] with the `micromath`
 /// backend: `exp(-88)` is still a normal `f32`, and results are saturated beyond it anyway.
+#[cfg(feature = "micromath")]
 const EXP_CLAMP: f32 = 88.0;
 
 /// Measured maximum absolute error of [`sigmoid`] with the `micromath` backend (see module docs).
@@ -59,19 +60,13 @@ pub fn exp(x: f32) -> f32 {
         if x.is_nan() {
             return x;
         }
-        let c = if x > EXP_CLAMP {
-            EXP_CLAMP
-        } else if x < -EXP_CLAMP {
-            -EXP_CLAMP
-        } else {
-            x
-        };
-        F32Ext::exp(c)
+        F32Ext::exp(x.clamp(-EXP_CLAMP, EXP_CLAMP))
     }
 }
 
 /// Rectified linear unit: `x` if `x > 0`, else `+0.0`; NaN passes through.
 #[inline(always)]
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // the negation is the point: it lets NaN through
 pub fn relu(x: f32) -> f32 {
     // `!(x <= 0)` keeps NaN (all comparisons with NaN are false) and maps -0.0 to +0.0.
     if !(x <= 0.0) {
@@ -125,11 +120,7 @@ pub fn tanh(x: f32) -> f32 {
             return x;
         }
         let ax = if x < 0.0 { -x } else { x };
-        let ax = if ax > EXP_CLAMP / 2.0 {
-            EXP_CLAMP / 2.0
-        } else {
-            ax
-        };
+        let ax = ax.min(EXP_CLAMP / 2.0);
         let t = exp(-2.0 * ax);
         let r = (1.0 - t) / (1.0 + t);
         if x < 0.0 {
@@ -162,7 +153,7 @@ pub fn softmax(x: &mut [f32]) {
         x.iter_mut().for_each(|v| *v = f32::NAN);
         return;
     }
-    if max == f32::INFINITY || max == f32::NEG_INFINITY {
+    if max.is_infinite() {
         // Either some entries are +inf (they take all the mass) or every entry is -inf (uniform).
         let hit = |v: f32| v == max;
         let k = x.iter().filter(|&&v| hit(v)).count() as f32;
@@ -208,11 +199,21 @@ mod tests {
         for &x in &SPECIALS {
             let s = sigmoid(x);
             let t = tanh(x);
-            assert!(s.is_finite() && (0.0..=1.0).contains(&s), "sigmoid({x}) = {s}");
-            assert!(t.is_finite() && (-1.0..=1.0).contains(&t), "tanh({x}) = {t}");
+            assert!(
+                s.is_finite() && (0.0..=1.0).contains(&s),
+                "sigmoid({x}) = {s}"
+            );
+            assert!(
+                t.is_finite() && (-1.0..=1.0).contains(&t),
+                "tanh({x}) = {t}"
+            );
         }
         // Saturation: exact with libm; within exp(-88) ~ 6e-39 with micromath's clamped exp.
-        let sat = if cfg!(feature = "micromath") { 1e-30 } else { 0.0 };
+        let sat = if cfg!(feature = "micromath") {
+            1e-30
+        } else {
+            0.0
+        };
         assert!((sigmoid(1e30) - 1.0).abs() <= sat);
         assert!((sigmoid(f32::INFINITY) - 1.0).abs() <= sat);
         assert!(sigmoid(-1e30) <= sat);
@@ -243,7 +244,10 @@ mod tests {
         #[cfg(feature = "micromath")]
         {
             std::println!("micromath sigmoid max abs err {es:e}, tanh {et:e}");
-            assert!(es < MICROMATH_SIGMOID_MAX_ABS_ERR as f64, "sigmoid err {es}");
+            assert!(
+                es < MICROMATH_SIGMOID_MAX_ABS_ERR as f64,
+                "sigmoid err {es}"
+            );
             assert!(et < MICROMATH_TANH_MAX_ABS_ERR as f64, "tanh err {et}");
         }
     }
