@@ -1,1 +1,85 @@
-fn main() {}
+//! Project automation for microdnn, run as `cargo xtask <command>` from anywhere in the repo.
+//!
+//! | command | what it does |
+//! |---|---|
+//! | `test` | every check CI runs, in order, stopping at the first failure: formatting, clippy (host and thumb), host tests, thumb builds of the core per feature set, then the firmware self-test and demo in QEMU |
+//! | `demo` | builds the firmware demo and runs it in QEMU, printing its decoded log |
+//! | `bench-mcu` | runs the benchmark firmware under `-icount shift=3,sleep=off` and reports instructions per inference and per MAC, flash, static RAM and peak stack; writes `target/bench/mcu.json` |
+//! | `bench-train [args]` | `cargo run --release -p microdnn-host -- bench-train [args]` |
+//!
+//! QEMU (`qemu-system-arm`) is installed with apt when missing and running as root (CI);
+//! otherwise the command stops and says what to install.
+
+mod bench_mcu;
+mod cargo;
+mod checks;
+mod defmt_log;
+mod elf_size;
+mod qemu;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  test                 run every check (fmt, clippy, tests, thumb builds, firmware in QEMU)
+  demo                 build the firmware demo and run it in QEMU (decoded log)
+  bench-mcu            instruction counts, flash, RAM and stack of the firmware (QEMU -icount);
+                       writes target/bench/mcu.json
+  bench-train [args]   cargo run --release -p microdnn-host -- bench-train [args]
+";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let command = args.next();
+    let rest: Vec<String> = args.collect();
+    let result = match command.as_deref() {
+        Some("test") => checks::run(),
+        Some("demo") => demo(),
+        Some("bench-mcu") => bench_mcu::run(),
+        Some("bench-train") => bench_train(&rest),
+        Some("help" | "-h" | "--help") => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => {
+            if let Some(other) = other {
+                eprintln!("xtask: unknown command `{other}`\n");
+            }
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `cargo xtask demo`: build and run the firmware demo, print its log.
+fn demo() -> anyhow::Result<()> {
+    qemu::ensure_installed()?;
+    let elf = cargo::build_firmware("demo")?;
+    let run = qemu::run(&elf, &qemu::RunOptions::default())?;
+    run.print_log();
+    run.check()
+}
+
+/// `cargo xtask bench-train [args]`: the trainer's own benchmark.
+fn bench_train(args: &[String]) -> anyhow::Result<()> {
+    let mut cmd = cargo::cargo_in_root();
+    cmd.args([
+        "run",
+        "--release",
+        "-p",
+        "microdnn-host",
+        "--",
+        "bench-train",
+    ])
+    .args(args);
+    cargo::run_status(&mut cmd)
+}
