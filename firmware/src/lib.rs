@@ -21,5 +21,5 @@ use defmt_semihosting as _;
 
 pub mod board;
 pub mod icount;
-
+pub mod model;
 pub mod stack;

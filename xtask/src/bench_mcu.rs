@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! BENCH layer name=fc1 inputs=784 outputs=128 macs=100352 instructions=... reference_instructions=...
-//! BENCH network macs=109184 instructions=... reference_instructions=...
+//! BENCH network macs=109184 instructions=... reference_instructions=... oracle_instructions=...
+//! BENCH check identical_outputs=10 of=10
 //! BENCH stack peak_bytes=... forward_bytes=... capacity_bytes=...
 //! BENCH calibration overhead_instructions=...
 //! ```
@@ -119,6 +120,11 @@ pub fn run() -> Result<()> {
     let macs = network.u64("macs")?;
     let instructions = network.u64("instructions")?;
     let reference = network.u64("reference_instructions")?;
+    let oracle = network.u64("oracle_instructions")?;
+    let check = find("check")?;
+    if check.u64("identical_outputs")? != check.u64("of")? {
+        bail!("the benchmarked forward pass did not reproduce the host's output bits");
+    }
     let peak_stack = stack.u64("peak_bytes")?;
     let forward_stack = stack.u64("forward_bytes")?;
     let demo = elf_size::footprint(&demo_elf)?;
@@ -127,12 +133,12 @@ pub fn run() -> Result<()> {
     println!("microdnn on a Cortex-M4F: QEMU mps2-an386, -icount shift=3,sleep=off");
     println!("(executed guest instructions, counted with SysTick; not cycles)\n");
     println!(
-        "{:<8} {:>9} {:>12} {:>8} {:>12} {:>8} {:>8}",
+        "{:<12} {:>7} {:>12} {:>7} {:>12} {:>7} {:>8}",
         "layer", "MACs", "instructions", "/MAC", "reference", "/MAC", "speed-up"
     );
     let row = |name: &str, macs: u64, fast: u64, slow: u64| {
         println!(
-            "{name:<8} {macs:>9} {fast:>12} {:>8.3} {slow:>12} {:>8.3} {:>7.2}x",
+            "{name:<12} {macs:>7} {fast:>12} {:>7.3} {slow:>12} {:>7.3} {:>7.2}x",
             per_mac(fast, macs),
             per_mac(slow, macs),
             slow as f64 / fast.max(1) as f64
@@ -150,7 +156,11 @@ pub fn run() -> Result<()> {
     println!(
         "(per layer: dense + activation; network: one whole forward pass; reference: the naive"
     );
-    println!(" kernel `forward_reference` on the same weights, measured in the same run)\n");
+    println!(" loop `kernel::dense_reference` on row-major copies of the same weights, same run)");
+    println!(
+        "packed-layout oracle `Dense::forward_reference`, whole network: {oracle} instructions ({:.3}/MAC)\n",
+        per_mac(oracle, macs)
+    );
     let ipm = per_mac(instructions, macs);
     println!(
         "target <= {TARGET_INSTRUCTIONS_PER_MAC} instructions/MAC: {} ({ipm:.3}); CMSIS-DSP f32 2.79, naive 4.28",
@@ -213,6 +223,11 @@ pub fn run() -> Result<()> {
             "instructions_per_inference": reference,
             "instructions_per_mac": r3(per_mac(reference, macs)),
             "speedup": r3(reference as f64 / instructions.max(1) as f64),
+            "kernel": "microdnn::kernel::dense_reference (naive loop, row-major weights)",
+        },
+        "packed_oracle": {
+            "instructions_per_inference": oracle,
+            "instructions_per_mac": r3(per_mac(oracle, macs)),
         },
         "elf": { "demo": demo.to_json(), "bench": bench.to_json() },
         "calibration_overhead_instructions": calibration.u64("overhead_instructions")?,

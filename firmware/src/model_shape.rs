@@ -1,0 +1,24 @@
+// The demo network's definition, shared word for word by `build.rs` (on the host, where it
+// computes the expected outputs with microdnn's own `forward`) and `src/model.rs` (on the device).
+
+microdnn::network! {
+    /// The demo network: 784-128-64-10 (an MNIST-sized classifier), ReLU, ReLU, softmax.
+    pub struct Mnist(MnistBuffers) {
+        fc1: Dense<784, 128>,
+        fc2: Dense<128, 64>,
+        fc3: Dense<64, 10>,
+    }
+}
+
+/// Activations of `fc1`, `fc2`, `fc3`.
+pub const ACTIVATIONS: [microdnn::Activation; 3] = [
+    microdnn::Activation::Relu,
+    microdnn::Activation::Relu,
+    microdnn::Activation::Softmax,
+];
+
+/// `(inputs, outputs)` of `fc1`, `fc2`, `fc3`.
+pub const SHAPES: [(usize, usize); 3] = [(784, 128), (128, 64), (64, 10)];
+
+/// Seed of the deterministic weights and input (`microdnn::Rng`).
+pub const SEED: u64 = 0x6d69_6372_6f64_6e6e; // "microdnn"
