@@ -19,7 +19,9 @@ pub mod data {
     use super::Aligned;
     include!(concat!(env!("OUT_DIR"), "/model_data.rs"));
 }
-pub use data::{EXPECTED_CLASS, EXPECTED_OUTPUT_BITS, INPUT};
+pub use data::{
+    EXPECTED_CLASS, EXPECTED_MC_OUTPUT_BITS, EXPECTED_OUTPUT_BITS, EXPECTED_RNG_U32, INPUT,
+};
 
 /// Views little-endian `f32` bytes (this target is little-endian) as a weight matrix.
 ///

@@ -22,3 +22,9 @@ pub const SHAPES: [(usize, usize); 3] = [(784, 128), (128, 64), (64, 10)];
 
 /// Seed of the deterministic weights and input (`microdnn::Rng`).
 pub const SEED: u64 = 0x6d69_6372_6f64_6e6e; // "microdnn"
+
+/// Dropout rate on `fc1` and `fc2` outputs for the Monte-Carlo check of the self-test.
+pub const MC_DROPOUT_RATE: f32 = 0.2;
+
+/// Seed of the Monte-Carlo dropout masks of the self-test's check.
+pub const MC_SEED: u64 = 7;

@@ -6,6 +6,7 @@
 //! | `demo` | builds the firmware demo and runs it in QEMU, printing its decoded log |
 //! | `bench-mcu` | runs the benchmark firmware under `-icount shift=3,sleep=off` and reports instructions per inference and per MAC, flash, static RAM and peak stack; writes `target/bench/mcu.json` |
 //! | `bench-train [args]` | `cargo run --release -p microdnn-host -- bench-train [args]` |
+//! | `run <bin>` | builds and runs any firmware binary (`demo`, `selftest`, `bench`) in QEMU, with its decoded log |
 //!
 //! QEMU (`qemu-system-arm`) is installed with apt when missing and running as root (CI);
 //! otherwise the command stops and says what to install.
@@ -28,6 +29,7 @@ commands:
   bench-mcu            instruction counts, flash, RAM and stack of the firmware (QEMU -icount);
                        writes target/bench/mcu.json
   bench-train [args]   cargo run --release -p microdnn-host -- bench-train [args]
+  run <bin>            build and run any firmware binary (demo, selftest, bench) in QEMU
 ";
 
 fn main() -> ExitCode {
@@ -36,7 +38,13 @@ fn main() -> ExitCode {
     let rest: Vec<String> = args.collect();
     let result = match command.as_deref() {
         Some("test") => checks::run(),
-        Some("demo") => demo(),
+        Some("demo") => run_firmware("demo"),
+        Some("run") => match rest.first() {
+            Some(bin) => run_firmware(bin),
+            None => Err(anyhow::anyhow!(
+                "usage: cargo xtask run <demo|selftest|bench>"
+            )),
+        },
         Some("bench-mcu") => bench_mcu::run(),
         Some("bench-train") => bench_train(&rest),
         Some("help" | "-h" | "--help") => {
@@ -60,10 +68,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// `cargo xtask demo`: build and run the firmware demo, print its log.
-fn demo() -> anyhow::Result<()> {
+/// `cargo xtask demo` / `run BIN`: build and run a firmware binary, print its decoded log.
+fn run_firmware(bin: &str) -> anyhow::Result<()> {
     qemu::ensure_installed()?;
-    let elf = cargo::build_firmware("demo")?;
+    let elf = cargo::build_firmware(bin)?;
     let run = qemu::run(&elf, &qemu::RunOptions::default())?;
     run.print_log();
     run.check()

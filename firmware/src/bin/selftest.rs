@@ -1,25 +1,598 @@
+//! On-target self-test: the core's checks, run on the emulated Cortex-M4F.
+//!
+//! A plain table of test functions run in sequence (no test framework): each logs `PASS` or
+//! `FAIL` with details, then a summary line `N passed, M failed`; the exit code is failure if
+//! any test failed. A panic or fault also ends the run with failure (see `board`).
 #![no_std]
 #![no_main]
+
 use cortex_m_rt::entry;
-use microdnn_firmware::{board, icount::InstructionCounter, stack::StackMeter};
+use microdnn::{kernel, math, Activation, BatchNorm, Dense, Error, Rng};
+use microdnn_firmware::board;
+use microdnn_firmware::model::{self, Mnist, MnistBuffers};
+
+/// Largest `inputs * outputs` among the kernel shapes below.
+const MAX_WEIGHTS: usize = 786 * 131;
+/// Largest `inputs` or `outputs` among the kernel shapes below.
+const MAX_WIDTH: usize = 1024;
+
+/// Kernel shapes `(inputs, outputs)`: odd sizes, every tail of the 4-column groups and 4-row
+/// blocks, and the demo network's layers with their neighbours.
+const SHAPES: [(usize, usize); 18] = [
+    (1, 1),
+    (7, 3),
+    (3, 7),
+    (13, 5),
+    (5, 13),
+    (4, 4),
+    (8, 1),
+    (1, 9),
+    (2, 6),
+    (16, 9),
+    (64, 10),
+    (65, 11),
+    (128, 64),
+    (127, 63),
+    (784, 128),
+    (785, 131),
+    (783, 127),
+    (786, 130),
+];
+
+/// Working memory of the tests (in `.bss`, not on the stack).
+struct Scratch {
+    rows: [f32; MAX_WEIGHTS],
+    packed: [f32; MAX_WEIGHTS],
+    bias: [f32; MAX_WIDTH],
+    x: [f32; MAX_WIDTH],
+    fast: [f32; MAX_WIDTH],
+    other: [f32; MAX_WIDTH],
+    net: MnistBuffers,
+    layers: MnistBuffers,
+}
+
+impl Scratch {
+    const fn new() -> Self {
+        Scratch {
+            rows: [0.0; MAX_WEIGHTS],
+            packed: [0.0; MAX_WEIGHTS],
+            bias: [0.0; MAX_WIDTH],
+            x: [0.0; MAX_WIDTH],
+            fast: [0.0; MAX_WIDTH],
+            other: [0.0; MAX_WIDTH],
+            net: MnistBuffers::new(),
+            layers: MnistBuffers::new(),
+        }
+    }
+
+    /// Fills a random layer of the given shape (row-major and packed weights, bias, input).
+    /// Inputs span several binades so that rounding is exercised.
+    fn random_layer(&mut self, inputs: usize, outputs: usize) -> Result<(), &'static str> {
+        let mut rng = Rng::new(((inputs as u64) << 32) ^ outputs as u64);
+        let n = inputs * outputs;
+        self.rows[..n]
+            .iter_mut()
+            .for_each(|w| *w = rng.uniform(-1.0, 1.0));
+        self.bias[..outputs]
+            .iter_mut()
+            .for_each(|b| *b = rng.uniform(-1.0, 1.0));
+        for (c, x) in self.x[..inputs].iter_mut().enumerate() {
+            let scale = [0.125, 0.5, 1.0, 2.0, 8.0, 0.25, 4.0][c % 7];
+            *x = rng.uniform(-1.0, 1.0) * scale;
+        }
+        kernel::pack(&self.rows[..n], inputs, outputs, &mut self.packed[..n])
+            .map_err(|_| "kernel::pack rejected a valid shape")
+    }
+}
+
+type TestResult = Result<(), &'static str>;
+
+/// The tests, run in this order.
+const TESTS: &[(&str, fn(&mut Scratch) -> TestResult)] = &[
+    (
+        "kernel::dense is bit-identical to dense_spec",
+        dense_matches_spec,
+    ),
+    (
+        "kernel::dense is within the error bound of dense_reference",
+        dense_within_bound_of_reference,
+    ),
+    (
+        "kernel rejects bad shapes without panicking",
+        kernel_shape_errors,
+    ),
+    ("pack/unpack round trip", pack_unpack_round_trip),
+    (
+        "Dense::forward equals kernel::dense",
+        typed_dense_matches_kernel,
+    ),
+    (
+        "sigmoid and tanh are finite and bounded",
+        sigmoid_tanh_bounded,
+    ),
+    ("relu and leaky relu", relu_and_leaky_relu),
+    ("softmax sums to 1 and is stable", softmax_stable),
+    (
+        "batch norm folded into dense equals dense then batch norm",
+        batch_norm_fold,
+    ),
+    (
+        "network forward equals layer-by-layer forward",
+        network_equals_layers,
+    ),
+    (
+        "network output is bit-identical to the host's",
+        network_matches_host,
+    ),
+    (
+        "Monte-Carlo dropout pass and PRNG are bit-identical to the host's",
+        mc_dropout_matches_host,
+    ),
+];
+
+fn dense_matches_spec(s: &mut Scratch) -> TestResult {
+    for (inputs, outputs) in SHAPES {
+        s.random_layer(inputs, outputs)?;
+        let n = inputs * outputs;
+        let (x, bias) = (&s.x[..inputs], &s.bias[..outputs]);
+        kernel::dense(&s.packed[..n], bias, x, &mut s.fast[..outputs]).map_err(|_| "dense")?;
+        kernel::dense_spec(&s.rows[..n], bias, x, &mut s.other[..outputs])
+            .map_err(|_| "dense_spec")?;
+        let differing = s.fast[..outputs]
+            .iter()
+            .zip(&s.other[..outputs])
+            .filter(|(a, b)| a.to_bits() != b.to_bits())
+            .count();
+        if differing > 0 {
+            defmt::error!(
+                "{=usize}x{=usize}: {=usize} of {=usize} outputs differ from the spec",
+                inputs,
+                outputs,
+                differing,
+                outputs
+            );
+            return Err("fast kernel differs from the spec");
+        }
+    }
+    defmt::info!("  {=usize} shapes, all outputs bit-identical", SHAPES.len());
+    Ok(())
+}
+
+fn dense_within_bound_of_reference(s: &mut Scratch) -> TestResult {
+    let mut worst = 0.0f64; // largest |fast - reference| / tolerance seen
+    for (inputs, outputs) in SHAPES {
+        s.random_layer(inputs, outputs)?;
+        let n = inputs * outputs;
+        let (x, bias) = (&s.x[..inputs], &s.bias[..outputs]);
+        kernel::dense(&s.packed[..n], bias, x, &mut s.fast[..outputs]).map_err(|_| "dense")?;
+        kernel::dense_reference(&s.rows[..n], bias, x, &mut s.other[..outputs])
+            .map_err(|_| "dense_reference")?;
+        // Both results are within their forward error bounds of the exact value, so they are
+        // within the sum of the bounds of each other (see `kernel` docs).
+        let factor = kernel::error_bound(inputs) + kernel::reference_error_bound(inputs);
+        for (o, row) in s.rows[..n].chunks(inputs).enumerate() {
+            let magnitude: f64 = row
+                .iter()
+                .zip(x)
+                .map(|(w, x)| f64::from(w * x).abs())
+                .sum::<f64>()
+                + f64::from(bias[o]).abs();
+            // Products are rounded to f32 by both kernels: that error is common to both.
+            let tolerance = factor * magnitude;
+            let diff = f64::from(s.fast[o] - s.other[o]).abs();
+            if diff > tolerance {
+                defmt::error!(
+                    "{=usize}x{=usize} row {=usize}: fast {=f32} reference {=f32}, difference {=f64} > bound {=f64}",
+                    inputs,
+                    outputs,
+                    o,
+                    s.fast[o],
+                    s.other[o],
+                    diff,
+                    tolerance
+                );
+                return Err("fast kernel outside the error bound of the reference");
+            }
+            if tolerance > 0.0 {
+                worst = worst.max(diff / tolerance);
+            }
+        }
+    }
+    defmt::info!("  largest difference: {=f64} of the derived bound", worst);
+    Ok(())
+}
+
+fn kernel_shape_errors(s: &mut Scratch) -> TestResult {
+    s.fast[..2].copy_from_slice(&[7.0, 7.0]);
+    let e = kernel::dense(&s.packed[..5], &s.bias[..2], &s.x[..3], &mut s.fast[..2]);
+    if !matches!(
+        e,
+        Err(Error::Shape {
+            what: "weights",
+            expected: 6,
+            found: 5
+        })
+    ) {
+        return Err("short weights not reported as a shape error");
+    }
+    if s.fast[..2] != [7.0, 7.0] {
+        return Err("output written despite the error");
+    }
+    let e = kernel::dense_spec(&s.rows[..6], &s.bias[..1], &s.x[..3], &mut s.fast[..2]);
+    if !matches!(e, Err(Error::Shape { what: "bias", .. })) {
+        return Err("short bias not reported as a shape error");
+    }
+    if kernel::pack(&s.rows[..5], 3, 2, &mut s.packed[..6]).is_ok() {
+        return Err("pack accepted a short input");
+    }
+    if Dense::<3, 2>::from_slices(&s.packed[..6], &s.bias[..3]).is_ok() {
+        return Err("Dense::from_slices accepted a long bias");
+    }
+    Ok(())
+}
+
+fn pack_unpack_round_trip(s: &mut Scratch) -> TestResult {
+    for (inputs, outputs) in SHAPES {
+        s.random_layer(inputs, outputs)?;
+        let n = inputs * outputs;
+        // Reuse `packed` as the source and `rows` as the destination: compare with a fresh draw.
+        kernel::unpack(&s.packed[..n], inputs, outputs, &mut s.rows[..n]).map_err(|_| "unpack")?;
+        let mut rng = Rng::new(((inputs as u64) << 32) ^ outputs as u64);
+        if s.rows[..n]
+            .iter()
+            .any(|w| w.to_bits() != rng.uniform(-1.0, 1.0).to_bits())
+        {
+            defmt::error!("{=usize}x{=usize}: unpack(pack(w)) != w", inputs, outputs);
+            return Err("pack/unpack is not a round trip");
+        }
+    }
+    Ok(())
+}
+
+fn typed_dense_matches_kernel(s: &mut Scratch) -> TestResult {
+    const I: usize = 784;
+    const O: usize = 128;
+    s.random_layer(I, O)?;
+    let (chunks, _) = s.packed[..I * O].as_chunks::<I>();
+    let weights: &[[f32; I]; O] = chunks.try_into().map_err(|_| "weights view")?;
+    let bias: &[f32; O] = s.bias[..O].try_into().map_err(|_| "bias view")?;
+    let x: &[f32; I] = s.x[..I].try_into().map_err(|_| "input view")?;
+    let dense = Dense::new(weights, bias);
+    let mut y = [0.0f32; O];
+    dense.forward(x, &mut y);
+    kernel::dense(&s.packed[..I * O], bias, x, &mut s.fast[..O]).map_err(|_| "dense")?;
+    if y.iter()
+        .zip(&s.fast[..O])
+        .any(|(a, b)| a.to_bits() != b.to_bits())
+    {
+        return Err("Dense::forward differs from kernel::dense");
+    }
+    // The packed-layout oracle reads the same weights as the naive loop reads row-major.
+    let mut oracle = [0.0f32; O];
+    dense.forward_reference(x, &mut oracle);
+    kernel::dense_reference(&s.rows[..I * O], bias, x, &mut s.other[..O])
+        .map_err(|_| "dense_reference")?;
+    if oracle
+        .iter()
+        .zip(&s.other[..O])
+        .any(|(a, b)| a.to_bits() != b.to_bits())
+    {
+        return Err("Dense::forward_reference differs from kernel::dense_reference");
+    }
+    Ok(())
+}
+
+/// Inputs at the edges of the `f32` range.
+const EDGE_INPUTS: [f32; 13] = [
+    0.0,
+    1.0e-45, // smallest subnormal
+    1.0e-40, // subnormal
+    f32::MIN_POSITIVE,
+    1.0,
+    10.0,
+    20.0,
+    88.0,
+    89.0,
+    100.0,
+    1.0e30,
+    f32::MAX,
+    f32::INFINITY,
+];
+
+fn sigmoid_tanh_bounded(_: &mut Scratch) -> TestResult {
+    for x in EDGE_INPUTS.iter().flat_map(|&v| [v, -v]) {
+        let s = math::sigmoid(x);
+        let t = math::tanh(x);
+        if !(s.is_finite() && (0.0..=1.0).contains(&s)) {
+            defmt::error!("sigmoid({=f32}) = {=f32}", x, s);
+            return Err("sigmoid out of [0, 1]");
+        }
+        if !(t.is_finite() && (-1.0..=1.0).contains(&t)) {
+            defmt::error!("tanh({=f32}) = {=f32}", x, t);
+            return Err("tanh out of [-1, 1]");
+        }
+    }
+    let exact = [
+        (math::sigmoid(0.0), 0.5),
+        (math::sigmoid(f32::INFINITY), 1.0),
+        (math::sigmoid(f32::NEG_INFINITY), 0.0),
+        (math::tanh(0.0), 0.0),
+        (math::tanh(f32::INFINITY), 1.0),
+        (math::tanh(f32::NEG_INFINITY), -1.0),
+        (math::tanh(1.0e-40), 1.0e-40),
+    ];
+    if exact.iter().any(|(got, want)| got != want) {
+        return Err("sigmoid/tanh wrong at 0, ±inf or a subnormal");
+    }
+    if !math::sigmoid(f32::NAN).is_nan() || !math::tanh(f32::NAN).is_nan() {
+        return Err("NaN input must give NaN");
+    }
+    // Monotone over a sweep.
+    let mut prev = (math::sigmoid(-30.0), math::tanh(-30.0));
+    for k in -299..=300 {
+        let x = k as f32 * 0.1;
+        let cur = (math::sigmoid(x), math::tanh(x));
+        if cur.0 < prev.0 || cur.1 < prev.1 {
+            defmt::error!("not monotone at {=f32}", x);
+            return Err("sigmoid/tanh not monotone");
+        }
+        prev = cur;
+    }
+    Ok(())
+}
+
+fn relu_and_leaky_relu(_: &mut Scratch) -> TestResult {
+    let relu_cases = [
+        (-1.0f32, 0.0f32),
+        (-0.0, 0.0),
+        (0.0, 0.0),
+        (2.5, 2.5),
+        (1.0e-45, 1.0e-45),
+        (f32::NEG_INFINITY, 0.0),
+        (f32::INFINITY, f32::INFINITY),
+    ];
+    for (x, want) in relu_cases {
+        if math::relu(x).to_bits() != want.to_bits() {
+            defmt::error!("relu({=f32}) = {=f32}", x, math::relu(x));
+            return Err("relu");
+        }
+    }
+    if !math::relu(f32::NAN).is_nan() {
+        return Err("relu(NaN) must be NaN");
+    }
+    let slope = math::DEFAULT_LEAKY_SLOPE;
+    for (x, want) in [
+        (-2.0f32, -2.0 * slope),
+        (3.0, 3.0),
+        (-1.0e30, -1.0e30 * slope),
+    ] {
+        if math::leaky_relu(x, slope).to_bits() != want.to_bits() {
+            return Err("leaky relu");
+        }
+    }
+    // The vector form agrees with the scalar form.
+    let xs = [-3.0f32, -0.5, -0.0, 0.0, 0.25, 4.0];
+    for act in [
+        Activation::Relu,
+        Activation::LEAKY_RELU,
+        Activation::Identity,
+    ] {
+        let mut y = xs;
+        act.apply(&mut y);
+        for (x, y) in xs.iter().zip(&y) {
+            if act.apply_scalar(*x).map(f32::to_bits) != Some(y.to_bits()) {
+                return Err("Activation::apply differs from apply_scalar");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn softmax_checks(y: &[f32]) -> bool {
+    let sum: f32 = y.iter().sum();
+    let tolerance = y.len() as f32 * f32::EPSILON * 2.0;
+    y.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)) && (sum - 1.0).abs() <= tolerance
+}
+
+fn softmax_stable(_: &mut Scratch) -> TestResult {
+    let mut rng = Rng::new(11);
+    for n in [1usize, 2, 10, 64, 128] {
+        let mut y = [0.0f32; 128];
+        let y = &mut y[..n];
+        y.iter_mut().for_each(|v| *v = rng.uniform(-20.0, 20.0));
+        let before = microdnn::argmax(y);
+        math::softmax(y);
+        if !softmax_checks(y) || microdnn::argmax(y) != before {
+            defmt::error!("softmax of {=usize} random values: {=[?]}", n, y);
+            return Err("softmax does not sum to 1 or moved the maximum");
+        }
+    }
+    // Shift invariance for large inputs: softmax(x + 1000) == softmax(x) (exactly here, as the
+    // shifted maximum is subtracted first and these differences are exact).
+    let mut big = [1000.0f32, 999.0, 998.0, 990.0];
+    let mut small = [2.0f32, 1.0, 0.0, -8.0];
+    math::softmax(&mut big);
+    math::softmax(&mut small);
+    if big != small || !softmax_checks(&big) {
+        return Err("softmax not shift-invariant for large inputs");
+    }
+    let cases: [([f32; 3], [f32; 3]); 4] = [
+        ([1.0e30, 0.0, -1.0e30], [1.0, 0.0, 0.0]),
+        ([f32::MAX, f32::MAX, -f32::MAX], [0.5, 0.5, 0.0]),
+        ([f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY], [0.0, 1.0, 0.0]),
+        ([f32::INFINITY, 1.0, 2.0], [1.0, 0.0, 0.0]),
+    ];
+    for (x, want) in cases {
+        let mut y = x;
+        math::softmax(&mut y);
+        if y != want {
+            defmt::error!("softmax({=[?]}) = {=[?]}, expected {=[?]}", x, y, want);
+            return Err("softmax edge case");
+        }
+    }
+    Ok(())
+}
+
+fn batch_norm_fold(_: &mut Scratch) -> TestResult {
+    const I: usize = 13;
+    const N: usize = 7;
+    let mut rng = Rng::new(5);
+    let mut rows = [[0.0f32; I]; N];
+    rows.as_flattened_mut()
+        .iter_mut()
+        .for_each(|w| *w = rng.uniform(-1.0, 1.0));
+    let mut bias = [0.0f32; N];
+    bias.iter_mut().for_each(|b| *b = rng.uniform(-1.0, 1.0));
+    let x: [f32; I] = core::array::from_fn(|_| rng.uniform(-2.0, 2.0));
+    let mut draw = |lo, hi| -> [f32; N] { core::array::from_fn(|_| rng.uniform(lo, hi)) };
+    let (gamma, beta, mean, var) = (
+        draw(0.5, 2.0),
+        draw(-1.0, 1.0),
+        draw(-1.0, 1.0),
+        draw(0.1, 2.0),
+    );
+    let bn = BatchNorm::from_stats(&gamma, &beta, &mean, &var, 1.0e-5)
+        .map_err(|_| "from_stats rejected valid statistics")?;
+
+    // Dense then batch norm...
+    let mut y = [0.0f32; N];
+    kernel::dense_spec(rows.as_flattened(), &bias, &x, &mut y).map_err(|_| "dense_spec")?;
+    bn.apply(&mut y);
+    // ...against batch norm folded into the dense layer.
+    let (mut frows, mut fbias) = (rows, bias);
+    bn.fold_into(&mut frows, &mut fbias);
+    let mut z = [0.0f32; N];
+    kernel::dense_spec(frows.as_flattened(), &fbias, &x, &mut z).map_err(|_| "dense_spec")?;
+    let u = f64::from(f32::EPSILON) / 2.0;
+    for o in 0..N {
+        let magnitude: f64 = rows[o]
+            .iter()
+            .zip(&x)
+            .map(|(w, x)| f64::from(*w) * f64::from(*x))
+            .map(f64::abs)
+            .sum::<f64>()
+            + f64::from(bias[o]).abs();
+        let scaled = f64::from(bn.scale[o]).abs() * magnitude + f64::from(bn.shift[o]).abs();
+        // Both sides: the kernel bound, plus a few roundings for scaling weights, bias and the
+        // batch-norm multiply-add.
+        let tolerance = (2.0 * kernel::error_bound(I) + 8.0 * u) * scaled;
+        let diff = f64::from(y[o] - z[o]).abs();
+        if diff > tolerance {
+            defmt::error!(
+                "unit {=usize}: unfolded {=f32}, folded {=f32}, difference {=f64} > {=f64}",
+                o,
+                y[o],
+                z[o],
+                diff,
+                tolerance
+            );
+            return Err("folded batch norm differs beyond rounding");
+        }
+    }
+    let bad_var = [-1.0f32; N];
+    if !matches!(
+        BatchNorm::from_stats(&gamma, &beta, &mean, &bad_var, 1.0e-5),
+        Err(Error::InvalidBatchNorm { unit: 0 })
+    ) {
+        return Err("negative variance accepted");
+    }
+    Ok(())
+}
+
+/// The demo network run layer by layer by hand.
+fn forward_by_layers(net: &Mnist<'_>, x: &[f32; 784], b: &mut MnistBuffers) {
+    net.fc1.dense.forward(x, &mut b.fc1);
+    net.fc1.activation.apply(&mut b.fc1);
+    net.fc2.dense.forward(&b.fc1, &mut b.fc2);
+    net.fc2.activation.apply(&mut b.fc2);
+    net.fc3.dense.forward(&b.fc2, &mut b.fc3);
+    net.fc3.activation.apply(&mut b.fc3);
+}
+
+fn network_equals_layers(s: &mut Scratch) -> TestResult {
+    let net = model::network();
+    let y = net.forward(&model::INPUT, &mut s.net);
+    forward_by_layers(&net, &model::INPUT, &mut s.layers);
+    if y.iter()
+        .zip(&s.layers.fc3)
+        .any(|(a, b)| a.to_bits() != b.to_bits())
+    {
+        return Err("network forward differs from the layer-by-layer forward");
+    }
+    if s.net != s.layers {
+        return Err("hidden activations differ");
+    }
+    Ok(())
+}
+
+fn network_matches_host(s: &mut Scratch) -> TestResult {
+    let net = model::network();
+    let y = net.forward(&model::INPUT, &mut s.net);
+    let same = y
+        .iter()
+        .zip(model::EXPECTED_OUTPUT_BITS)
+        .filter(|(v, e)| v.to_bits() == *e)
+        .count();
+    defmt::info!("  {=usize} of 10 outputs bit-identical to the host", same);
+    if same != 10 {
+        return Err("device output differs from the host's");
+    }
+    if net.predict(&model::INPUT, &mut s.net) != model::EXPECTED_CLASS {
+        return Err("predicted class differs from the host's");
+    }
+    Ok(())
+}
+
+fn mc_dropout_matches_host(s: &mut Scratch) -> TestResult {
+    let mut rng = Rng::new(model::SEED);
+    let first: [u32; 4] = core::array::from_fn(|_| rng.next_u32());
+    if first != model::EXPECTED_RNG_U32 {
+        return Err("Rng sequence differs from the host's");
+    }
+    let net = model::network();
+    let mc = Mnist {
+        fc1: net.fc1.with_dropout(model::MC_DROPOUT_RATE),
+        fc2: net.fc2.with_dropout(model::MC_DROPOUT_RATE),
+        fc3: net.fc3,
+    };
+    let y = mc.forward_mc(&model::INPUT, &mut s.net, &mut Rng::new(model::MC_SEED));
+    if y.iter()
+        .zip(model::EXPECTED_MC_OUTPUT_BITS)
+        .any(|(v, e)| v.to_bits() != e)
+    {
+        return Err("Monte-Carlo dropout output differs from the host's");
+    }
+    // Dropout rate 0 everywhere: forward_mc is the plain forward.
+    let plain = *net.forward(&model::INPUT, &mut s.layers);
+    let y0 = net.forward_mc(&model::INPUT, &mut s.net, &mut Rng::new(1));
+    if y0
+        .iter()
+        .zip(&plain)
+        .any(|(a, b)| a.to_bits() != b.to_bits())
+    {
+        return Err("forward_mc without dropout differs from forward");
+    }
+    Ok(())
+}
 
 #[entry]
 fn main() -> ! {
-    let meter = StackMeter::paint();
-    let p = cortex_m::Peripherals::take().unwrap();
-    let counter = InstructionCounter::start(p.SYST);
-    let xs = core::hint::black_box([1.0f32; 1000]);
-    let (s, n) = counter.measure(|| xs.iter().sum::<f32>());
-    defmt::println!(
-        "sum {} took {} instructions, overhead {}",
-        s,
-        n,
-        counter.overhead()
-    );
-    defmt::println!(
-        "stack {} of {}",
-        meter.peak_bytes(),
-        StackMeter::capacity_bytes()
-    );
-    board::exit(true)
+    static mut SCRATCH: Scratch = Scratch::new();
+
+    defmt::println!("selftest: {=usize} tests", TESTS.len());
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for (name, test) in TESTS {
+        match test(SCRATCH) {
+            Ok(()) => {
+                passed += 1;
+                defmt::println!("PASS {=str}", name);
+            }
+            Err(why) => {
+                failed += 1;
+                defmt::println!("FAIL {=str}: {=str}", name, why);
+            }
+        }
+    }
+    defmt::println!("{=usize} passed, {=usize} failed", passed, failed);
+    board::exit(failed == 0)
 }
