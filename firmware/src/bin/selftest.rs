@@ -85,10 +85,13 @@ impl Scratch {
     }
 }
 
+/// A test fails with a short reason (details are logged by the test itself).
 type TestResult = Result<(), &'static str>;
+/// A test function.
+type Test = fn(&mut Scratch) -> TestResult;
 
 /// The tests, run in this order.
-const TESTS: &[(&str, fn(&mut Scratch) -> TestResult)] = &[
+const TESTS: &[(&str, Test)] = &[
     (
         "kernel::dense is bit-identical to dense_spec",
         dense_matches_spec,
