@@ -1,1 +1,41 @@
-//! Host-side training, data loading and export for microdnn.
+//! # microdnn-host
+//!
+//! Host-side training for microdnn: data loading (MNIST IDX, CSV), seeded splits, an input
+//! transform saved with the model, a mini-batch trainer with the techniques of the course
+//! (batch norm, dropout, DropConnect, L1/L2, max-norm, early stopping, momentum/Nesterov/Adam,
+//! LR schedules, gradient clipping), safetensors checkpoints laid out like a PyTorch
+//! `nn.Sequential`, and fast batched inference.
+//!
+//! Modules:
+//! - [`data`]: loaders, splits, [`data::InputTransform`].
+//! - [`nn`]: batched layers, losses, initialisation, optimisers, schedules, regularisers and the
+//!   training-side [`nn::network::Network`].
+//! - [`model`]: the public in-memory model ([`model::Sequential`] of [`model::Layer`]s,
+//!   [`model::Model`]) and the allocation-free [`model::Predictor`].
+//! - [`checkpoint`]: safetensors save/load (atomic writes).
+//! - [`train`]: the training loop, early stopping, resume.
+//! - [`config`]: the TOML configuration.
+//! - [`metrics`]: accuracy, confusion matrix, precision/recall.
+//! - [`bench`]: the `bench-train` throughput benchmark.
+//!
+//! Loading a trained model for export or inference:
+//! ```no_run
+//! let model = microdnn_host::checkpoint::load_model("runs/digits".as_ref()).unwrap();
+//! let logits = model.logits(&[0.0; 64], 1); // raw inputs: the transform is applied
+//! println!("class {}", microdnn_host::model::argmax(&logits));
+//! ```
+#![deny(missing_docs)]
+
+pub mod bench;
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod metrics;
+pub mod model;
+pub mod nn;
+pub mod random;
+pub mod train;
+
+pub use checkpoint::{load_model, save_model};
+pub use data::{Dataset, InputTransform};
+pub use model::{BatchNorm1d, Layer, Linear, Model, Predictor, Sequential};

@@ -1,1 +1,253 @@
-fn main() {}
+//! `microdnn`: train, evaluate and benchmark fully-connected networks for microdnn devices.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use microdnn_host::bench::{self, BenchOptions};
+use microdnn_host::checkpoint;
+use microdnn_host::config::{DatasetKind, TrainConfig};
+use microdnn_host::metrics;
+use microdnn_host::train::{self, RunOptions, CONFIG_FILE};
+
+#[derive(Parser)]
+#[command(name = "microdnn", version, about = "Train fully-connected networks for microcontrollers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a network (settings from a TOML config, overridden by flags).
+    Train(TrainArgs),
+    /// Evaluate a checkpoint: accuracy, confusion matrix, per-class precision and recall.
+    Evaluate(EvalArgs),
+    /// Measure training and inference throughput on MNIST (784-256-128-10).
+    BenchTrain(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// TOML config (see host/configs/); defaults apply without one.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Base learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Mini-batch size.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Threads (0 = all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Data set.
+    #[arg(long, value_enum)]
+    dataset: Option<DatasetKind>,
+    /// Data file (digits, csv) or folder (mnist).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Run folder for the checkpoint, metrics and resolved config.
+    #[arg(long, default_value = "runs/latest")]
+    out: PathBuf,
+    /// Continue the run in --out from its last completed epoch (uses its config.toml; --epochs
+    /// may extend it).
+    #[arg(long)]
+    resume: bool,
+    /// No progress bars.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    /// Checkpoint file or run folder.
+    #[arg(long)]
+    model: PathBuf,
+    /// Data set (default: the one in the run folder's config.toml, else digits).
+    #[arg(long, value_enum)]
+    dataset: Option<DatasetKind>,
+    /// Data file or folder.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Evaluate the whole file (CSV) instead of the run's test split.
+    #[arg(long)]
+    all: bool,
+    /// Write the evaluation as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// MNIST folder.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Training steps (default: two epochs).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Train(a) => run_train(a),
+        Command::Evaluate(a) => run_evaluate(a),
+        Command::BenchTrain(a) => run_bench(a),
+    }
+}
+
+fn run_train(a: TrainArgs) -> anyhow::Result<()> {
+    let mut cfg = if a.resume {
+        TrainConfig::from_file(&a.out.join(CONFIG_FILE)).context("--resume needs the run's config.toml")?
+    } else if let Some(p) = &a.config {
+        TrainConfig::from_file(p)?
+    } else {
+        TrainConfig::default()
+    };
+    if let Some(v) = a.epochs {
+        cfg.epochs = v;
+    }
+    if !a.resume {
+        if let Some(v) = a.lr {
+            cfg.lr = v;
+        }
+        if let Some(v) = a.batch_size {
+            cfg.batch_size = v;
+        }
+        if let Some(v) = a.seed {
+            cfg.seed = v;
+        }
+        if let Some(v) = a.dataset {
+            cfg.data.dataset = v;
+        }
+    }
+    if let Some(v) = a.threads {
+        cfg.threads = v;
+    }
+    if let Some(v) = a.data {
+        cfg.data.path = Some(v);
+    }
+    let data = train::prepare_data(&cfg).context("preparing the data")?;
+    eprintln!(
+        "data: {} train, {} validation, {} test examples, {} inputs, {} classes; {} threads",
+        data.train.len(),
+        data.val.as_ref().map_or(0, |d| d.len()),
+        data.test.as_ref().map_or(0, |d| d.len()),
+        data.train.features,
+        data.train.classes,
+        cfg.thread_count()
+    );
+    let opts = RunOptions {
+        out_dir: Some(a.out.clone()),
+        resume: a.resume,
+        progress: !a.quiet,
+        stop_after: None,
+    };
+    let t = std::time::Instant::now();
+    let out = train::train(&cfg, &data, &opts)?;
+    if a.resume {
+        // Record the possibly extended epoch count.
+        checkpoint::atomic_write(&a.out.join(CONFIG_FILE), cfg.to_toml().as_bytes())?;
+    }
+    let m = &out.metrics;
+    let last = m.epochs.last();
+    println!("trained {} epochs in {:.1} s", m.epochs.len(), t.elapsed().as_secs_f64());
+    if let Some(l) = last {
+        println!(
+            "last epoch: train loss {:.4}, accuracy {:.2}%{}",
+            l.train_loss,
+            100.0 * l.train_accuracy,
+            l.val_accuracy.map_or(String::new(), |v| format!(", validation accuracy {:.2}%", 100.0 * v))
+        );
+    }
+    if let Some(b) = m.best_epoch {
+        println!(
+            "early stopping: restored epoch {b}{}",
+            if m.stopped_early { " (stopped early)" } else { "" }
+        );
+    }
+    if let (Some(l), Some(acc)) = (m.test_loss, m.test_accuracy) {
+        println!("test: loss {l:.4}, accuracy {:.2}%", 100.0 * acc);
+    }
+    println!("wrote {}", a.out.display());
+    Ok(())
+}
+
+fn run_evaluate(a: EvalArgs) -> anyhow::Result<()> {
+    let path = checkpoint::resolve_model_path(&a.model);
+    let model = checkpoint::load_model(&path)?;
+    let run_cfg = path
+        .parent()
+        .map(|d| d.join(CONFIG_FILE))
+        .filter(|p| p.exists())
+        .map(|p| TrainConfig::from_file(&p))
+        .transpose()?;
+    let mut cfg = run_cfg.clone().unwrap_or_default();
+    if let Some(d) = a.dataset {
+        if d != cfg.data.dataset {
+            cfg.data.path = None;
+        }
+        cfg.data.dataset = d;
+    }
+    if let Some(p) = a.data {
+        cfg.data.path = Some(p);
+    }
+    // The test split of the run (same seed and fractions), or the whole file.
+    let (all, official_test) = train::load_raw(&cfg)?;
+    let data = match official_test {
+        Some(t) => t,
+        None if a.all || run_cfg.is_none() => all,
+        None => {
+            let mut rng = microdnn_host::random::rng_for(cfg.seed, 0);
+            let s = microdnn_host::data::split::stratified_split(&all.y, cfg.data.test_fraction, &mut rng);
+            all.split(&s).1
+        }
+    };
+    anyhow::ensure!(
+        data.features == model.transform.features(),
+        "the data has {} inputs but the model expects {}",
+        data.features,
+        model.transform.features()
+    );
+    let e = metrics::evaluate(&model, &data);
+    print!("{}", e.report());
+    if let Some(j) = a.json {
+        std::fs::write(&j, serde_json::to_string_pretty(&e)?).with_context(|| format!("writing {}", j.display()))?;
+    }
+    Ok(())
+}
+
+fn run_bench(a: BenchArgs) -> anyhow::Result<()> {
+    let r = bench::run(&BenchOptions {
+        data_dir: a.data_dir,
+        steps: a.steps,
+        threads: a.threads,
+        seed: 0,
+    })?;
+    println!("training:             {:>10.0} samples/s ({} steps, {} threads)", r.train_samples_per_s, r.steps, r.threads);
+    println!("inference, batch 1:   {:>10.0} samples/s", r.infer_b1_samples_per_s);
+    println!("inference, batch 256: {:>10.0} samples/s", r.infer_b256_samples_per_s);
+    println!("test accuracy after the benchmark's training: {:.2}%", 100.0 * r.test_accuracy);
+    let json = serde_json::to_string_pretty(&r)?;
+    println!("{json}");
+    if let Some(p) = a.json {
+        if let Some(d) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(d)?;
+        }
+        std::fs::write(&p, json).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}

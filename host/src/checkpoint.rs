@@ -1,0 +1,476 @@
+//! Checkpoints in the safetensors format, laid out like a PyTorch `nn.Sequential` state dict.
+//!
+//! Tensors are named `{index}.{name}` by the layer's position in the `Sequential`:
+//! `Linear` → `i.weight` `[out, in]` f32 and `i.bias` `[out]`; `BatchNorm1d` → `i.weight`
+//! (gamma), `i.bias` (beta), `i.running_mean`, `i.running_var` (f32 `[features]`) and
+//! `i.num_batches_tracked` (i64, shape `[]`). Activations and dropout have no tensors. So in
+//! PyTorch, `model.load_state_dict(safetensors.torch.load_file("model.safetensors"))` works for
+//! the same `nn.Sequential`.
+//!
+//! Metadata (string map): `microdnn.format_version` ([`FORMAT_VERSION`]),
+//! `microdnn.architecture` (JSON list of [`LayerSpec`]), `microdnn.input_transform` (JSON
+//! `{"scale": [...], "offset": [...]}`), `microdnn.classes` (decimal).
+//!
+//! Every file is written atomically: to a temporary file in the same folder, fsynced, then
+//! renamed over the target, so a crash or an error never leaves a partial checkpoint.
+
+use std::collections::HashMap;
+use std::borrow::Cow;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use safetensors::{Dtype, SafeTensors, View};
+
+use crate::data::InputTransform;
+use crate::model::{Layer, LayerSpec, Model, Sequential};
+
+/// Version of the checkpoint layout.
+pub const FORMAT_VERSION: &str = "1";
+/// File name of the model checkpoint in a run folder.
+pub const MODEL_FILE: &str = "model.safetensors";
+
+/// Checkpoint errors.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// Reading or writing failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Not a valid safetensors file.
+    #[error("{path}: not a valid safetensors file: {message}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A metadata entry is missing or malformed.
+    #[error("{path}: metadata {key}: {message}")]
+    Metadata {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A tensor is missing or has the wrong type or shape.
+    #[error("{path}: tensor {name}: {message}")]
+    Tensor {
+        /// The file.
+        path: PathBuf,
+        /// The tensor name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// An owned tensor to write.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    /// Element type.
+    pub dtype: Dtype,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Little-endian bytes.
+    pub data: Vec<u8>,
+}
+
+impl Tensor {
+    /// An f32 tensor.
+    pub fn f32(shape: Vec<usize>, values: &[f32]) -> Self {
+        Self {
+            dtype: Dtype::F32,
+            shape,
+            data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
+    }
+
+    /// An i64 scalar (shape `[]`).
+    pub fn i64_scalar(v: i64) -> Self {
+        Self {
+            dtype: Dtype::I64,
+            shape: vec![],
+            data: v.to_le_bytes().to_vec(),
+        }
+    }
+
+    /// A u8 vector.
+    pub fn u8(values: &[u8]) -> Self {
+        Self {
+            dtype: Dtype::U8,
+            shape: vec![values.len()],
+            data: values.to_vec(),
+        }
+    }
+}
+
+impl View for &Tensor {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.data)
+    }
+    fn data_len(&self) -> usize {
+        self.data.len()
+    }
+}
+
+/// The state dict of `seq` with names prefixed by `prefix` (empty for a model file).
+pub fn state_dict(seq: &Sequential, prefix: &str) -> Vec<(String, Tensor)> {
+    let mut out = Vec::new();
+    for (i, l) in seq.layers.iter().enumerate() {
+        match l {
+            Layer::Linear(l) => {
+                out.push((format!("{prefix}{i}.weight"), Tensor::f32(vec![l.out_features, l.in_features], &l.weight)));
+                out.push((format!("{prefix}{i}.bias"), Tensor::f32(vec![l.out_features], &l.bias)));
+            }
+            Layer::BatchNorm1d(b) => {
+                let f = vec![b.features];
+                out.push((format!("{prefix}{i}.weight"), Tensor::f32(f.clone(), &b.weight)));
+                out.push((format!("{prefix}{i}.bias"), Tensor::f32(f.clone(), &b.bias)));
+                out.push((format!("{prefix}{i}.running_mean"), Tensor::f32(f.clone(), &b.running_mean)));
+                out.push((format!("{prefix}{i}.running_var"), Tensor::f32(f, &b.running_var)));
+                out.push((format!("{prefix}{i}.num_batches_tracked"), Tensor::i64_scalar(b.num_batches_tracked)));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A parsed safetensors file with its path, for typed access and precise errors.
+pub struct TensorFile<'a> {
+    path: &'a Path,
+    st: SafeTensors<'a>,
+    metadata: HashMap<String, String>,
+}
+
+impl<'a> TensorFile<'a> {
+    /// Parses `bytes` read from `path`.
+    pub fn parse(path: &'a Path, bytes: &'a [u8]) -> Result<Self, CheckpointError> {
+        let format = |e: safetensors::SafeTensorError| CheckpointError::Format {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        };
+        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(format)?;
+        let metadata = meta.metadata().clone().unwrap_or_default();
+        let st = SafeTensors::deserialize(bytes).map_err(format)?;
+        Ok(Self { path, st, metadata })
+    }
+
+    /// A metadata value.
+    pub fn meta(&self, key: &str) -> Result<&str, CheckpointError> {
+        self.metadata.get(key).map(String::as_str).ok_or_else(|| CheckpointError::Metadata {
+            path: self.path.to_path_buf(),
+            key: key.into(),
+            message: "missing".into(),
+        })
+    }
+
+    /// A metadata value parsed as JSON.
+    pub fn meta_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<T, CheckpointError> {
+        serde_json::from_str(self.meta(key)?).map_err(|e| CheckpointError::Metadata {
+            path: self.path.to_path_buf(),
+            key: key.into(),
+            message: e.to_string(),
+        })
+    }
+
+    fn tensor_err(&self, name: &str, message: String) -> CheckpointError {
+        CheckpointError::Tensor {
+            path: self.path.to_path_buf(),
+            name: name.into(),
+            message,
+        }
+    }
+
+    /// Whether a tensor exists.
+    pub fn has(&self, name: &str) -> bool {
+        self.st.tensor(name).is_ok()
+    }
+
+    /// An f32 tensor of exactly `shape`.
+    pub fn f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, CheckpointError> {
+        let t = self.st.tensor(name).map_err(|_| self.tensor_err(name, "missing".into()))?;
+        if t.dtype() != Dtype::F32 {
+            return Err(self.tensor_err(name, format!("expected dtype F32, found {:?}", t.dtype())));
+        }
+        if t.shape() != shape {
+            return Err(self.tensor_err(name, format!("expected shape {shape:?}, found {:?}", t.shape())));
+        }
+        Ok(t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    }
+
+    /// An i64 scalar (shape `[]`; `[1]` is accepted too).
+    pub fn i64_scalar(&self, name: &str) -> Result<i64, CheckpointError> {
+        let t = self.st.tensor(name).map_err(|_| self.tensor_err(name, "missing".into()))?;
+        if t.dtype() != Dtype::I64 || t.data().len() != 8 {
+            return Err(self.tensor_err(name, format!("expected an I64 scalar, found {:?} {:?}", t.dtype(), t.shape())));
+        }
+        Ok(i64::from_le_bytes(t.data().try_into().unwrap()))
+    }
+
+    /// A u8 vector.
+    pub fn u8(&self, name: &str) -> Result<Vec<u8>, CheckpointError> {
+        let t = self.st.tensor(name).map_err(|_| self.tensor_err(name, "missing".into()))?;
+        if t.dtype() != Dtype::U8 {
+            return Err(self.tensor_err(name, format!("expected dtype U8, found {:?}", t.dtype())));
+        }
+        Ok(t.data().to_vec())
+    }
+
+    /// Fills the parameters of `seq` (whose architecture is already built) from tensors named
+    /// `{prefix}{index}.{name}`.
+    pub fn load_into(&self, seq: &mut Sequential, prefix: &str) -> Result<(), CheckpointError> {
+        for (i, l) in seq.layers.iter_mut().enumerate() {
+            match l {
+                Layer::Linear(l) => {
+                    l.weight = self.f32(&format!("{prefix}{i}.weight"), &[l.out_features, l.in_features])?;
+                    l.bias = self.f32(&format!("{prefix}{i}.bias"), &[l.out_features])?;
+                }
+                Layer::BatchNorm1d(b) => {
+                    let f = [b.features];
+                    b.weight = self.f32(&format!("{prefix}{i}.weight"), &f)?;
+                    b.bias = self.f32(&format!("{prefix}{i}.bias"), &f)?;
+                    b.running_mean = self.f32(&format!("{prefix}{i}.running_mean"), &f)?;
+                    b.running_var = self.f32(&format!("{prefix}{i}.running_var"), &f)?;
+                    b.num_batches_tracked = self.i64_scalar(&format!("{prefix}{i}.num_batches_tracked"))?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The architecture stored in the metadata, with zero parameters.
+    pub fn architecture(&self) -> Result<Sequential, CheckpointError> {
+        let specs: Vec<LayerSpec> = self.meta_json("microdnn.architecture")?;
+        let layers = specs
+            .iter()
+            .map(Layer::from_spec)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|message| CheckpointError::Metadata {
+                path: self.path.to_path_buf(),
+                key: "microdnn.architecture".into(),
+                message,
+            })?;
+        let seq = Sequential::new(layers);
+        seq.validate().map_err(|message| CheckpointError::Metadata {
+            path: self.path.to_path_buf(),
+            key: "microdnn.architecture".into(),
+            message,
+        })?;
+        Ok(seq)
+    }
+}
+
+/// The metadata map of a model.
+pub fn model_metadata(model: &Model) -> HashMap<String, String> {
+    let mut m = HashMap::new();
+    m.insert("microdnn.format_version".into(), FORMAT_VERSION.into());
+    m.insert("microdnn.architecture".into(), serde_json::to_string(&model.net.specs()).unwrap());
+    m.insert("microdnn.input_transform".into(), serde_json::to_string(&model.transform).unwrap());
+    m.insert("microdnn.classes".into(), model.classes.to_string());
+    m
+}
+
+/// Serialises named tensors and metadata to safetensors bytes.
+pub fn to_bytes(tensors: &[(String, Tensor)], metadata: HashMap<String, String>) -> Vec<u8> {
+    safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata))
+        .expect("tensor shapes match their data")
+}
+
+/// The bytes of a model checkpoint.
+pub fn model_bytes(model: &Model) -> Vec<u8> {
+    to_bytes(&state_dict(&model.net, ""), model_metadata(model))
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder, `fsync`, rename.
+/// On error the temporary file is removed and any previous file at `path` is untouched.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let io = |source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        // Make the rename durable (best effort: not every platform can open a folder).
+        if let Ok(d) = std::fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+/// `path` itself, or `path/model.safetensors` if `path` is a folder.
+pub fn resolve_model_path(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join(MODEL_FILE)
+    } else {
+        path.to_path_buf()
+    }
+}
+
+/// Saves a model checkpoint atomically.
+pub fn save_model(path: &Path, model: &Model) -> Result<(), CheckpointError> {
+    atomic_write(path, &model_bytes(model))
+}
+
+/// Loads a model checkpoint (a file, or a run folder holding `model.safetensors`).
+pub fn load_model(path: &Path) -> Result<Model, CheckpointError> {
+    let path = resolve_model_path(path);
+    let bytes = std::fs::read(&path).map_err(|source| CheckpointError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let file = TensorFile::parse(&path, &bytes)?;
+    let version = file.meta("microdnn.format_version")?;
+    if version != FORMAT_VERSION {
+        return Err(CheckpointError::Metadata {
+            path: path.clone(),
+            key: "microdnn.format_version".into(),
+            message: format!("expected {FORMAT_VERSION}, found {version}"),
+        });
+    }
+    let mut net = file.architecture()?;
+    file.load_into(&mut net, "")?;
+    let transform: InputTransform = file.meta_json("microdnn.input_transform")?;
+    let classes: usize = file.meta("microdnn.classes")?.parse().map_err(|e| CheckpointError::Metadata {
+        path: path.clone(),
+        key: "microdnn.classes".into(),
+        message: format!("{e}"),
+    })?;
+    if transform.scale.len() != net.in_features() || transform.offset.len() != net.in_features() {
+        return Err(CheckpointError::Metadata {
+            path: path.clone(),
+            key: "microdnn.input_transform".into(),
+            message: format!("expected {} inputs, found {}", net.in_features(), transform.scale.len()),
+        });
+    }
+    Ok(Model {
+        net,
+        transform,
+        classes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{BatchNorm1d, Linear};
+    use microdnn::Activation;
+
+    fn sample_model() -> Model {
+        let mut bn = BatchNorm1d::new(3, 1e-5, 0.1);
+        bn.running_mean = vec![0.1, 0.2, 0.3];
+        bn.num_batches_tracked = 42;
+        Model {
+            net: Sequential::new(vec![
+                Layer::Linear(Linear::from_parts(2, 3, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], vec![0.5, -0.5, 0.0])),
+                Layer::BatchNorm1d(bn),
+                Layer::Activation(Activation::LeakyRelu { slope: 0.2 }),
+                Layer::Dropout(0.25),
+                Layer::Linear(Linear::from_parts(3, 2, vec![0.0; 6], vec![1.0, 2.0])),
+            ]),
+            transform: InputTransform {
+                scale: vec![0.5, 2.0],
+                offset: vec![1.0, -1.0],
+            },
+            classes: 2,
+        }
+    }
+
+    #[test]
+    fn checkpoint_round_trip_with_pytorch_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = sample_model();
+        save_model(&dir.path().join(MODEL_FILE), &m).unwrap();
+        let back = load_model(dir.path()).unwrap();
+        assert_eq!(back, m);
+        let bytes = std::fs::read(dir.path().join(MODEL_FILE)).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let mut names = st.names();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "0.bias",
+                "0.weight",
+                "1.bias",
+                "1.num_batches_tracked",
+                "1.running_mean",
+                "1.running_var",
+                "1.weight",
+                "4.bias",
+                "4.weight"
+            ]
+        );
+        assert_eq!(st.tensor("0.weight").unwrap().shape(), &[3, 2]);
+        assert_eq!(st.tensor("1.num_batches_tracked").unwrap().dtype(), Dtype::I64);
+        assert_eq!(st.tensor("1.num_batches_tracked").unwrap().shape(), &[] as &[usize]);
+        // No temporary file is left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn atomic_write_leaves_no_partial_file_on_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join(MODEL_FILE);
+        std::fs::write(&target, b"old").unwrap();
+        // Renaming a file over a non-empty folder fails: the old target must survive intact
+        // and no temporary file may remain.
+        let blocked = dir.path().join("sub");
+        std::fs::create_dir(&blocked).unwrap();
+        std::fs::write(blocked.join("x"), b"x").unwrap();
+        assert!(atomic_write(&blocked, b"new").is_err());
+        assert!(atomic_write(&dir.path().join("missing-dir").join("f"), b"new").is_err());
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert_eq!(std::fs::read(&target).unwrap(), b"old");
+        atomic_write(&target, b"new").unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+    }
+
+    #[test]
+    fn corrupt_or_mismatched_checkpoints_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.safetensors");
+        std::fs::write(&p, b"garbage").unwrap();
+        assert!(matches!(load_model(&p), Err(CheckpointError::Format { .. })));
+        let m = sample_model();
+        let mut sd = state_dict(&m.net, "");
+        sd.retain(|(n, _)| n != "4.bias");
+        std::fs::write(&p, to_bytes(&sd, model_metadata(&m))).unwrap();
+        let e = load_model(&p).unwrap_err().to_string();
+        assert!(e.contains("4.bias") && e.contains("missing"), "{e}");
+        let mut sd = state_dict(&m.net, "");
+        sd[0].1 = Tensor::f32(vec![2, 3], &[0.0; 6]);
+        std::fs::write(&p, to_bytes(&sd, model_metadata(&m))).unwrap();
+        let e = load_model(&p).unwrap_err().to_string();
+        assert!(e.contains("0.weight") && e.contains("expected shape [3, 2]"), "{e}");
+    }
+}

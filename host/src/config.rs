@@ -1,0 +1,293 @@
+//! Training configuration, read from TOML (every field has a default) and written back resolved
+//! as `config.toml` in the run folder.
+//!
+//! ```
+//! let cfg: microdnn_host::config::TrainConfig = toml::from_str(r#"
+//!     epochs = 5
+//!     [model]
+//!     hidden = [32]
+//! "#).unwrap();
+//! assert_eq!(cfg.model.hidden, vec![32]);
+//! assert_eq!(cfg.data.dataset, microdnn_host::config::DatasetKind::Digits);
+//! ```
+
+use std::path::PathBuf;
+
+use microdnn::Activation;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{activation_from_name, BatchNorm1d, Layer, Linear, Sequential};
+use crate::nn::init::Init;
+use crate::nn::loss::Loss;
+use crate::nn::optim::OptimizerConfig;
+use crate::nn::regularize::Regularization;
+use crate::nn::schedule::Schedule;
+
+/// Which data set to train on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetKind {
+    /// The UCI handwritten digits (8x8, 1797 images), a CSV file.
+    #[default]
+    Digits,
+    /// MNIST in IDX format (a folder with the four official files).
+    Mnist,
+    /// Any CSV file of numeric columns with an integer label column.
+    Csv,
+}
+
+/// The input transform to fit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransformKind {
+    /// Divide by `max_value` (16 for digits, 255 for MNIST by default).
+    #[default]
+    ScaleByMax,
+    /// Zero mean and unit variance per input, fitted on the training split.
+    Standardize,
+    /// Raw inputs.
+    None,
+}
+
+/// Data settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DataConfig {
+    /// Data set kind.
+    pub dataset: DatasetKind,
+    /// File (digits, csv) or folder (mnist); default: the bundled digits file, or
+    /// `../shared/data/mnist` next to the workspace for MNIST.
+    pub path: Option<PathBuf>,
+    /// CSV label column (negative counts from the end; -1 = last).
+    pub label_column: i64,
+    /// Share of a CSV data set held out for testing (stratified). MNIST uses its official test
+    /// set.
+    pub test_fraction: f64,
+    /// Share of the training data held out for validation (0 = none). Stratified for CSV data;
+    /// for MNIST the last part of the official training set.
+    pub validation_fraction: f64,
+    /// Input transform.
+    pub transform: TransformKind,
+    /// Divisor for [`TransformKind::ScaleByMax`] (default by data set: 16 digits, 255 MNIST,
+    /// else the largest absolute value in the training split).
+    pub max_value: Option<f32>,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            dataset: DatasetKind::Digits,
+            path: None,
+            label_column: -1,
+            test_fraction: 0.2,
+            validation_fraction: 0.1,
+            transform: TransformKind::ScaleByMax,
+            max_value: None,
+        }
+    }
+}
+
+/// Architecture settings: an MLP `inputs - hidden... - classes`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModelConfig {
+    /// Hidden layer widths.
+    pub hidden: Vec<usize>,
+    /// Hidden activation: identity, relu, leaky_relu, sigmoid, tanh.
+    pub activation: String,
+    /// Leaky ReLU slope.
+    pub leaky_slope: f32,
+    /// Batch norm between each hidden dense layer and its activation.
+    pub batch_norm: bool,
+    /// Batch-norm epsilon.
+    pub bn_eps: f32,
+    /// Batch-norm momentum.
+    pub bn_momentum: f32,
+    /// Dropout rate on the inputs (0 = none).
+    pub input_dropout: f32,
+    /// Dropout rate after each hidden activation (0 = none).
+    pub dropout: f32,
+    /// DropConnect rate on the hidden dense layers (0 = none).
+    pub dropconnect: f32,
+    /// Weight initialisation.
+    pub init: Init,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            hidden: vec![64, 32],
+            activation: "relu".into(),
+            leaky_slope: microdnn::math::DEFAULT_LEAKY_SLOPE,
+            batch_norm: false,
+            bn_eps: 1e-5,
+            bn_momentum: 0.1,
+            input_dropout: 0.0,
+            dropout: 0.0,
+            dropconnect: 0.0,
+            init: Init::HeNormal,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// The hidden activation.
+    pub fn activation(&self) -> Result<Activation, String> {
+        activation_from_name(&self.activation, Some(self.leaky_slope))
+            .filter(|a| *a != Activation::Softmax)
+            .ok_or_else(|| format!("unknown hidden activation {:?}", self.activation))
+    }
+
+    /// The layer stack (zero weights) for `inputs` and `classes`, in PyTorch `Sequential` order:
+    /// `[Dropout] (Linear [BatchNorm1d] Activation [Dropout])* Linear`.
+    pub fn build(&self, inputs: usize, classes: usize) -> Result<Sequential, String> {
+        let act = self.activation()?;
+        for r in [self.input_dropout, self.dropout, self.dropconnect] {
+            if !(0.0..1.0).contains(&r) {
+                return Err(format!("dropout/DropConnect rate {r} is not in [0, 1)"));
+            }
+        }
+        let mut layers = Vec::new();
+        if self.input_dropout > 0.0 {
+            layers.push(Layer::Dropout(self.input_dropout));
+        }
+        let mut width = inputs;
+        for &h in &self.hidden {
+            let mut l = Linear::from_parts(width, h, vec![0.0; width * h], vec![0.0; h]);
+            l.dropconnect = self.dropconnect;
+            layers.push(Layer::Linear(l));
+            if self.batch_norm {
+                layers.push(Layer::BatchNorm1d(BatchNorm1d::new(h, self.bn_eps, self.bn_momentum)));
+            }
+            layers.push(Layer::Activation(act));
+            if self.dropout > 0.0 {
+                layers.push(Layer::Dropout(self.dropout));
+            }
+            width = h;
+        }
+        layers.push(Layer::Linear(Linear::from_parts(
+            width,
+            classes,
+            vec![0.0; width * classes],
+            vec![0.0; classes],
+        )));
+        Ok(Sequential::new(layers))
+    }
+}
+
+/// The metric early stopping watches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopMetric {
+    /// Validation loss (lower is better).
+    ValLoss,
+    /// Validation accuracy (higher is better).
+    #[default]
+    ValAccuracy,
+}
+
+/// Early stopping: stop after `patience` epochs without improvement and restore the best
+/// weights.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EarlyStopping {
+    /// Watched metric.
+    pub metric: StopMetric,
+    /// Epochs without improvement before stopping.
+    pub patience: usize,
+    /// Smallest change that counts as an improvement.
+    pub min_delta: f64,
+}
+
+impl Default for EarlyStopping {
+    fn default() -> Self {
+        Self {
+            metric: StopMetric::ValAccuracy,
+            patience: 10,
+            min_delta: 0.0,
+        }
+    }
+}
+
+/// Everything a training run needs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainConfig {
+    /// Seed of every random choice (split, initialisation, shuffles, masks).
+    pub seed: u64,
+    /// Epochs.
+    pub epochs: usize,
+    /// Mini-batch size (the last partial batch is kept).
+    pub batch_size: usize,
+    /// Base learning rate.
+    pub lr: f64,
+    /// Threads (0 = all cores).
+    pub threads: usize,
+    /// Loss.
+    pub loss: Loss,
+    /// Data.
+    pub data: DataConfig,
+    /// Architecture.
+    pub model: ModelConfig,
+    /// Optimiser.
+    pub optimizer: OptimizerConfig,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Regularisation.
+    pub regularization: Regularization,
+    /// Early stopping (needs a validation split).
+    pub early_stopping: Option<EarlyStopping>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            epochs: 60,
+            batch_size: 32,
+            lr: 0.05,
+            threads: 0,
+            loss: Loss::CrossEntropy,
+            data: DataConfig::default(),
+            model: ModelConfig::default(),
+            optimizer: OptimizerConfig::default(),
+            schedule: Schedule::Constant,
+            regularization: Regularization::default(),
+            early_stopping: Some(EarlyStopping::default()),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Reads a TOML file.
+    pub fn from_file(path: &std::path::Path) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// The config as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serialises")
+    }
+
+    /// Threads to use (resolving 0 to the number of cores).
+    pub fn thread_count(&self) -> usize {
+        if self.threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            self.threads
+        }
+    }
+}
+
+/// The workspace's bundled digits file (`data/digits.csv.gz`), resolved at compile time.
+pub fn default_digits_path() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../data/digits.csv.gz"))
+}
+
+/// The shared MNIST folder next to the workspace (`../shared/data/mnist`), resolved at compile
+/// time; pass `--data` to use another copy.
+pub fn default_mnist_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/mnist"))
+}

@@ -1,0 +1,153 @@
+//! Data sets: loaders (MNIST IDX, CSV), seeded splits and the input transform saved with a model.
+//!
+//! A [`Dataset`] is a row-major `f32` matrix `[len, features]` plus one class label per row.
+
+pub mod csv;
+pub mod idx;
+pub mod split;
+pub mod transform;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+pub use csv::load_csv;
+pub use idx::{load_idx_images, load_idx_labels, load_mnist, MnistFiles};
+pub use split::{stratified_split, Splits};
+pub use transform::InputTransform;
+
+/// Errors of the data loaders. Each names the file and, where it applies, the line or byte
+/// offset and what was expected.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The file could not be opened or read (or its gzip stream is corrupt).
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// An IDX file does not start with the expected magic number.
+    #[error("{path}: offset 0: expected IDX magic number {expected:#010x} ({what}), found {found:#010x}")]
+    IdxMagic {
+        /// The file.
+        path: PathBuf,
+        /// The expected magic number.
+        expected: u32,
+        /// The magic number found.
+        found: u32,
+        /// What kind of file was expected (`"images"`, `"labels"`).
+        what: &'static str,
+    },
+    /// An IDX file is shorter or longer than its header says.
+    #[error("{path}: offset {offset}: expected {expected} bytes of data after the header ({detail}), found {found}")]
+    IdxSize {
+        /// The file.
+        path: PathBuf,
+        /// Offset where the data starts.
+        offset: usize,
+        /// Bytes the header announces.
+        expected: usize,
+        /// Bytes present.
+        found: usize,
+        /// The header's dimensions.
+        detail: String,
+    },
+    /// The image and label files disagree on the number of items.
+    #[error("{images} has {n_images} images but {labels} has {n_labels} labels")]
+    CountMismatch {
+        /// The image file.
+        images: PathBuf,
+        /// The label file.
+        labels: PathBuf,
+        /// Images in it.
+        n_images: usize,
+        /// Labels in it.
+        n_labels: usize,
+    },
+    /// A malformed CSV line.
+    #[error("{path} line {line}: {message}")]
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What was expected and what was found.
+        message: String,
+    },
+    /// The file holds no data rows.
+    #[error("{path}: no data rows")]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// A labelled data set: `x` is row-major `[len, features]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    /// Inputs per example.
+    pub features: usize,
+    /// Number of classes (labels are `0..classes`).
+    pub classes: usize,
+    /// Row-major inputs, `len * features` values.
+    pub x: Vec<f32>,
+    /// One label per example.
+    pub y: Vec<u32>,
+}
+
+impl Dataset {
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.y.len()
+    }
+
+    /// Whether there are no examples.
+    pub fn is_empty(&self) -> bool {
+        self.y.is_empty()
+    }
+
+    /// The inputs of example `i`.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.x[i * self.features..(i + 1) * self.features]
+    }
+
+    /// A new data set with the examples at `indices`, in that order.
+    pub fn subset(&self, indices: &[usize]) -> Dataset {
+        let mut x = Vec::with_capacity(indices.len() * self.features);
+        let mut y = Vec::with_capacity(indices.len());
+        for &i in indices {
+            x.extend_from_slice(self.row(i));
+            y.push(self.y[i]);
+        }
+        Dataset {
+            features: self.features,
+            classes: self.classes,
+            x,
+            y,
+        }
+    }
+}
+
+/// Reads a whole file, transparently decompressing it if it starts with the gzip magic bytes.
+pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
+    let io = |source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let raw = std::fs::read(path).map_err(io)?;
+    if raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
+        let mut out = Vec::with_capacity(raw.len() * 4);
+        flate2::read::MultiGzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(|e| {
+                io(std::io::Error::new(
+                    e.kind(),
+                    format!("corrupt gzip stream: {e}"),
+                ))
+            })?;
+        Ok(out)
+    } else {
+        Ok(raw)
+    }
+}

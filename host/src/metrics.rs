@@ -1,0 +1,107 @@
+//! Classification metrics: accuracy, confusion matrix, per-class precision and recall.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::data::Dataset;
+use crate::model::{argmax, Model, Predictor};
+
+/// Evaluation of a classifier on a data set.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Evaluation {
+    /// Examples.
+    pub count: usize,
+    /// Share of correct predictions.
+    pub accuracy: f64,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<usize>>,
+    /// Per class: correct / predicted as the class (0 when never predicted).
+    pub precision: Vec<f64>,
+    /// Per class: correct / examples of the class (0 when absent).
+    pub recall: Vec<f64>,
+}
+
+impl Evaluation {
+    /// Builds the metrics from labels and predictions.
+    pub fn from_predictions(labels: &[u32], predicted: &[usize], classes: usize) -> Self {
+        let mut confusion = vec![vec![0usize; classes]; classes];
+        for (&t, &p) in labels.iter().zip(predicted) {
+            confusion[t as usize][p] += 1;
+        }
+        let correct: usize = (0..classes).map(|c| confusion[c][c]).sum();
+        let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        let precision = (0..classes)
+            .map(|c| ratio(confusion[c][c], (0..classes).map(|t| confusion[t][c]).sum()))
+            .collect();
+        let recall = (0..classes)
+            .map(|c| ratio(confusion[c][c], confusion[c].iter().sum()))
+            .collect();
+        Self {
+            count: labels.len(),
+            accuracy: ratio(correct, labels.len()),
+            confusion,
+            precision,
+            recall,
+        }
+    }
+
+    /// A text report: accuracy, the confusion matrix and per-class precision/recall.
+    pub fn report(&self) -> String {
+        let k = self.confusion.len();
+        let mut s = String::new();
+        let _ = writeln!(s, "accuracy: {:.2}% ({} examples)", 100.0 * self.accuracy, self.count);
+        let _ = writeln!(s, "confusion matrix (rows: true class, columns: predicted):");
+        let _ = write!(s, "{:>6}", "");
+        for c in 0..k {
+            let _ = write!(s, "{c:>6}");
+        }
+        s.push('\n');
+        for (t, row) in self.confusion.iter().enumerate() {
+            let _ = write!(s, "{t:>6}");
+            for v in row {
+                let _ = write!(s, "{v:>6}");
+            }
+            s.push('\n');
+        }
+        let _ = writeln!(s, "{:>6} {:>10} {:>10}", "class", "precision", "recall");
+        for c in 0..k {
+            let _ = writeln!(s, "{c:>6} {:>9.2}% {:>9.2}%", 100.0 * self.precision[c], 100.0 * self.recall[c]);
+        }
+        s
+    }
+}
+
+/// Evaluates `model` on raw (untransformed) `data`.
+pub fn evaluate(model: &Model, data: &Dataset) -> Evaluation {
+    let batch = 256;
+    let mut p = Predictor::new(&model.net, batch);
+    let f = data.features;
+    let mut predicted = Vec::with_capacity(data.len());
+    let mut x = vec![0.0f32; batch * f];
+    let mut start = 0;
+    while start < data.len() {
+        let b = (data.len() - start).min(batch);
+        x[..b * f].copy_from_slice(&data.x[start * f..(start + b) * f]);
+        x[..b * f].chunks_exact_mut(f).for_each(|r| model.transform.apply_row(r));
+        let out = p.predict_batch(&x[..b * f], b);
+        predicted.extend(out.chunks_exact(model.classes).map(argmax));
+        start += b;
+    }
+    Evaluation::from_predictions(&data.y, &predicted, model.classes.max(data.classes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confusion_precision_recall() {
+        let e = Evaluation::from_predictions(&[0, 0, 1, 1, 2], &[0, 1, 1, 1, 1], 3);
+        assert_eq!(e.confusion, vec![vec![1, 1, 0], vec![0, 2, 0], vec![0, 1, 0]]);
+        assert!((e.accuracy - 0.6).abs() < 1e-12);
+        assert_eq!(e.precision, vec![1.0, 0.5, 0.0]);
+        assert_eq!(e.recall, vec![0.5, 1.0, 0.0]);
+        assert!(e.report().contains("accuracy: 60.00%"));
+    }
+}

@@ -1,0 +1,314 @@
+//! Matrix products on row-major `f32` matrices: GEMMs through the `gemm` crate (chosen over
+//! `matrixmultiply` after `examples/gemm_shapes.rs`: about 220 vs 190 GFLOP/s single-threaded on
+//! the shapes of an MNIST step, AVX-512 kernels, and it threads), and a hand-written
+//! matrix-vector kernel for batch-1 inference.
+//!
+//! Determinism: `gemm` splits the work between threads over output blocks only; the reduction
+//! over `k` of every output element runs in the same order whatever the thread count, so results
+//! are bit-identical with 1 or N threads (test `train::tests::same_seed_same_bits_1_vs_2_threads`).
+
+use gemm::Parallelism;
+
+/// The `gemm` parallelism for `threads` threads of the current rayon pool.
+pub fn parallelism(threads: usize) -> Parallelism {
+    if threads > 1 {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    }
+}
+
+/// `dst[m, n] (=|+=) alpha * lhs[m, k] * rhs[k, n]` with explicit strides (row stride `rs`,
+/// column stride `cs`, in elements).
+#[allow(clippy::too_many_arguments)]
+fn gemm_strided(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_rs: usize,
+    lhs_cs: usize,
+    rhs: &[f32],
+    rhs_rs: usize,
+    rhs_cs: usize,
+    par: Parallelism,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    // Bounds: the largest index touched must be inside each slice.
+    assert!(dst.len() > (m - 1) * dst_rs + (n - 1), "dst too small");
+    if k > 0 {
+        assert!(lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs, "lhs too small");
+        assert!(rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs, "rhs too small");
+    }
+    // SAFETY: the asserts above keep every access of the m x n x k product in bounds; the
+    // destination does not alias the sources (distinct borrows).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            par,
+        )
+    }
+}
+
+/// Dense forward: `y[b, out] = x[b, in] · w[out, in]ᵀ + bias`.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_forward(
+    x: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+    batch: usize,
+    inp: usize,
+    out: usize,
+    par: Parallelism,
+) {
+    for row in y[..batch * out].chunks_exact_mut(out) {
+        row.copy_from_slice(bias);
+    }
+    gemm_strided(batch, out, inp, y, out, true, x, inp, 1, w, 1, inp, par);
+}
+
+/// Weight gradient: `dw[out, in] = dy[b, out]ᵀ · x[b, in]` (overwrites `dw`).
+pub fn weight_grad(dy: &[f32], x: &[f32], dw: &mut [f32], batch: usize, inp: usize, out: usize, par: Parallelism) {
+    if batch == 0 {
+        dw.iter_mut().for_each(|v| *v = 0.0);
+        return;
+    }
+    gemm_strided(out, inp, batch, dw, inp, false, dy, 1, out, x, inp, 1, par);
+}
+
+/// Input gradient: `dx[b, in] = dy[b, out] · w[out, in]` (overwrites `dx`).
+pub fn input_grad(dy: &[f32], w: &[f32], dx: &mut [f32], batch: usize, inp: usize, out: usize, par: Parallelism) {
+    gemm_strided(batch, inp, out, dx, inp, false, dy, out, 1, w, inp, 1, par);
+}
+
+/// Column sums: `db[out] = Σ_b dy[b, out]` (fixed order, rows in sequence).
+pub fn column_sums(dy: &[f32], db: &mut [f32], batch: usize, out: usize) {
+    db.iter_mut().for_each(|v| *v = 0.0);
+    for row in dy[..batch * out].chunks_exact(out) {
+        for (d, v) in db.iter_mut().zip(row) {
+            *d += v;
+        }
+    }
+}
+
+/// Matrix-vector product `y[o] = b[o] + w[o, :] · x` for a row-major `w` of `y.len()` rows and
+/// `x.len()` columns. Single-threaded, allocation-free; uses AVX-512 when the CPU has it.
+pub fn matvec(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
+    assert_eq!(w.len(), x.len() * y.len(), "matvec: weight size");
+    assert_eq!(b.len(), y.len(), "matvec: bias size");
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked above); sizes were checked.
+            unsafe { avx512::matvec(w, b, x, y) };
+            return;
+        }
+    }
+    matvec_reference(w, b, x, y)
+}
+
+/// The portable twin of [`matvec`]: eight interleaved partial sums per row.
+pub fn matvec_reference(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
+    let n = x.len();
+    for (o, yo) in y.iter_mut().enumerate() {
+        let row = &w[o * n..(o + 1) * n];
+        let mut acc = [0.0f32; 8];
+        let mut rc = row.chunks_exact(8);
+        let mut xc = x.chunks_exact(8);
+        for (r, xv) in (&mut rc).zip(&mut xc) {
+            for l in 0..8 {
+                acc[l] += r[l] * xv[l];
+            }
+        }
+        let mut s = acc.iter().sum::<f32>();
+        for (r, xv) in rc.remainder().iter().zip(xc.remainder()) {
+            s += r * xv;
+        }
+        *yo = b[o] + s;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// Four rows at a time, 32 columns per iteration (eight independent accumulators), the
+    /// column tail with masked loads.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn matvec(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
+        let n = x.len();
+        let rows = y.len();
+        let xp = x.as_ptr();
+        let n32 = n / 32 * 32;
+        let n16 = n / 16 * 16;
+        let tail = n - n16;
+        let mask: __mmask16 = ((1u32 << tail) - 1) as __mmask16;
+        let mut o = 0;
+        while o + 4 <= rows {
+            let r0 = w.as_ptr().add(o * n);
+            let r1 = r0.add(n);
+            let r2 = r1.add(n);
+            let r3 = r2.add(n);
+            let (mut a0, mut a1, mut a2, mut a3) = (
+                _mm512_setzero_ps(),
+                _mm512_setzero_ps(),
+                _mm512_setzero_ps(),
+                _mm512_setzero_ps(),
+            );
+            let (mut c0, mut c1, mut c2, mut c3) = (
+                _mm512_setzero_ps(),
+                _mm512_setzero_ps(),
+                _mm512_setzero_ps(),
+                _mm512_setzero_ps(),
+            );
+            let mut i = 0;
+            while i < n32 {
+                let xa = _mm512_loadu_ps(xp.add(i));
+                let xb = _mm512_loadu_ps(xp.add(i + 16));
+                a0 = _mm512_fmadd_ps(_mm512_loadu_ps(r0.add(i)), xa, a0);
+                a1 = _mm512_fmadd_ps(_mm512_loadu_ps(r1.add(i)), xa, a1);
+                a2 = _mm512_fmadd_ps(_mm512_loadu_ps(r2.add(i)), xa, a2);
+                a3 = _mm512_fmadd_ps(_mm512_loadu_ps(r3.add(i)), xa, a3);
+                c0 = _mm512_fmadd_ps(_mm512_loadu_ps(r0.add(i + 16)), xb, c0);
+                c1 = _mm512_fmadd_ps(_mm512_loadu_ps(r1.add(i + 16)), xb, c1);
+                c2 = _mm512_fmadd_ps(_mm512_loadu_ps(r2.add(i + 16)), xb, c2);
+                c3 = _mm512_fmadd_ps(_mm512_loadu_ps(r3.add(i + 16)), xb, c3);
+                i += 32;
+            }
+            if i < n16 {
+                let xa = _mm512_loadu_ps(xp.add(i));
+                a0 = _mm512_fmadd_ps(_mm512_loadu_ps(r0.add(i)), xa, a0);
+                a1 = _mm512_fmadd_ps(_mm512_loadu_ps(r1.add(i)), xa, a1);
+                a2 = _mm512_fmadd_ps(_mm512_loadu_ps(r2.add(i)), xa, a2);
+                a3 = _mm512_fmadd_ps(_mm512_loadu_ps(r3.add(i)), xa, a3);
+                i += 16;
+            }
+            if tail > 0 {
+                let xa = _mm512_maskz_loadu_ps(mask, xp.add(i));
+                c0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, r0.add(i)), xa, c0);
+                c1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, r1.add(i)), xa, c1);
+                c2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, r2.add(i)), xa, c2);
+                c3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, r3.add(i)), xa, c3);
+            }
+            *y.get_unchecked_mut(o) = b[o] + _mm512_reduce_add_ps(_mm512_add_ps(a0, c0));
+            *y.get_unchecked_mut(o + 1) = b[o + 1] + _mm512_reduce_add_ps(_mm512_add_ps(a1, c1));
+            *y.get_unchecked_mut(o + 2) = b[o + 2] + _mm512_reduce_add_ps(_mm512_add_ps(a2, c2));
+            *y.get_unchecked_mut(o + 3) = b[o + 3] + _mm512_reduce_add_ps(_mm512_add_ps(a3, c3));
+            o += 4;
+        }
+        while o < rows {
+            let r0 = w.as_ptr().add(o * n);
+            let mut a0 = _mm512_setzero_ps();
+            let mut i = 0;
+            while i < n16 {
+                a0 = _mm512_fmadd_ps(_mm512_loadu_ps(r0.add(i)), _mm512_loadu_ps(xp.add(i)), a0);
+                i += 16;
+            }
+            if tail > 0 {
+                a0 = _mm512_fmadd_ps(
+                    _mm512_maskz_loadu_ps(mask, r0.add(i)),
+                    _mm512_maskz_loadu_ps(mask, xp.add(i)),
+                    a0,
+                );
+            }
+            *y.get_unchecked_mut(o) = b[o] + _mm512_reduce_add_ps(a0);
+            o += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::random::{rng_for, uniform01};
+
+    fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
+        let mut r = rng_for(seed, 9);
+        (0..n).map(|_| uniform01(&mut r) * 2.0 - 1.0).collect()
+    }
+
+    /// Naive f64 reference for x · wᵀ + b.
+    fn naive(x: &[f32], w: &[f32], b: &[f32], batch: usize, inp: usize, out: usize) -> Vec<f64> {
+        let mut y = vec![0.0f64; batch * out];
+        for i in 0..batch {
+            for o in 0..out {
+                let mut s = b[o] as f64;
+                for k in 0..inp {
+                    s += x[i * inp + k] as f64 * w[o * inp + k] as f64;
+                }
+                y[i * out + o] = s;
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn gemm_wrappers_match_naive_products() {
+        let (batch, inp, out) = (7, 37, 13);
+        let x = rand_vec(batch * inp, 1);
+        let w = rand_vec(out * inp, 2);
+        let b = rand_vec(out, 3);
+        let dy = rand_vec(batch * out, 4);
+        let mut y = vec![0.0; batch * out];
+        linear_forward(&x, &w, &b, &mut y, batch, inp, out, Parallelism::None);
+        for (a, r) in y.iter().zip(naive(&x, &w, &b, batch, inp, out)) {
+            assert!((*a as f64 - r).abs() < 1e-4);
+        }
+        let mut dw = vec![0.0; out * inp];
+        weight_grad(&dy, &x, &mut dw, batch, inp, out, Parallelism::None);
+        for o in 0..out {
+            for k in 0..inp {
+                let r: f64 = (0..batch).map(|i| dy[i * out + o] as f64 * x[i * inp + k] as f64).sum();
+                assert!((dw[o * inp + k] as f64 - r).abs() < 1e-4);
+            }
+        }
+        let mut dx = vec![0.0; batch * inp];
+        input_grad(&dy, &w, &mut dx, batch, inp, out, Parallelism::None);
+        for i in 0..batch {
+            for k in 0..inp {
+                let r: f64 = (0..out).map(|o| dy[i * out + o] as f64 * w[o * inp + k] as f64).sum();
+                assert!((dx[i * inp + k] as f64 - r).abs() < 1e-4);
+            }
+        }
+    }
+
+    #[test]
+    fn matvec_matches_reference_on_odd_shapes() {
+        for &(rows, cols) in &[(1, 1), (3, 5), (4, 16), (5, 33), (10, 128), (13, 784), (7, 47)] {
+            let w = rand_vec(rows * cols, 5);
+            let x = rand_vec(cols, 6);
+            let b = rand_vec(rows, 7);
+            let (mut y1, mut y2) = (vec![0.0; rows], vec![0.0; rows]);
+            matvec(&w, &b, &x, &mut y1);
+            matvec_reference(&w, &b, &x, &mut y2);
+            let r = naive(&x, &w, &b, 1, cols, rows);
+            for i in 0..rows {
+                assert!((y1[i] as f64 - r[i]).abs() < 1e-4, "{rows}x{cols}");
+                assert!((y2[i] as f64 - r[i]).abs() < 1e-4, "{rows}x{cols}");
+            }
+        }
+    }
+}

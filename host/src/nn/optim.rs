@@ -1,0 +1,132 @@
+//! Optimisers (PyTorch's update rules). State is one buffer (SGD: velocity) or two (Adam: first
+//! and second moments) per parameter tensor, in the network's parameter order.
+
+use serde::{Deserialize, Serialize};
+
+use super::network::ParamMut;
+
+/// Optimiser choice and hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OptimizerConfig {
+    /// Mini-batch SGD: `v ← μ v + g`; `w ← w - lr (g + μ v)` with Nesterov, else `w ← w - lr v`.
+    Sgd {
+        /// Momentum `μ` (0 = plain SGD).
+        #[serde(default)]
+        momentum: f32,
+        /// Nesterov momentum.
+        #[serde(default)]
+        nesterov: bool,
+    },
+    /// Adam (Kingma & Ba) with bias correction.
+    Adam {
+        /// First-moment decay (default 0.9).
+        #[serde(default = "default_beta1")]
+        beta1: f32,
+        /// Second-moment decay (default 0.999).
+        #[serde(default = "default_beta2")]
+        beta2: f32,
+        /// Denominator epsilon (default 1e-8).
+        #[serde(default = "default_eps")]
+        eps: f32,
+    },
+}
+
+fn default_beta1() -> f32 {
+    0.9
+}
+fn default_beta2() -> f32 {
+    0.999
+}
+fn default_eps() -> f32 {
+    1e-8
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        OptimizerConfig::Sgd {
+            momentum: 0.9,
+            nesterov: false,
+        }
+    }
+}
+
+/// An optimiser with its state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Optimizer {
+    /// Hyper-parameters.
+    pub config: OptimizerConfig,
+    /// State buffers (see module docs).
+    pub state: Vec<Vec<f32>>,
+    /// Steps taken.
+    pub steps: u64,
+}
+
+impl Optimizer {
+    /// A fresh optimiser for parameters of the given sizes.
+    pub fn new(config: OptimizerConfig, sizes: &[usize]) -> Self {
+        let per = match config {
+            OptimizerConfig::Sgd { .. } => 1,
+            OptimizerConfig::Adam { .. } => 2,
+        };
+        let state = sizes
+            .iter()
+            .flat_map(|&n| std::iter::repeat_n(n, per))
+            .map(|n| vec![0.0; n])
+            .collect();
+        Self {
+            config,
+            state,
+            steps: 0,
+        }
+    }
+
+    /// One update of every parameter with learning rate `lr`.
+    pub fn step(&mut self, params: &mut [ParamMut<'_>], lr: f32) {
+        self.steps += 1;
+        match self.config {
+            OptimizerConfig::Sgd { momentum, nesterov } => {
+                for (p, v) in params.iter_mut().zip(self.state.iter_mut()) {
+                    if momentum == 0.0 {
+                        for (w, &g) in p.value.iter_mut().zip(p.grad.iter()) {
+                            *w -= lr * g;
+                        }
+                    } else if nesterov {
+                        for ((w, &g), v) in p.value.iter_mut().zip(p.grad.iter()).zip(v.iter_mut()) {
+                            *v = momentum * *v + g;
+                            *w -= lr * (g + momentum * *v);
+                        }
+                    } else {
+                        for ((w, &g), v) in p.value.iter_mut().zip(p.grad.iter()).zip(v.iter_mut()) {
+                            *v = momentum * *v + g;
+                            *w -= lr * *v;
+                        }
+                    }
+                }
+            }
+            OptimizerConfig::Adam { beta1, beta2, eps } => {
+                let t = self.steps as i32;
+                let c1 = 1.0 - (beta1 as f64).powi(t);
+                let c2 = 1.0 - (beta2 as f64).powi(t);
+                let step = (lr as f64 / c1) as f32;
+                let c2s = c2.sqrt() as f32;
+                let mut bufs = self.state.chunks_exact_mut(2);
+                for p in params.iter_mut() {
+                    let pair = bufs.next().expect("optimiser state matches parameters");
+                    let (m, v) = pair.split_at_mut(1);
+                    for (((w, &g), m), v) in p
+                        .value
+                        .iter_mut()
+                        .zip(p.grad.iter())
+                        .zip(m[0].iter_mut())
+                        .zip(v[0].iter_mut())
+                    {
+                        *m = beta1 * *m + (1.0 - beta1) * g;
+                        *v = beta2 * *v + (1.0 - beta2) * g * g;
+                        *w -= step * *m / (v.sqrt() / c2s + eps);
+                    }
+                }
+            }
+        }
+    }
+}

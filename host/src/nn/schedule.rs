@@ -1,0 +1,63 @@
+//! Learning-rate schedules, evaluated once per epoch (epoch 0 is the first).
+
+use serde::{Deserialize, Serialize};
+
+/// A learning-rate schedule.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Schedule {
+    /// The base rate throughout.
+    #[default]
+    Constant,
+    /// Multiply by `gamma` every `step_size` epochs.
+    Step {
+        /// Epochs between decays.
+        step_size: usize,
+        /// Factor.
+        gamma: f64,
+    },
+    /// Cosine annealing from the base rate to `min_lr` over the run's epochs.
+    Cosine {
+        /// Final rate.
+        #[serde(default)]
+        min_lr: f64,
+    },
+    /// Multiply by `gamma` every epoch.
+    Exponential {
+        /// Factor per epoch.
+        gamma: f64,
+    },
+}
+
+impl Schedule {
+    /// The learning rate of `epoch` (0-based) for base rate `lr` and a run of `epochs` epochs.
+    pub fn lr(&self, lr: f64, epoch: usize, epochs: usize) -> f64 {
+        match *self {
+            Schedule::Constant => lr,
+            Schedule::Step { step_size, gamma } => lr * gamma.powi((epoch / step_size.max(1)) as i32),
+            Schedule::Cosine { min_lr } => {
+                let t = epoch as f64 / epochs.max(1) as f64;
+                min_lr + (lr - min_lr) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+            Schedule::Exponential { gamma } => lr * gamma.powi(epoch as i32),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_follow_their_formulas() {
+        assert_eq!(Schedule::Constant.lr(0.1, 7, 10), 0.1);
+        let s = Schedule::Step { step_size: 3, gamma: 0.5 };
+        assert_eq!([0, 2, 3, 6].map(|e| s.lr(1.0, e, 10)), [1.0, 1.0, 0.5, 0.25]);
+        let c = Schedule::Cosine { min_lr: 0.01 };
+        assert!((c.lr(0.1, 0, 10) - 0.1).abs() < 1e-12);
+        assert!((c.lr(0.1, 5, 10) - 0.055).abs() < 1e-12);
+        assert!(c.lr(0.1, 9, 10) > 0.01);
+        let e = Schedule::Exponential { gamma: 0.9 };
+        assert!((e.lr(1.0, 2, 10) - 0.81).abs() < 1e-12);
+    }
+}
