@@ -10,6 +10,7 @@ pub mod dropout;
 pub mod error;
 pub mod kernel;
 pub mod math;
+pub mod model;
 pub mod network;
 pub mod rng;
 
@@ -18,5 +19,6 @@ pub use batch_norm::BatchNorm;
 pub use dense::{Dense, Layer};
 pub use dropout::{Dropout, McDropout};
 pub use error::Error;
+pub use model::{ModelError, ModelView};
 pub use network::{argmax, mc_predict, Network};
 pub use rng::Rng;

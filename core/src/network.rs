@@ -245,6 +245,26 @@ macro_rules! network {
                 h
             }
 
+            /// Number of layers.
+            pub const LAYERS: usize = [stringify!($first) $(, stringify!($rest))*].len();
+
+            /// Builds the network from a validated model file, reading weights in place.
+            ///
+            /// Fails with [`ModelError::LayerCount`]($crate::ModelError::LayerCount) or
+            /// [`ModelError::LayerShape`]($crate::ModelError::LayerShape) (naming the layer and
+            /// the dimension) unless every layer of the file has this type's widths.
+            pub fn from_model(model: &$crate::ModelView<'a>) -> Result<Self, $crate::ModelError> {
+                model.expect_layers(Self::LAYERS)?;
+                let mut index = 0;
+                let $first = model.dense_layer::<$fi, $fo>(index)?;
+                $(
+                    index += 1;
+                    let $rest = model.dense_layer::<$ri, $ro>(index)?;
+                )*
+                let _ = index;
+                Ok($name { $first $(, $rest)* })
+            }
+
             /// The index of the largest output (the predicted class).
             pub fn predict(&self, x: &[f32; $fi], bufs: &mut $bufs) -> usize {
                 $crate::argmax(self.forward(x, bufs))

@@ -1,0 +1,845 @@
+//! The device model format: a versioned binary file holding a trained network, validated once
+//! and then read in place (weights stay in flash; nothing is copied into RAM).
+//!
+//! The format is defined here and only here: the device reads it through [`ModelView`], the host
+//! writes it through [`encode`].
+//!
+//! # Layout (version 1.0, all integers and floats little-endian)
+//!
+//! ```text
+//! offset  size  header (HEADER_LEN = 64 bytes)
+//!      0     4  magic b"uDNN"
+//!      4     2  version major (1): a reader rejects a larger major
+//!      6     2  version minor (0): additions that older readers may ignore
+//!      8     4  byte-order mark 0x01020304 (bytes 04 03 02 01 in a little-endian file)
+//!     12     4  header length in bytes (>= 64; later minors may grow it)
+//!     16     4  file length in bytes
+//!     20     4  CRC-32 (IEEE) of the whole file with these four bytes taken as zero
+//!     24     2  layer count (>= 1)
+//!     26     2  layer record length in bytes (>= 48; later minors may grow it)
+//!     28     4  layer table offset
+//!     32     4  network inputs
+//!     36     4  network outputs (number of classes for a classifier)
+//!     40     4  input transform offset, 0 for none: `inputs` f32 scales then `inputs` f32
+//!               offsets; the device computes x' = x * scale + offset before the first layer
+//!     44     4  tensor alignment in bytes (16)
+//!     48    16  reserved, zero
+//!
+//! layer record (LAYER_RECORD_LEN = 48 bytes), one per layer, in order
+//!      0     1  kind: 1 = dense
+//!      1     1  activation: 0 identity, 1 relu, 2 leaky relu, 3 sigmoid, 4 tanh, 5 softmax
+//!      2     1  weight type: 0 = f32 (1 = int8 with per-channel scales: reserved, not yet read)
+//!      3     1  weight layout: 0 = packed, blocks of 4 rows x 4 lanes (see crate::kernel)
+//!      4     4  inputs
+//!      8     4  outputs
+//!     12     4  activation parameter (f32): leaky-ReLU slope, else 0
+//!     16     4  dropout rate on the layer output (f32), used only by Monte-Carlo passes
+//!     20     8  weights: offset, length in bytes
+//!     28     8  bias: offset, length in bytes (f32 x outputs)
+//!     36     8  per-channel scales: offset, length (0, 0 for f32 weights)
+//!     44     4  reserved, zero
+//!
+//! tensors: each starts at a multiple of the tensor alignment (16) from the start of the file
+//! ```
+//!
+//! Reading in place needs the file's first byte aligned to at least 4 in memory (16 for the
+//! best speed); [`ModelView::new_checked`] reports [`ModelError::Misaligned`] otherwise. On the
+//! device, `include_bytes!` into a `#[repr(C, align(16))]` wrapper gives that.
+
+mod crc32;
+mod error;
+
+pub use crc32::{crc32, Crc32};
+pub use error::{ModelError, Tensor};
+
+use crate::Activation;
+
+/// `b"uDNN"`.
+pub const MAGIC: [u8; 4] = *b"uDNN";
+/// The major version this crate writes and the largest it reads.
+pub const VERSION_MAJOR: u16 = 1;
+/// The minor version this crate writes.
+pub const VERSION_MINOR: u16 = 0;
+/// The byte-order mark, as written by a little-endian writer.
+pub const BYTE_ORDER_MARK: u32 = 0x0102_0304;
+/// Length of the version-1.0 header.
+pub const HEADER_LEN: usize = 64;
+/// Length of a version-1.0 layer record.
+pub const LAYER_RECORD_LEN: usize = 48;
+/// Alignment of every tensor from the start of the file.
+pub const TENSOR_ALIGN: usize = 16;
+/// Largest number of layers a file may declare.
+pub const MAX_LAYERS: usize = 256;
+
+/// Byte offsets of the header fields.
+#[allow(missing_docs)]
+pub mod header {
+    pub const MAGIC: usize = 0;
+    pub const VERSION_MAJOR: usize = 4;
+    pub const VERSION_MINOR: usize = 6;
+    pub const BYTE_ORDER: usize = 8;
+    pub const HEADER_LEN: usize = 12;
+    pub const FILE_LEN: usize = 16;
+    pub const CRC: usize = 20;
+    pub const LAYER_COUNT: usize = 24;
+    pub const RECORD_LEN: usize = 26;
+    pub const LAYER_TABLE: usize = 28;
+    pub const INPUTS: usize = 32;
+    pub const OUTPUTS: usize = 36;
+    pub const TRANSFORM: usize = 40;
+    pub const ALIGN: usize = 44;
+}
+
+/// Byte offsets of the layer-record fields.
+#[allow(missing_docs)]
+pub mod record {
+    pub const KIND: usize = 0;
+    pub const ACTIVATION: usize = 1;
+    pub const DTYPE: usize = 2;
+    pub const LAYOUT: usize = 3;
+    pub const INPUTS: usize = 4;
+    pub const OUTPUTS: usize = 8;
+    pub const ACT_PARAM: usize = 12;
+    pub const DROPOUT: usize = 16;
+    pub const WEIGHTS: usize = 20;
+    pub const BIAS: usize = 28;
+    pub const SCALES: usize = 36;
+}
+
+const _: () = assert!(header::ALIGN + 4 + 16 == HEADER_LEN);
+const _: () = assert!(record::SCALES + 8 + 4 == LAYER_RECORD_LEN);
+const _: () = assert!(HEADER_LEN.is_multiple_of(TENSOR_ALIGN));
+
+/// Layer kind codes.
+const KIND_DENSE: u8 = 1;
+/// Weight type codes.
+const DTYPE_F32: u8 = 0;
+const DTYPE_I8: u8 = 1;
+/// Weight layout codes.
+const LAYOUT_PACKED4: u8 = 0;
+
+/// The activation code stored in a layer record.
+pub const fn activation_code(a: &Activation) -> (u8, f32) {
+    match a {
+        Activation::Identity => (0, 0.0),
+        Activation::Relu => (1, 0.0),
+        Activation::LeakyRelu { slope } => (2, *slope),
+        Activation::Sigmoid => (3, 0.0),
+        Activation::Tanh => (4, 0.0),
+        Activation::Softmax => (5, 0.0),
+    }
+}
+
+fn activation_from_code(code: u8, param: f32) -> Option<Activation> {
+    Some(match code {
+        0 => Activation::Identity,
+        1 => Activation::Relu,
+        2 => Activation::LeakyRelu { slope: param },
+        3 => Activation::Sigmoid,
+        4 => Activation::Tanh,
+        5 => Activation::Softmax,
+        _ => return None,
+    })
+}
+
+fn u16_at(b: &[u8], off: usize) -> Option<u16> {
+    let s = b.get(off..off.checked_add(2)?)?;
+    Some(u16::from_le_bytes([s[0], s[1]]))
+}
+
+fn u32_at(b: &[u8], off: usize) -> Option<u32> {
+    let s = b.get(off..off.checked_add(4)?)?;
+    Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+fn f32_at(b: &[u8], off: usize) -> Option<f32> {
+    u32_at(b, off).map(f32::from_bits)
+}
+
+/// Views `bytes[off..off + len]` as f32s; `None` if out of range or misaligned.
+fn f32_slice(b: &[u8], off: usize, len: usize) -> Option<&[f32]> {
+    let s = b.get(off..off.checked_add(len)?)?;
+    bytemuck::try_cast_slice(s).ok()
+}
+
+/// One layer of a validated model.
+#[derive(Clone, Copy, Debug)]
+pub struct LayerView<'a> {
+    /// Inputs of the layer.
+    pub inputs: usize,
+    /// Outputs of the layer.
+    pub outputs: usize,
+    /// Activation after the dense part.
+    pub activation: Activation,
+    /// Monte-Carlo dropout rate on the output (0 for none).
+    pub dropout_rate: f32,
+    /// Weights in the packed layout of [`crate::kernel`], `inputs * outputs` values.
+    pub weights: &'a [f32],
+    /// Bias, `outputs` values.
+    pub bias: &'a [f32],
+}
+
+/// A validated model file, read in place.
+///
+/// [`ModelView::new_checked`] checks everything once (header, version, byte order, CRC, every
+/// layer's kind, type, shape, chaining, offsets, alignment, and that every weight is finite);
+/// afterwards no accessor can fail or panic. Modelled on smoltcp's `Packet::new_checked`.
+///
+/// ```
+/// # use microdnn::model::{self, EncodeLayer, ModelSpec, ModelView};
+/// # use microdnn::Activation;
+/// # let w = [0.5f32; 6]; let b = [0.0f32; 2];
+/// # let spec = ModelSpec { inputs: 3, layers: &[EncodeLayer { inputs: 3, outputs: 2,
+/// #   activation: Activation::Softmax, dropout_rate: 0.0, packed_weights: &w, bias: &b }],
+/// #   input_transform: None };
+/// # #[repr(C, align(16))] struct Buf([u8; 256]);
+/// # let mut buf = Buf([0; 256]);
+/// # let n = model::encode(&spec, &mut buf.0).unwrap();
+/// # let bytes = &buf.0[..n];
+/// let view = ModelView::new_checked(bytes)?;
+/// assert_eq!((view.inputs(), view.outputs(), view.layer_count()), (3, 2, 1));
+/// # Ok::<(), microdnn::model::ModelError>(())
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct ModelView<'a> {
+    bytes: &'a [u8],
+    layers: usize,
+    table: usize,
+    record_len: usize,
+    inputs: usize,
+    outputs: usize,
+    transform: Option<(&'a [f32], &'a [f32])>,
+    minor: u16,
+}
+
+impl<'a> ModelView<'a> {
+    /// Validates `bytes` as a model file.
+    pub fn new_checked(bytes: &'a [u8]) -> Result<Self, ModelError> {
+        use ModelError as E;
+        let truncated = |needed: usize| E::Truncated {
+            needed,
+            found: bytes.len(),
+        };
+        if bytes.len() < HEADER_LEN {
+            // Still say "bad magic" first when even the magic is wrong: a clearer message for
+            // a file that is not a model at all.
+            if bytes.len() >= 4 && bytes[..4] != MAGIC {
+                return Err(E::BadMagic);
+            }
+            return Err(truncated(HEADER_LEN));
+        }
+        if bytes[..4] != MAGIC {
+            return Err(E::BadMagic);
+        }
+        let rd = |off| u32_at(bytes, off).ok_or(truncated(HEADER_LEN));
+        let bom = rd(header::BYTE_ORDER)?;
+        if bom != BYTE_ORDER_MARK {
+            return Err(if bom == BYTE_ORDER_MARK.swap_bytes() {
+                E::WrongEndianness
+            } else {
+                E::BadHeader {
+                    field: "byte-order mark",
+                }
+            });
+        }
+        if cfg!(target_endian = "big") {
+            return Err(E::WrongEndianness);
+        }
+        let major = u16_at(bytes, header::VERSION_MAJOR).ok_or(truncated(HEADER_LEN))?;
+        let minor = u16_at(bytes, header::VERSION_MINOR).ok_or(truncated(HEADER_LEN))?;
+        if major != VERSION_MAJOR {
+            return Err(E::UnsupportedVersion { major, minor });
+        }
+        let file_len = rd(header::FILE_LEN)? as usize;
+        if bytes.len() < file_len {
+            return Err(truncated(file_len));
+        }
+        if bytes.len() > file_len {
+            return Err(E::TrailingBytes {
+                expected: file_len,
+                found: bytes.len(),
+            });
+        }
+        let stored = rd(header::CRC)?;
+        let computed = file_crc(bytes);
+        if stored != computed {
+            return Err(E::BadChecksum { stored, computed });
+        }
+        let header_len = rd(header::HEADER_LEN)? as usize;
+        if header_len < HEADER_LEN || header_len > file_len {
+            return Err(E::BadHeader {
+                field: "header length",
+            });
+        }
+        if rd(header::ALIGN)? as usize != TENSOR_ALIGN {
+            return Err(E::BadHeader {
+                field: "tensor alignment",
+            });
+        }
+        if !(bytes.as_ptr() as usize).is_multiple_of(4) {
+            return Err(E::Misaligned {
+                layer: None,
+                tensor: Tensor::File,
+            });
+        }
+        let layers = u16_at(bytes, header::LAYER_COUNT).ok_or(truncated(HEADER_LEN))? as usize;
+        if layers == 0 || layers > MAX_LAYERS {
+            return Err(E::BadHeader {
+                field: "layer count",
+            });
+        }
+        let record_len = u16_at(bytes, header::RECORD_LEN).ok_or(truncated(HEADER_LEN))? as usize;
+        if record_len < LAYER_RECORD_LEN {
+            return Err(E::BadHeader {
+                field: "layer record length",
+            });
+        }
+        let table = rd(header::LAYER_TABLE)? as usize;
+        let table_end = layers
+            .checked_mul(record_len)
+            .and_then(|n| n.checked_add(table))
+            .ok_or(E::OutOfRange {
+                layer: None,
+                tensor: Tensor::LayerTable,
+            })?;
+        if table < header_len || table_end > file_len {
+            return Err(E::OutOfRange {
+                layer: None,
+                tensor: Tensor::LayerTable,
+            });
+        }
+        let inputs = rd(header::INPUTS)? as usize;
+        let outputs = rd(header::OUTPUTS)? as usize;
+
+        let mut view = ModelView {
+            bytes,
+            layers,
+            table,
+            record_len,
+            inputs,
+            outputs,
+            transform: None,
+            minor,
+        };
+
+        // The input transform.
+        let t_off = rd(header::TRANSFORM)? as usize;
+        if t_off != 0 {
+            let n = inputs.checked_mul(8).ok_or(E::OutOfRange {
+                layer: None,
+                tensor: Tensor::InputTransform,
+            })?;
+            let both = view.tensor(None, Tensor::InputTransform, t_off, n)?;
+            check_finite(None, Tensor::InputTransform, both)?;
+            view.transform = Some(both.split_at(inputs.min(both.len())));
+        }
+
+        // Every layer.
+        let mut width = inputs;
+        for i in 0..layers {
+            let l = view.parse_layer(i)?;
+            check_finite(Some(i as u16), Tensor::Weights, l.weights)?;
+            check_finite(Some(i as u16), Tensor::Bias, l.bias)?;
+            if l.inputs != width {
+                return Err(E::ShapeChain {
+                    layer: i as u16,
+                    expected: width as u32,
+                    found: l.inputs as u32,
+                });
+            }
+            width = l.outputs;
+        }
+        if width != outputs {
+            return Err(E::BadHeader {
+                field: "network outputs (differs from the last layer's)",
+            });
+        }
+        Ok(view)
+    }
+
+    /// Validates one tensor's range and alignment and returns it as f32s.
+    fn tensor(
+        &self,
+        layer: Option<u16>,
+        tensor: Tensor,
+        off: usize,
+        len: usize,
+    ) -> Result<&'a [f32], ModelError> {
+        let end = off.checked_add(len);
+        if off < HEADER_LEN || end.is_none_or(|e| e > self.bytes.len()) {
+            return Err(ModelError::OutOfRange { layer, tensor });
+        }
+        if !off.is_multiple_of(TENSOR_ALIGN) {
+            return Err(ModelError::Misaligned { layer, tensor });
+        }
+        f32_slice(self.bytes, off, len).ok_or(ModelError::Misaligned { layer, tensor })
+    }
+
+    fn record(&self, i: usize) -> &'a [u8] {
+        let start = self.table + i * self.record_len;
+        self.bytes
+            .get(start..start + LAYER_RECORD_LEN)
+            .unwrap_or(&[])
+    }
+
+    fn parse_layer(&self, i: usize) -> Result<LayerView<'a>, ModelError> {
+        use ModelError as E;
+        let li = Some(i as u16);
+        let r = self.record(i);
+        let field = |off| u32_at(r, off).unwrap_or(0) as usize;
+        let kind = r.get(record::KIND).copied().unwrap_or(0);
+        if kind != KIND_DENSE {
+            return Err(E::UnknownLayerKind {
+                layer: i as u16,
+                kind,
+            });
+        }
+        let act_code = r.get(record::ACTIVATION).copied().unwrap_or(u8::MAX);
+        let act_param = f32_at(r, record::ACT_PARAM).unwrap_or(f32::NAN);
+        let activation = activation_from_code(act_code, act_param).ok_or(E::UnknownActivation {
+            layer: i as u16,
+            code: act_code,
+        })?;
+        if !act_param.is_finite() {
+            return Err(E::NonFinite {
+                layer: li,
+                tensor: Tensor::ActivationParameter,
+                index: 0,
+            });
+        }
+        let dtype = r.get(record::DTYPE).copied().unwrap_or(u8::MAX);
+        if dtype != DTYPE_F32 {
+            return Err(E::UnsupportedWeightType {
+                layer: i as u16,
+                code: dtype,
+                known: dtype == DTYPE_I8,
+            });
+        }
+        let layout = r.get(record::LAYOUT).copied().unwrap_or(u8::MAX);
+        if layout != LAYOUT_PACKED4 {
+            return Err(E::UnsupportedLayout {
+                layer: i as u16,
+                code: layout,
+            });
+        }
+        let dropout_rate = f32_at(r, record::DROPOUT).unwrap_or(f32::NAN);
+        if !(0.0..1.0).contains(&dropout_rate) {
+            return Err(E::BadDropoutRate { layer: i as u16 });
+        }
+        let inputs = field(record::INPUTS);
+        let outputs = field(record::OUTPUTS);
+        if inputs == 0 || outputs == 0 {
+            return Err(E::EmptyLayer { layer: i as u16 });
+        }
+        let wlen = inputs
+            .checked_mul(outputs)
+            .and_then(|n| n.checked_mul(4))
+            .ok_or(E::OutOfRange {
+                layer: li,
+                tensor: Tensor::Weights,
+            })?;
+        let blen = outputs.checked_mul(4).ok_or(E::OutOfRange {
+            layer: li,
+            tensor: Tensor::Bias,
+        })?;
+        for (tensor, off, expected) in [
+            (Tensor::Weights, record::WEIGHTS, wlen),
+            (Tensor::Bias, record::BIAS, blen),
+            (Tensor::Scales, record::SCALES, 0),
+        ] {
+            let found = field(off + 4);
+            if found != expected {
+                return Err(E::TensorLength {
+                    layer: li,
+                    tensor,
+                    expected,
+                    found,
+                });
+            }
+        }
+        let weights = self.tensor(li, Tensor::Weights, field(record::WEIGHTS), wlen)?;
+        let bias = self.tensor(li, Tensor::Bias, field(record::BIAS), blen)?;
+        Ok(LayerView {
+            inputs,
+            outputs,
+            activation,
+            dropout_rate,
+            weights,
+            bias,
+        })
+    }
+
+    /// The file's bytes.
+    pub const fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// The minor version of the file (the major is always [`VERSION_MAJOR`]).
+    pub const fn version_minor(&self) -> u16 {
+        self.minor
+    }
+
+    /// Number of layers.
+    pub const fn layer_count(&self) -> usize {
+        self.layers
+    }
+
+    /// Network inputs.
+    pub const fn inputs(&self) -> usize {
+        self.inputs
+    }
+
+    /// Network outputs (classes).
+    pub const fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    /// Layer `i`, or `None` past the last layer.
+    pub fn layer(&self, i: usize) -> Option<LayerView<'a>> {
+        if i >= self.layers {
+            return None;
+        }
+        // Validated in `new_checked`: this cannot fail (and does not rescan the values).
+        self.parse_layer(i).ok()
+    }
+
+    /// Iterates over the layers.
+    pub fn layers(&self) -> impl Iterator<Item = LayerView<'a>> + '_ {
+        (0..self.layers).filter_map(|i| self.layer(i))
+    }
+
+    /// The input transform `(scale, offset)`, if the file has one.
+    pub const fn input_transform(&self) -> Option<(&'a [f32], &'a [f32])> {
+        self.transform
+    }
+
+    /// Applies the input transform (`x = x * scale + offset`) to `x` in place; a no-op without
+    /// one. Elements beyond the network's inputs are left alone.
+    pub fn transform_input(&self, x: &mut [f32]) {
+        if let Some((scale, offset)) = self.transform {
+            for ((x, s), o) in x.iter_mut().zip(scale).zip(offset) {
+                *x = *x * s + o;
+            }
+        }
+    }
+
+    /// Multiply-accumulates per inference.
+    pub fn macs(&self) -> usize {
+        self.layers().map(|l| l.inputs * l.outputs).sum()
+    }
+
+    /// Parameters (weights and biases).
+    pub fn params(&self) -> usize {
+        self.layers().map(|l| (l.inputs + 1) * l.outputs).sum()
+    }
+
+    /// Largest layer output: the RAM, in f32s, of one activation buffer.
+    pub fn max_width(&self) -> usize {
+        self.layers().map(|l| l.outputs).max().unwrap_or(0)
+    }
+
+    /// Layer `i` as a typed [`Layer`](crate::Layer) with compile-time widths, or
+    /// [`ModelError::LayerShape`] naming the layer and the dimension that differs.
+    pub fn dense_layer<const I: usize, const O: usize>(
+        &self,
+        i: usize,
+    ) -> Result<crate::Layer<'a, I, O>, ModelError> {
+        let l = self.layer(i).ok_or(ModelError::LayerCount {
+            expected: (i + 1) as u16,
+            found: self.layers as u16,
+        })?;
+        let shape = |dimension, expected: usize, found: usize| ModelError::LayerShape {
+            layer: i as u16,
+            dimension,
+            expected: expected as u32,
+            found: found as u32,
+        };
+        if l.inputs != I {
+            return Err(shape("inputs", I, l.inputs));
+        }
+        if l.outputs != O {
+            return Err(shape("outputs", O, l.outputs));
+        }
+        let dense = crate::Dense::from_slices(l.weights, l.bias)
+            .map_err(|_| shape("weights", I, l.inputs))?;
+        Ok(crate::Layer {
+            dense,
+            activation: l.activation,
+            dropout_rate: l.dropout_rate,
+        })
+    }
+
+    /// Fails unless the model has exactly `n` layers (used by the `from_model` constructor that
+    /// [`network!`](crate::network) generates).
+    pub fn expect_layers(&self, n: usize) -> Result<(), ModelError> {
+        if self.layers == n {
+            Ok(())
+        } else {
+            Err(ModelError::LayerCount {
+                expected: n as u16,
+                found: self.layers as u16,
+            })
+        }
+    }
+
+    /// Runs the model with run-time shapes (no network type needed): applies the input
+    /// transform to `x` in place, then each layer, using `a` and `b` as ping-pong activation
+    /// buffers of at least [`ModelView::max_width`] floats. Returns the output slice (inside `a`
+    /// or `b`). The host uses it to compute exactly what a device computes.
+    pub fn run<'b>(
+        &self,
+        x: &mut [f32],
+        a: &'b mut [f32],
+        b: &'b mut [f32],
+    ) -> Result<&'b [f32], crate::Error> {
+        if x.len() != self.inputs {
+            return Err(crate::Error::Shape {
+                what: "input",
+                expected: self.inputs,
+                found: x.len(),
+            });
+        }
+        let need = self.max_width();
+        for buf in [&*a, &*b] {
+            if buf.len() < need {
+                return Err(crate::Error::Shape {
+                    what: "activation buffer",
+                    expected: need,
+                    found: buf.len(),
+                });
+            }
+        }
+        self.transform_input(x);
+        let (mut cur, mut next) = (a, b);
+        if self.layers == 0 {
+            return Ok(&[]);
+        }
+        let mut width = 0;
+        for (k, l) in self.layers().enumerate() {
+            let (src, dst) = if k == 0 {
+                (&*x, &mut cur[..l.outputs])
+            } else {
+                core::mem::swap(&mut cur, &mut next);
+                (&next[..width], &mut cur[..l.outputs])
+            };
+            crate::kernel::dense(l.weights, l.bias, src, dst)?;
+            l.activation.apply(dst);
+            width = l.outputs;
+        }
+        let out: &'b [f32] = cur;
+        Ok(&out[..width])
+    }
+}
+
+/// CRC-32 of a model file with its CRC field taken as zero.
+pub fn file_crc(bytes: &[u8]) -> u32 {
+    let mut c = Crc32::new();
+    c.update(bytes.get(..header::CRC).unwrap_or(bytes));
+    c.update(&[0; 4]);
+    c.update(bytes.get(header::CRC + 4..).unwrap_or(&[]));
+    c.finish()
+}
+
+fn check_finite(layer: Option<u16>, tensor: Tensor, v: &[f32]) -> Result<(), ModelError> {
+    match v.iter().position(|x| !x.is_finite()) {
+        None => Ok(()),
+        Some(index) => Err(ModelError::NonFinite {
+            layer,
+            tensor,
+            index: index as u32,
+        }),
+    }
+}
+
+/// One layer to encode: weights already in the packed layout ([`crate::kernel::pack`]).
+#[derive(Clone, Copy, Debug)]
+pub struct EncodeLayer<'a> {
+    /// Inputs.
+    pub inputs: usize,
+    /// Outputs.
+    pub outputs: usize,
+    /// Activation after the dense part.
+    pub activation: Activation,
+    /// Monte-Carlo dropout rate on the output (0 for none).
+    pub dropout_rate: f32,
+    /// Packed weights, `inputs * outputs` values.
+    pub packed_weights: &'a [f32],
+    /// Bias, `outputs` values.
+    pub bias: &'a [f32],
+}
+
+/// A whole network to encode.
+#[derive(Clone, Copy, Debug)]
+pub struct ModelSpec<'a> {
+    /// Network inputs.
+    pub inputs: usize,
+    /// Layers in order.
+    pub layers: &'a [EncodeLayer<'a>],
+    /// Optional input transform `(scale, offset)`, `inputs` values each.
+    pub input_transform: Option<(&'a [f32], &'a [f32])>,
+}
+
+const fn align_up(n: usize) -> usize {
+    n.div_ceil(TENSOR_ALIGN) * TENSOR_ALIGN
+}
+
+/// The number of bytes [`encode`] writes for `spec`.
+///
+/// Saturates at `usize::MAX` for absurd shapes (which [`encode`] then rejects).
+pub fn encoded_len(spec: &ModelSpec<'_>) -> usize {
+    let up = |n: usize| n.saturating_add(TENSOR_ALIGN - 1) / TENSOR_ALIGN * TENSOR_ALIGN;
+    let mut n = up(HEADER_LEN.saturating_add(spec.layers.len().saturating_mul(LAYER_RECORD_LEN)));
+    if spec.input_transform.is_some() {
+        n = n.saturating_add(up(spec.inputs.saturating_mul(8)));
+    }
+    for l in spec.layers {
+        let w = l.inputs.saturating_mul(l.outputs).saturating_mul(4);
+        n = n
+            .saturating_add(up(w))
+            .saturating_add(up(l.outputs.saturating_mul(4)));
+    }
+    n
+}
+
+/// Writes `spec` as a model file into `out` and returns its length ([`encoded_len`]). The result
+/// passes [`ModelView::new_checked`]; the same checks are applied here first, so an invalid
+/// network is reported before anything is written (as [`ModelError`]).
+pub fn encode(spec: &ModelSpec<'_>, out: &mut [u8]) -> Result<usize, ModelError> {
+    use ModelError as E;
+    let n_layers = spec.layers.len();
+    if n_layers == 0 || n_layers > MAX_LAYERS {
+        return Err(E::BadHeader {
+            field: "layer count",
+        });
+    }
+    // Validate the spec before writing anything.
+    let mut width = spec.inputs;
+    for (i, l) in spec.layers.iter().enumerate() {
+        let li = Some(i as u16);
+        if l.inputs != width {
+            return Err(E::ShapeChain {
+                layer: i as u16,
+                expected: width as u32,
+                found: l.inputs as u32,
+            });
+        }
+        if l.inputs == 0 || l.outputs == 0 {
+            return Err(E::EmptyLayer { layer: i as u16 });
+        }
+        let expect_w = l.inputs.checked_mul(l.outputs).ok_or(E::OutOfRange {
+            layer: li,
+            tensor: Tensor::Weights,
+        })?;
+        let expect_b = l.outputs;
+        if l.packed_weights.len() != expect_w {
+            return Err(E::TensorLength {
+                layer: li,
+                tensor: Tensor::Weights,
+                expected: expect_w * 4,
+                found: l.packed_weights.len() * 4,
+            });
+        }
+        if l.bias.len() != expect_b {
+            return Err(E::TensorLength {
+                layer: li,
+                tensor: Tensor::Bias,
+                expected: expect_b * 4,
+                found: l.bias.len() * 4,
+            });
+        }
+        check_finite(li, Tensor::Weights, l.packed_weights)?;
+        check_finite(li, Tensor::Bias, l.bias)?;
+        if !(0.0..1.0).contains(&l.dropout_rate) {
+            return Err(E::BadDropoutRate { layer: i as u16 });
+        }
+        if !activation_code(&l.activation).1.is_finite() {
+            return Err(E::NonFinite {
+                layer: li,
+                tensor: Tensor::ActivationParameter,
+                index: 0,
+            });
+        }
+        width = l.outputs;
+    }
+    if let Some((s, o)) = spec.input_transform {
+        if s.len() != spec.inputs || o.len() != spec.inputs {
+            return Err(E::TensorLength {
+                layer: None,
+                tensor: Tensor::InputTransform,
+                expected: spec.inputs * 8,
+                found: (s.len() + o.len()) * 4,
+            });
+        }
+        check_finite(None, Tensor::InputTransform, s)?;
+        check_finite(None, Tensor::InputTransform, o)?;
+    }
+    let total = encoded_len(spec);
+    if total > u32::MAX as usize {
+        return Err(E::BadHeader {
+            field: "file length (over 4 GiB)",
+        });
+    }
+    let Some(out) = out.get_mut(..total) else {
+        return Err(E::Truncated {
+            needed: total,
+            found: out.len(),
+        });
+    };
+    out.fill(0);
+
+    let put16 =
+        |b: &mut [u8], off: usize, v: u16| b[off..off + 2].copy_from_slice(&v.to_le_bytes());
+    let put32 =
+        |b: &mut [u8], off: usize, v: u32| b[off..off + 4].copy_from_slice(&v.to_le_bytes());
+    let put_f32s = |b: &mut [u8], off: usize, v: &[f32]| {
+        for (chunk, x) in b[off..off + v.len() * 4].chunks_exact_mut(4).zip(v) {
+            chunk.copy_from_slice(&x.to_le_bytes());
+        }
+    };
+
+    out[..4].copy_from_slice(&MAGIC);
+    put16(out, header::VERSION_MAJOR, VERSION_MAJOR);
+    put16(out, header::VERSION_MINOR, VERSION_MINOR);
+    put32(out, header::BYTE_ORDER, BYTE_ORDER_MARK);
+    put32(out, header::HEADER_LEN, HEADER_LEN as u32);
+    put32(out, header::FILE_LEN, total as u32);
+    put16(out, header::LAYER_COUNT, n_layers as u16);
+    put16(out, header::RECORD_LEN, LAYER_RECORD_LEN as u16);
+    put32(out, header::LAYER_TABLE, HEADER_LEN as u32);
+    put32(out, header::INPUTS, spec.inputs as u32);
+    put32(out, header::OUTPUTS, width as u32);
+    put32(out, header::ALIGN, TENSOR_ALIGN as u32);
+
+    let mut at = align_up(HEADER_LEN + n_layers * LAYER_RECORD_LEN);
+    if let Some((s, o)) = spec.input_transform {
+        put32(out, header::TRANSFORM, at as u32);
+        put_f32s(out, at, s);
+        put_f32s(out, at + s.len() * 4, o);
+        at += align_up(spec.inputs * 8);
+    }
+    for (i, l) in spec.layers.iter().enumerate() {
+        let r = HEADER_LEN + i * LAYER_RECORD_LEN;
+        let (code, param) = activation_code(&l.activation);
+        out[r + record::KIND] = KIND_DENSE;
+        out[r + record::ACTIVATION] = code;
+        out[r + record::DTYPE] = DTYPE_F32;
+        out[r + record::LAYOUT] = LAYOUT_PACKED4;
+        put32(out, r + record::INPUTS, l.inputs as u32);
+        put32(out, r + record::OUTPUTS, l.outputs as u32);
+        put32(out, r + record::ACT_PARAM, param.to_bits());
+        put32(out, r + record::DROPOUT, l.dropout_rate.to_bits());
+        let wlen = l.inputs * l.outputs * 4;
+        put32(out, r + record::WEIGHTS, at as u32);
+        put32(out, r + record::WEIGHTS + 4, wlen as u32);
+        put_f32s(out, at, l.packed_weights);
+        at += align_up(wlen);
+        let blen = l.outputs * 4;
+        put32(out, r + record::BIAS, at as u32);
+        put32(out, r + record::BIAS + 4, blen as u32);
+        put_f32s(out, at, l.bias);
+        at += align_up(blen);
+    }
+    let crc = file_crc(out);
+    put32(out, header::CRC, crc);
+    Ok(total)
+}

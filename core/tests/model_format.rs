@@ -1,0 +1,514 @@
+//! The model format: a round trip, one test per class of malformed file, and a mutation fuzz test
+//! (random byte flips, truncations and extensions of valid files, 100k cases) asserting that
+//! validation never panics and that whatever it accepts runs.
+
+use microdnn::model::{
+    self, header, record, EncodeLayer, ModelError, ModelSpec, ModelView, Tensor,
+};
+use microdnn::{kernel, Activation, Rng};
+
+microdnn::network! {
+    /// The network type the test files are compiled against.
+    pub struct Small(SmallBuffers) {
+        hidden: Dense<10, 8>,
+        out: Dense<8, 3>,
+    }
+}
+
+microdnn::network! {
+    /// Same depth, different output width: must be rejected with a typed error.
+    pub struct Wider(WiderBuffers) {
+        hidden: Dense<10, 8>,
+        out: Dense<8, 4>,
+    }
+}
+
+microdnn::network! {
+    /// One layer more.
+    pub struct Deeper(DeeperBuffers) {
+        hidden: Dense<10, 8>,
+        mid: Dense<8, 8>,
+        out: Dense<8, 3>,
+    }
+}
+
+/// A 16-byte-aligned byte buffer (what `include_bytes!` in an aligned wrapper gives a device).
+struct Aligned(Vec<u128>, usize);
+
+impl Aligned {
+    fn new(bytes: &[u8]) -> Self {
+        let mut v = vec![0u128; bytes.len().div_ceil(16) + 1];
+        bytemuck::cast_slice_mut::<u128, u8>(&mut v)[..bytes.len()].copy_from_slice(bytes);
+        Aligned(v, bytes.len())
+    }
+    fn bytes(&self) -> &[u8] {
+        &bytemuck::cast_slice::<u128, u8>(&self.0)[..self.1]
+    }
+}
+
+struct Params {
+    w1: Vec<f32>,
+    b1: Vec<f32>,
+    w2: Vec<f32>,
+    b2: Vec<f32>,
+    scale: Vec<f32>,
+    offset: Vec<f32>,
+}
+
+fn params(seed: u64) -> Params {
+    let mut rng = Rng::new(seed);
+    let packed = |i: usize, o: usize, rng: &mut Rng| {
+        let rows: Vec<f32> = (0..i * o).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let mut p = vec![0.0; i * o];
+        kernel::pack(&rows, i, o, &mut p).unwrap();
+        p
+    };
+    Params {
+        w1: packed(10, 8, &mut rng),
+        b1: (0..8).map(|_| rng.uniform(-0.1, 0.1)).collect(),
+        w2: packed(8, 3, &mut rng),
+        b2: (0..3).map(|_| rng.uniform(-0.1, 0.1)).collect(),
+        scale: (0..10).map(|_| rng.uniform(0.5, 2.0)).collect(),
+        offset: (0..10).map(|_| rng.uniform(-1.0, 1.0)).collect(),
+    }
+}
+
+fn encode(p: &Params) -> Vec<u8> {
+    let layers = [
+        EncodeLayer {
+            inputs: 10,
+            outputs: 8,
+            activation: Activation::LeakyRelu { slope: 0.05 },
+            dropout_rate: 0.25,
+            packed_weights: &p.w1,
+            bias: &p.b1,
+        },
+        EncodeLayer {
+            inputs: 8,
+            outputs: 3,
+            activation: Activation::Softmax,
+            dropout_rate: 0.0,
+            packed_weights: &p.w2,
+            bias: &p.b2,
+        },
+    ];
+    let spec = ModelSpec {
+        inputs: 10,
+        layers: &layers,
+        input_transform: Some((&p.scale, &p.offset)),
+    };
+    let mut out = vec![0u8; model::encoded_len(&spec)];
+    let n = model::encode(&spec, &mut out).unwrap();
+    assert_eq!(n, out.len());
+    out
+}
+
+fn put32(b: &mut [u8], off: usize, v: u32) {
+    b[off..off + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+fn get32(b: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes(b[off..off + 4].try_into().unwrap())
+}
+
+/// Recomputes the CRC so a test reaches the check it is about.
+fn fix_crc(b: &mut [u8]) {
+    let c = model::file_crc(b);
+    put32(b, header::CRC, c);
+}
+
+fn check(bytes: &[u8]) -> Result<(), ModelError> {
+    let a = Aligned::new(bytes);
+    ModelView::new_checked(a.bytes()).map(|_| ())
+}
+
+const L0: usize = model::HEADER_LEN;
+const L1: usize = model::HEADER_LEN + model::LAYER_RECORD_LEN;
+
+#[test]
+fn round_trip_runs_like_the_typed_network() {
+    let p = params(1);
+    let file = Aligned::new(&encode(&p));
+    let view = ModelView::new_checked(file.bytes()).unwrap();
+    assert_eq!(
+        (view.inputs(), view.outputs(), view.layer_count()),
+        (10, 3, 2)
+    );
+    assert_eq!(view.macs(), 10 * 8 + 8 * 3);
+    assert_eq!(view.params(), 11 * 8 + 9 * 3);
+    let l0 = view.layer(0).unwrap();
+    assert_eq!(l0.activation, Activation::LeakyRelu { slope: 0.05 });
+    assert_eq!(l0.dropout_rate, 0.25);
+    assert_eq!(l0.weights, &p.w1[..]);
+    assert!(view.layer(2).is_none());
+    // Zero-copy: the weights point into the file.
+    let range = file.bytes().as_ptr_range();
+    assert!(range.contains(&(l0.weights.as_ptr() as *const u8)));
+
+    let net = Small::from_model(&view).unwrap();
+    let x0: [f32; 10] = core::array::from_fn(|i| i as f32 * 0.3 - 1.0);
+    let mut x = x0;
+    view.transform_input(&mut x);
+    for i in 0..10 {
+        assert_eq!(x[i], x0[i] * p.scale[i] + p.offset[i]);
+    }
+    let mut bufs = SmallBuffers::new();
+    let typed = *net.forward(&x, &mut bufs);
+    let (mut a, mut b) = ([0.0; 8], [0.0; 8]);
+    let mut xr = x0;
+    let dynamic = view.run(&mut xr, &mut a, &mut b).unwrap().to_vec();
+    assert_eq!(
+        dynamic,
+        typed.to_vec(),
+        "run() and the typed network agree bit for bit"
+    );
+    assert!(view.run(&mut [0.0; 9], &mut a, &mut b).is_err());
+    assert!(view.run(&mut xr, &mut [0.0; 7], &mut b).is_err());
+}
+
+#[test]
+fn truncated() {
+    let f = encode(&params(2));
+    for len in [
+        0,
+        3,
+        10,
+        model::HEADER_LEN - 1,
+        model::HEADER_LEN,
+        f.len() / 2,
+        f.len() - 1,
+    ] {
+        let e = check(&f[..len]).unwrap_err();
+        assert!(
+            matches!(e, ModelError::Truncated { .. }),
+            "len {len}: {e:?}"
+        );
+    }
+    let e = check(&f[..f.len() - 1]).unwrap_err();
+    assert_eq!(
+        e,
+        ModelError::Truncated {
+            needed: f.len(),
+            found: f.len() - 1
+        }
+    );
+}
+
+#[test]
+fn trailing_bytes() {
+    let mut f = encode(&params(2));
+    f.push(0);
+    assert!(matches!(check(&f), Err(ModelError::TrailingBytes { .. })));
+}
+
+#[test]
+fn wrong_magic() {
+    let mut f = encode(&params(3));
+    f[0] = b'x';
+    assert_eq!(check(&f), Err(ModelError::BadMagic));
+    assert_eq!(check(b"PK\x03\x04 not a model"), Err(ModelError::BadMagic));
+}
+
+#[test]
+fn newer_version() {
+    let mut f = encode(&params(4));
+    f[header::VERSION_MAJOR..header::VERSION_MAJOR + 2].copy_from_slice(&2u16.to_le_bytes());
+    fix_crc(&mut f);
+    assert_eq!(
+        check(&f),
+        Err(ModelError::UnsupportedVersion { major: 2, minor: 0 })
+    );
+    // A newer *minor* version is readable.
+    let mut f = encode(&params(4));
+    f[header::VERSION_MINOR..header::VERSION_MINOR + 2].copy_from_slice(&7u16.to_le_bytes());
+    fix_crc(&mut f);
+    let a = Aligned::new(&f);
+    assert_eq!(
+        ModelView::new_checked(a.bytes()).unwrap().version_minor(),
+        7
+    );
+}
+
+#[test]
+fn wrong_endianness() {
+    let mut f = encode(&params(5));
+    put32(
+        &mut f,
+        header::BYTE_ORDER,
+        model::BYTE_ORDER_MARK.swap_bytes(),
+    );
+    fix_crc(&mut f);
+    assert_eq!(check(&f), Err(ModelError::WrongEndianness));
+}
+
+#[test]
+fn bad_crc() {
+    let mut f = encode(&params(6));
+    let n = f.len();
+    f[n - 20] ^= 0x40; // a bit of the last bias
+    assert!(matches!(check(&f), Err(ModelError::BadChecksum { .. })));
+}
+
+#[test]
+fn shape_mismatch_against_the_compiled_network() {
+    let f = Aligned::new(&encode(&params(7)));
+    let view = ModelView::new_checked(f.bytes()).unwrap();
+    assert_eq!(
+        Wider::from_model(&view).unwrap_err(),
+        ModelError::LayerShape {
+            layer: 1,
+            dimension: "outputs",
+            expected: 4,
+            found: 3
+        }
+    );
+    assert_eq!(
+        Deeper::from_model(&view).unwrap_err(),
+        ModelError::LayerCount {
+            expected: 3,
+            found: 2
+        }
+    );
+    let msg = Wider::from_model(&view).unwrap_err().to_string();
+    assert_eq!(
+        msg,
+        "layer 1 has 3 outputs, the network type compiled in has 4"
+    );
+}
+
+#[test]
+fn shape_chain_in_the_file() {
+    let mut f = encode(&params(8));
+    // Layer 1 claims 9 inputs (and the matching weight length) while layer 0 gives 8.
+    put32(&mut f, L1 + record::INPUTS, 9);
+    put32(&mut f, L1 + record::WEIGHTS + 4, 9 * 3 * 4);
+    fix_crc(&mut f);
+    let e = check(&f).unwrap_err();
+    // The weights no longer fit where they are or the chain breaks: both are typed errors.
+    assert!(
+        matches!(
+            e,
+            ModelError::ShapeChain {
+                layer: 1,
+                expected: 8,
+                found: 9
+            } | ModelError::OutOfRange { .. }
+        ),
+        "{e:?}"
+    );
+    let mut f = encode(&params(8));
+    put32(&mut f, L0 + record::WEIGHTS + 4, 4);
+    fix_crc(&mut f);
+    assert_eq!(
+        check(&f),
+        Err(ModelError::TensorLength {
+            layer: Some(0),
+            tensor: Tensor::Weights,
+            expected: 320,
+            found: 4
+        })
+    );
+}
+
+#[test]
+fn misaligned() {
+    // The file itself at an odd address.
+    let f = encode(&params(9));
+    let a = Aligned::new(&[&[0u8][..], &f[..]].concat());
+    assert_eq!(
+        ModelView::new_checked(&a.bytes()[1..]).unwrap_err(),
+        ModelError::Misaligned {
+            layer: None,
+            tensor: Tensor::File
+        }
+    );
+    // A tensor offset that is not a multiple of 16.
+    let mut f = encode(&params(9));
+    let off = get32(&f, L1 + record::BIAS);
+    put32(&mut f, L1 + record::BIAS, off + 4);
+    fix_crc(&mut f);
+    assert_eq!(
+        check(&f),
+        Err(ModelError::Misaligned {
+            layer: Some(1),
+            tensor: Tensor::Bias
+        })
+    );
+}
+
+#[test]
+fn non_finite_weights() {
+    let p = params(10);
+    let mut f = encode(&p);
+    let off = get32(&f, L0 + record::WEIGHTS) as usize;
+    f[off + 4 * 17..off + 4 * 18].copy_from_slice(&f32::NAN.to_le_bytes());
+    fix_crc(&mut f);
+    assert_eq!(
+        check(&f),
+        Err(ModelError::NonFinite {
+            layer: Some(0),
+            tensor: Tensor::Weights,
+            index: 17
+        })
+    );
+    let mut f = encode(&p);
+    let off = get32(&f, header::TRANSFORM) as usize;
+    f[off..off + 4].copy_from_slice(&f32::INFINITY.to_le_bytes());
+    fix_crc(&mut f);
+    assert!(matches!(
+        check(&f),
+        Err(ModelError::NonFinite {
+            tensor: Tensor::InputTransform,
+            ..
+        })
+    ));
+    // The encoder refuses to write such a network in the first place.
+    let mut bad = p;
+    bad.b2[1] = f32::NAN;
+    let layers = [EncodeLayer {
+        inputs: 8,
+        outputs: 3,
+        activation: Activation::Softmax,
+        dropout_rate: 0.0,
+        packed_weights: &bad.w2,
+        bias: &bad.b2,
+    }];
+    let spec = ModelSpec {
+        inputs: 8,
+        layers: &layers,
+        input_transform: None,
+    };
+    let mut out = vec![0xAAu8; model::encoded_len(&spec)];
+    assert_eq!(
+        model::encode(&spec, &mut out),
+        Err(ModelError::NonFinite {
+            layer: Some(0),
+            tensor: Tensor::Bias,
+            index: 1
+        })
+    );
+    assert!(out.iter().all(|&b| b == 0xAA), "nothing written on error");
+}
+
+#[test]
+fn offsets_out_of_range() {
+    let mut f = encode(&params(11));
+    let n = f.len() as u32;
+    put32(&mut f, L1 + record::WEIGHTS, n.next_multiple_of(16));
+    fix_crc(&mut f);
+    assert_eq!(
+        check(&f),
+        Err(ModelError::OutOfRange {
+            layer: Some(1),
+            tensor: Tensor::Weights
+        })
+    );
+    let mut f = encode(&params(11));
+    put32(&mut f, L0 + record::BIAS, u32::MAX - 15);
+    fix_crc(&mut f);
+    assert!(matches!(
+        check(&f),
+        Err(ModelError::OutOfRange { layer: Some(0), .. })
+    ));
+    let mut f = encode(&params(11));
+    put32(&mut f, header::LAYER_TABLE, n);
+    fix_crc(&mut f);
+    assert!(matches!(
+        check(&f),
+        Err(ModelError::OutOfRange {
+            tensor: Tensor::LayerTable,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn unknown_codes() {
+    type Expect = fn(&ModelError) -> bool;
+    let cases: [(usize, u8, Expect); 4] = [
+        (record::KIND, 9, |e| {
+            matches!(e, ModelError::UnknownLayerKind { layer: 0, kind: 9 })
+        }),
+        (record::ACTIVATION, 42, |e| {
+            matches!(e, ModelError::UnknownActivation { layer: 0, code: 42 })
+        }),
+        (record::DTYPE, 1, |e| {
+            matches!(
+                e,
+                ModelError::UnsupportedWeightType {
+                    layer: 0,
+                    code: 1,
+                    known: true
+                }
+            )
+        }),
+        (record::LAYOUT, 3, |e| {
+            matches!(e, ModelError::UnsupportedLayout { layer: 0, code: 3 })
+        }),
+    ];
+    for (field, value, ok) in cases {
+        let mut f = encode(&params(12));
+        f[L0 + field] = value;
+        fix_crc(&mut f);
+        let e = check(&f).unwrap_err();
+        assert!(ok(&e), "field {field}: {e:?}");
+    }
+    let mut f = encode(&params(12));
+    put32(&mut f, L0 + record::DROPOUT, 1.5f32.to_bits());
+    fix_crc(&mut f);
+    assert_eq!(check(&f), Err(ModelError::BadDropoutRate { layer: 0 }));
+}
+
+/// Random mutations of valid files: validation must never panic, and whatever it accepts must
+/// run (through both the dynamic path and the typed network when the shapes allow it).
+#[test]
+fn fuzz_mutations_never_panic() {
+    let base = encode(&params(13));
+    let mut rng = Rng::new(2024);
+    let mut accepted = 0;
+    let cases = 100_000;
+    for case in 0..cases {
+        let mut f = base.clone();
+        match rng.next_u32() % 4 {
+            0 => {
+                let cut = rng.next_u32() as usize % f.len();
+                f.truncate(cut);
+            }
+            1 => {
+                let extra = 1 + rng.next_u32() as usize % 32;
+                f.extend((0..extra).map(|_| rng.next_u32() as u8));
+            }
+            _ => {
+                // Flip 1-8 bytes, biased toward the header and layer table.
+                for _ in 0..1 + rng.next_u32() % 8 {
+                    let span = if rng.next_u32().is_multiple_of(2) {
+                        160
+                    } else {
+                        f.len()
+                    };
+                    let at = rng.next_u32() as usize % span.min(f.len());
+                    f[at] = rng.next_u32() as u8;
+                }
+            }
+        }
+        // Half the time, repair the CRC so the mutation reaches the deeper checks.
+        if case % 2 == 0 && f.len() >= model::HEADER_LEN {
+            fix_crc(&mut f);
+        }
+        let a = Aligned::new(&f);
+        if let Ok(view) = ModelView::new_checked(a.bytes()) {
+            accepted += 1;
+            let mut x = vec![0.5f32; view.inputs()];
+            let w = view.max_width();
+            let (mut p, mut q) = (vec![0.0; w], vec![0.0; w]);
+            let y = view.run(&mut x, &mut p, &mut q).unwrap();
+            assert_eq!(y.len(), view.outputs());
+            if let Ok(net) = Small::from_model(&view) {
+                let mut bufs = SmallBuffers::new();
+                net.forward(&[0.1; 10], &mut bufs);
+            }
+        }
+    }
+    // Mutations that only touch padding or reserved bytes (with a repaired CRC) stay valid.
+    assert!(accepted > 0 && accepted < cases, "accepted {accepted}");
+}
