@@ -9,6 +9,7 @@ pub mod dense;
 pub mod dropout;
 pub mod error;
 pub mod kernel;
+pub mod link;
 pub mod math;
 pub mod model;
 pub mod network;

@@ -1,0 +1,599 @@
+//! The host ↔ device link: a small framed protocol over a byte stream (a UART, a TCP socket to
+//! QEMU's emulated UART, a USB serial port).
+//!
+//! # Frames
+//!
+//! ```text
+//! on the wire:  COBS( kind:u8  seq:u8  len:u16  payload[len]  crc32:u32 )  0x00
+//!                     └──────────── CRC-32 (IEEE) over these ────────┘
+//! ```
+//!
+//! All integers and floats are little-endian. COBS (consistent overhead byte stuffing) removes
+//! every zero byte from the frame, so `0x00` always ends a frame: after garbage, a lost byte or a
+//! reset, the receiver resynchronises at the next `0x00`. The CRC catches corrupted frames; `len`
+//! catches truncated ones. A receiver's buffer has a fixed size ([`FrameDecoder<N>`]); an
+//! over-long frame is discarded up to its delimiter and reported, never written past the buffer.
+//!
+//! # Messages
+//!
+//! | kind | direction | payload |
+//! |---|---|---|
+//! | [`kind::PING`] | host → device | any bytes, echoed back in [`kind::PONG`] |
+//! | [`kind::INFO`] | host → device | empty; answered with [`kind::INFO_REPLY`] |
+//! | [`kind::INFER`] | host → device | `inputs` f32 values (raw, before the model's input transform) |
+//! | [`kind::PONG`] | device → host | the ping's payload |
+//! | [`kind::INFO_REPLY`] | device → host | [`DeviceInfo`]: inputs, outputs, layers, MACs, flash and RAM bytes (u32 each) |
+//! | [`kind::RESULT`] | device → host | predicted class (u16), reserved (u16), instructions spent (u64, 0 if not measured), then `outputs` f32 values |
+//! | [`kind::ERROR`] | device → host | [`ErrorCode`] (u8), reserved (u8), detail (u16): e.g. the expected input count |
+//!
+//! `seq` is chosen by the host and copied into the answer, so a host can match replies to
+//! requests and notice a lost one.
+
+use crate::model::Crc32;
+
+/// Message kinds.
+pub mod kind {
+    /// Host → device: echo request.
+    pub const PING: u8 = 0x01;
+    /// Host → device: describe the model.
+    pub const INFO: u8 = 0x02;
+    /// Host → device: run one inference.
+    pub const INFER: u8 = 0x03;
+    /// Device → host: echo reply.
+    pub const PONG: u8 = 0x81;
+    /// Device → host: model description.
+    pub const INFO_REPLY: u8 = 0x82;
+    /// Device → host: inference result.
+    pub const RESULT: u8 = 0x83;
+    /// Device → host: the request could not be served.
+    pub const ERROR: u8 = 0xEE;
+}
+
+/// Bytes of frame header (kind, seq, len) before the payload.
+pub const HEADER_LEN: usize = 4;
+/// Bytes of CRC after the payload.
+pub const CRC_LEN: usize = 4;
+
+/// Largest encoded size (COBS overhead and delimiter included) of a frame with `payload` bytes.
+pub const fn max_encoded_len(payload: usize) -> usize {
+    let raw = HEADER_LEN + payload + CRC_LEN;
+    raw + raw / 254 + 2
+}
+
+/// Why a frame was rejected (also the code carried by an error frame).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u8)]
+pub enum ErrorCode {
+    /// The frame's COBS encoding is invalid.
+    BadEncoding = 1,
+    /// Shorter than a header and CRC, or shorter than its declared length.
+    Truncated = 2,
+    /// The CRC does not match.
+    BadCrc = 3,
+    /// The frame did not fit the receiver's buffer (discarded up to its delimiter).
+    TooLong = 4,
+    /// An unknown message kind.
+    UnknownKind = 5,
+    /// A payload of the wrong length (for INFER: not `inputs` f32 values).
+    BadLength = 6,
+    /// The inputs contain NaN or infinity.
+    NonFiniteInput = 7,
+    /// Longer than its declared length.
+    TrailingBytes = 8,
+}
+
+impl ErrorCode {
+    /// The code for a byte, if known.
+    pub const fn from_u8(b: u8) -> Option<Self> {
+        Some(match b {
+            1 => ErrorCode::BadEncoding,
+            2 => ErrorCode::Truncated,
+            3 => ErrorCode::BadCrc,
+            4 => ErrorCode::TooLong,
+            5 => ErrorCode::UnknownKind,
+            6 => ErrorCode::BadLength,
+            7 => ErrorCode::NonFiniteInput,
+            8 => ErrorCode::TrailingBytes,
+            _ => return None,
+        })
+    }
+}
+
+impl core::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            ErrorCode::BadEncoding => "invalid COBS encoding",
+            ErrorCode::Truncated => "truncated frame",
+            ErrorCode::BadCrc => "CRC mismatch",
+            ErrorCode::TooLong => "frame longer than the receive buffer",
+            ErrorCode::UnknownKind => "unknown message kind",
+            ErrorCode::BadLength => "payload of the wrong length",
+            ErrorCode::NonFiniteInput => "input contains NaN or infinity",
+            ErrorCode::TrailingBytes => "frame longer than its declared length",
+        })
+    }
+}
+
+impl core::error::Error for ErrorCode {}
+
+/// A received, checked frame; the payload borrows the decoder's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// Message kind ([`kind`]).
+    pub kind: u8,
+    /// Sequence number, echoed in replies.
+    pub seq: u8,
+    /// The payload.
+    pub payload: &'a [u8],
+}
+
+/// Reassembles frames from a byte stream into a fixed buffer of `N` bytes (no heap).
+///
+/// Feed bytes with [`FrameDecoder::push`]; at each `0x00` it returns the frame or why it was
+/// rejected. `N` must hold the largest *decoded* frame expected (header + payload + CRC).
+///
+/// ```
+/// use microdnn::link::{self, FrameDecoder};
+/// let mut wire = [0u8; 64];
+/// let n = link::encode_frame(link::kind::PING, 7, b"hi\0there", &mut wire).unwrap();
+/// let mut dec = FrameDecoder::<64>::new();
+/// let mut got = None;
+/// for &b in &wire[..n] {
+///     if let Some(r) = dec.push(b) {
+///         let f = r.unwrap();
+///         got = Some((f.kind, f.seq, f.payload.to_vec()));
+///     }
+/// }
+/// assert_eq!(got, Some((link::kind::PING, 7, b"hi\0there".to_vec())));
+/// ```
+#[derive(Debug)]
+pub struct FrameDecoder<const N: usize> {
+    buf: heapless::Vec<u8, N>,
+    overflow: bool,
+    /// The buffer holds a returned frame: clear it before the next byte.
+    complete: bool,
+}
+
+impl<const N: usize> Default for FrameDecoder<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> FrameDecoder<N> {
+    /// An empty decoder.
+    pub const fn new() -> Self {
+        FrameDecoder {
+            buf: heapless::Vec::new(),
+            overflow: false,
+            complete: false,
+        }
+    }
+
+    /// Feeds one byte. Returns `Some` at each frame delimiter (`0x00`) that ends a non-empty
+    /// frame: the checked frame, or the reason it was rejected. Empty frames (repeated
+    /// delimiters) are skipped silently.
+    pub fn push(&mut self, byte: u8) -> Option<Result<Frame<'_>, ErrorCode>> {
+        if self.complete {
+            self.buf.clear();
+            self.complete = false;
+        }
+        if byte != 0 {
+            if self.buf.push(byte).is_err() {
+                self.overflow = true;
+            }
+            return None;
+        }
+        if self.overflow {
+            self.overflow = false;
+            self.buf.clear();
+            return Some(Err(ErrorCode::TooLong));
+        }
+        if self.buf.is_empty() {
+            return None;
+        }
+        self.complete = true;
+        match cobs_decode_in_place(&mut self.buf) {
+            Some(len) => {
+                self.buf.truncate(len);
+                Some(check_frame(&self.buf))
+            }
+            None => Some(Err(ErrorCode::BadEncoding)),
+        }
+    }
+
+    /// Discards the bytes of a partial frame.
+    pub fn reset(&mut self) {
+        self.buf.clear();
+        self.overflow = false;
+        self.complete = false;
+    }
+}
+
+fn check_frame(b: &[u8]) -> Result<Frame<'_>, ErrorCode> {
+    if b.len() < HEADER_LEN + CRC_LEN {
+        return Err(ErrorCode::Truncated);
+    }
+    let (body, crc) = b.split_at(b.len() - CRC_LEN);
+    let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    let mut c = Crc32::new();
+    c.update(body);
+    if c.finish() != stored {
+        return Err(ErrorCode::BadCrc);
+    }
+    let len = u16::from_le_bytes([body[2], body[3]]) as usize;
+    let payload = &body[HEADER_LEN..];
+    if payload.len() < len {
+        return Err(ErrorCode::Truncated);
+    }
+    if payload.len() > len {
+        return Err(ErrorCode::TrailingBytes);
+    }
+    Ok(Frame {
+        kind: body[0],
+        seq: body[1],
+        payload,
+    })
+}
+
+/// Decodes COBS in place; returns the decoded length, or `None` if the encoding is invalid.
+fn cobs_decode_in_place(buf: &mut [u8]) -> Option<usize> {
+    let (mut read, mut write) = (0, 0);
+    let n = buf.len();
+    while read < n {
+        let code = buf[read] as usize;
+        if code == 0 || read + code > n {
+            return None;
+        }
+        read += 1;
+        for _ in 1..code {
+            let b = *buf.get(read)?;
+            if b == 0 {
+                return None;
+            }
+            buf[write] = b;
+            write += 1;
+            read += 1;
+        }
+        if code != 0xFF && read < n {
+            buf[write] = 0;
+            write += 1;
+        }
+    }
+    Some(write)
+}
+
+/// Encodes one frame (kind, seq, payload) into `out`, COBS-stuffed and terminated by `0x00`.
+/// Returns the number of bytes written, or [`ErrorCode::TooLong`] if `out` is too small or the
+/// payload exceeds 65535 bytes.
+pub fn encode_frame(kind: u8, seq: u8, payload: &[u8], out: &mut [u8]) -> Result<usize, ErrorCode> {
+    let len = u16::try_from(payload.len()).map_err(|_| ErrorCode::TooLong)?;
+    let header = [kind, seq, len.to_le_bytes()[0], len.to_le_bytes()[1]];
+    let mut c = Crc32::new();
+    c.update(&header);
+    c.update(payload);
+    let crc = c.finish().to_le_bytes();
+    let raw = header.iter().chain(payload).chain(crc.iter()).copied();
+    let mut enc = CobsWriter::new(out);
+    for b in raw {
+        enc.push(b)?;
+    }
+    enc.finish()
+}
+
+/// Incremental COBS encoder into a fixed buffer.
+struct CobsWriter<'a> {
+    out: &'a mut [u8],
+    code_at: usize,
+    at: usize,
+    code: u8,
+}
+
+impl<'a> CobsWriter<'a> {
+    fn new(out: &'a mut [u8]) -> Self {
+        CobsWriter {
+            out,
+            code_at: 0,
+            at: 1,
+            code: 1,
+        }
+    }
+
+    fn put(&mut self, at: usize, b: u8) -> Result<(), ErrorCode> {
+        *self.out.get_mut(at).ok_or(ErrorCode::TooLong)? = b;
+        Ok(())
+    }
+
+    fn push(&mut self, b: u8) -> Result<(), ErrorCode> {
+        if b == 0 {
+            self.close_block()?;
+        } else {
+            self.put(self.at, b)?;
+            self.at += 1;
+            self.code += 1;
+            if self.code == 0xFF {
+                self.close_block()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn close_block(&mut self) -> Result<(), ErrorCode> {
+        self.put(self.code_at, self.code)?;
+        self.code_at = self.at;
+        self.at += 1;
+        self.code = 1;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<usize, ErrorCode> {
+        self.put(self.code_at, self.code)?;
+        self.put(self.at, 0)?;
+        Ok(self.at + 1)
+    }
+}
+
+/// What a device reports about the model it runs ([`kind::INFO_REPLY`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct DeviceInfo {
+    /// Network inputs.
+    pub inputs: u32,
+    /// Network outputs.
+    pub outputs: u32,
+    /// Layers.
+    pub layers: u32,
+    /// Multiply-accumulates per inference.
+    pub macs: u32,
+    /// Flash bytes of the firmware (0 if unknown).
+    pub flash_bytes: u32,
+    /// Static RAM bytes of the firmware (0 if unknown).
+    pub ram_bytes: u32,
+}
+
+impl DeviceInfo {
+    /// Payload length.
+    pub const LEN: usize = 24;
+
+    /// Serialises into a payload.
+    pub fn to_bytes(&self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        let v = [
+            self.inputs,
+            self.outputs,
+            self.layers,
+            self.macs,
+            self.flash_bytes,
+            self.ram_bytes,
+        ];
+        for (c, x) in b.chunks_exact_mut(4).zip(v) {
+            c.copy_from_slice(&x.to_le_bytes());
+        }
+        b
+    }
+
+    /// Parses a payload; `None` unless it has exactly [`DeviceInfo::LEN`] bytes.
+    pub fn from_bytes(p: &[u8]) -> Option<Self> {
+        if p.len() != Self::LEN {
+            return None;
+        }
+        let mut v = [0u32; 6];
+        for (x, c) in v.iter_mut().zip(p.chunks_exact(4)) {
+            *x = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        }
+        Some(DeviceInfo {
+            inputs: v[0],
+            outputs: v[1],
+            layers: v[2],
+            macs: v[3],
+            flash_bytes: v[4],
+            ram_bytes: v[5],
+        })
+    }
+}
+
+/// Bytes before the outputs in a [`kind::RESULT`] payload.
+pub const RESULT_HEADER_LEN: usize = 12;
+
+/// Writes a [`kind::RESULT`] payload into `out`; returns its length.
+pub fn result_payload(
+    class: u16,
+    instructions: u64,
+    outputs: &[f32],
+    out: &mut [u8],
+) -> Result<usize, ErrorCode> {
+    let n = RESULT_HEADER_LEN + outputs.len() * 4;
+    let out = out.get_mut(..n).ok_or(ErrorCode::TooLong)?;
+    out[..2].copy_from_slice(&class.to_le_bytes());
+    out[2..4].copy_from_slice(&[0, 0]);
+    out[4..12].copy_from_slice(&instructions.to_le_bytes());
+    write_f32s(outputs, &mut out[RESULT_HEADER_LEN..]);
+    Ok(n)
+}
+
+/// A parsed [`kind::RESULT`] payload; outputs stay as bytes (use [`read_f32s`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InferResult<'a> {
+    /// The predicted class.
+    pub class: u16,
+    /// Instructions the device spent on the inference (0 if not measured).
+    pub instructions: u64,
+    /// The outputs, little-endian f32s.
+    pub outputs: &'a [u8],
+}
+
+impl<'a> InferResult<'a> {
+    /// Parses a payload; `None` if it is too short or not a whole number of f32s.
+    pub fn parse(p: &'a [u8]) -> Option<Self> {
+        if p.len() < RESULT_HEADER_LEN || !(p.len() - RESULT_HEADER_LEN).is_multiple_of(4) {
+            return None;
+        }
+        let mut ins = [0u8; 8];
+        ins.copy_from_slice(&p[4..12]);
+        Some(InferResult {
+            class: u16::from_le_bytes([p[0], p[1]]),
+            instructions: u64::from_le_bytes(ins),
+            outputs: &p[RESULT_HEADER_LEN..],
+        })
+    }
+}
+
+/// Writes f32s little-endian into `out` (stops at the shorter of the two).
+pub fn write_f32s(v: &[f32], out: &mut [u8]) {
+    for (c, x) in out.chunks_exact_mut(4).zip(v) {
+        c.copy_from_slice(&x.to_le_bytes());
+    }
+}
+
+/// Reads little-endian f32s from `p` into `out`; returns how many were read.
+pub fn read_f32s(p: &[u8], out: &mut [f32]) -> usize {
+    let mut n = 0;
+    for (x, c) in out.iter_mut().zip(p.chunks_exact(4)) {
+        *x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        n += 1;
+    }
+    n
+}
+
+/// An [`kind::ERROR`] payload.
+pub fn error_payload(code: ErrorCode, detail: u16) -> [u8; 4] {
+    let d = detail.to_le_bytes();
+    [code as u8, 0, d[0], d[1]]
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec::Vec;
+
+    type Decoded = Result<(u8, u8, Vec<u8>), ErrorCode>;
+
+    fn decode_all<const N: usize>(wire: &[u8]) -> Vec<Decoded> {
+        let mut d = FrameDecoder::<N>::new();
+        let mut out = Vec::new();
+        for &b in wire {
+            if let Some(r) = d.push(b) {
+                out.push(r.map(|f| (f.kind, f.seq, f.payload.to_vec())));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn cobs_round_trips_including_long_runs_and_zeros() {
+        for payload in [
+            Vec::new(),
+            std::vec![0u8; 10],
+            (0..=255u8).collect::<Vec<_>>(),
+            std::vec![7u8; 600],
+            (0..1000).map(|i| (i % 3) as u8).collect(),
+        ] {
+            let mut wire = std::vec![0u8; max_encoded_len(payload.len())];
+            let n = encode_frame(kind::INFER, 3, &payload, &mut wire).unwrap();
+            assert!(
+                wire[..n - 1].iter().all(|&b| b != 0),
+                "no zero inside a frame"
+            );
+            assert_eq!(wire[n - 1], 0);
+            let got = decode_all::<2048>(&wire[..n]);
+            assert_eq!(got, std::vec![Ok((kind::INFER, 3, payload.clone()))]);
+        }
+    }
+
+    #[test]
+    fn known_cobs_encoding() {
+        // Wikipedia's example: 11 22 00 33 -> 03 11 22 02 33 00 (here wrapped in a frame, so
+        // check the decoder on the raw example instead).
+        let mut b = [0x03, 0x11, 0x22, 0x02, 0x33];
+        let n = cobs_decode_in_place(&mut b).unwrap();
+        assert_eq!(&b[..n], &[0x11, 0x22, 0x00, 0x33]);
+    }
+
+    #[test]
+    fn corrupted_truncated_and_oversized_frames_are_reported_and_resynchronised() {
+        let mut wire = [0u8; 64];
+        let n = encode_frame(kind::PING, 1, b"abc", &mut wire).unwrap();
+        // A flipped bit: CRC error, then the next good frame still decodes.
+        let mut bad = wire[..n].to_vec();
+        bad[3] ^= 0x10;
+        let mut stream = bad.clone();
+        stream.extend_from_slice(&wire[..n]);
+        let got = decode_all::<64>(&stream);
+        assert_eq!(got[0], Err(ErrorCode::BadCrc));
+        assert_eq!(got[1], Ok((kind::PING, 1, b"abc".to_vec())));
+        // Garbage then a frame.
+        let mut stream = std::vec![0x55, 0x12, 0x00];
+        stream.extend_from_slice(&wire[..n]);
+        let got = decode_all::<64>(&stream);
+        assert!(got[0].is_err());
+        assert_eq!(got[1], Ok((kind::PING, 1, b"abc".to_vec())));
+        // Too long for the buffer.
+        let mut big = std::vec![0u8; max_encoded_len(100)];
+        let m = encode_frame(kind::INFER, 2, &[1u8; 100], &mut big).unwrap();
+        let got = decode_all::<32>(&big[..m]);
+        assert_eq!(got, std::vec![Err(ErrorCode::TooLong)]);
+        // Shorter than a header.
+        assert_eq!(
+            decode_all::<32>(&[0x02, 0x01, 0x00]),
+            std::vec![Err(ErrorCode::Truncated)]
+        );
+    }
+
+    #[test]
+    fn length_field_is_checked() {
+        // Hand-build a frame whose len says 5 but carries 3 bytes (with a valid CRC).
+        let body = [kind::INFER, 0, 5, 0, 1, 2, 3];
+        let mut c = Crc32::new();
+        c.update(&body);
+        let mut raw = body.to_vec();
+        raw.extend_from_slice(&c.finish().to_le_bytes());
+        assert_eq!(check_frame(&raw), Err(ErrorCode::Truncated));
+        let body = [kind::INFER, 0, 1, 0, 1, 2, 3];
+        let mut c = Crc32::new();
+        c.update(&body);
+        let mut raw = body.to_vec();
+        raw.extend_from_slice(&c.finish().to_le_bytes());
+        assert_eq!(check_frame(&raw), Err(ErrorCode::TrailingBytes));
+    }
+
+    #[test]
+    fn random_garbage_never_panics() {
+        let mut rng = crate::Rng::new(99);
+        let mut d = FrameDecoder::<128>::new();
+        for _ in 0..200_000 {
+            let b = if rng.next_u32().is_multiple_of(16) {
+                0
+            } else {
+                rng.next_u32() as u8
+            };
+            let _ = d.push(b);
+        }
+    }
+
+    #[test]
+    fn payload_helpers_round_trip() {
+        let info = DeviceInfo {
+            inputs: 64,
+            outputs: 10,
+            layers: 3,
+            macs: 4416,
+            flash_bytes: 30000,
+            ram_bytes: 1234,
+        };
+        assert_eq!(DeviceInfo::from_bytes(&info.to_bytes()), Some(info));
+        assert_eq!(DeviceInfo::from_bytes(&[0; 23]), None);
+        let mut p = [0u8; 64];
+        let n = result_payload(7, 123_456, &[0.5, -1.0, 3.25], &mut p).unwrap();
+        let r = InferResult::parse(&p[..n]).unwrap();
+        assert_eq!((r.class, r.instructions), (7, 123_456));
+        let mut ys = [0.0; 3];
+        assert_eq!(read_f32s(r.outputs, &mut ys), 3);
+        assert_eq!(ys, [0.5, -1.0, 3.25]);
+        assert_eq!(
+            ErrorCode::from_u8(error_payload(ErrorCode::BadLength, 64)[0]),
+            Some(ErrorCode::BadLength)
+        );
+    }
+}
