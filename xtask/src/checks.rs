@@ -67,10 +67,7 @@ fn steps() -> Vec<Step> {
             "rustfmt (workspace)",
             root_cargo(&["fmt", "--all", "--check"]),
         ),
-        Step::command(
-            "rustfmt (firmware)",
-            firmware_cargo(&["fmt", "--all", "--check"]),
-        ),
+        Step::command("rustfmt (firmware)", firmware_cargo(&["fmt", "--check"])),
         Step::command(
             "clippy (workspace, host, release)",
             root_cargo(&[
@@ -157,12 +154,13 @@ fn run_firmware(bin: &str) -> Result<()> {
 }
 
 /// Runs the steps; prints `xtask: N passed, M failed` last and exits with failure if a step
-/// failed.
-pub fn run() -> Result<()> {
+/// failed. Stops at the first failure unless `keep_going` (then every step runs).
+pub fn run(keep_going: bool) -> Result<()> {
     let steps = steps();
     let total = steps.len();
     let mut passed = 0;
-    let mut failure = None;
+    let mut failures = Vec::new();
+    let mut stopped_at = None;
     for (i, step) in steps.iter().enumerate() {
         println!("\nxtask: [{}/{total}] {}", i + 1, step.name);
         let start = Instant::now();
@@ -178,22 +176,27 @@ pub fn run() -> Result<()> {
             }
             Err(e) => {
                 println!("xtask: [{}/{total}] FAILED: {}: {e:#}", i + 1, step.name);
-                failure = Some((i, step.name.clone()));
-                break;
+                failures.push(step.name.clone());
+                if !keep_going {
+                    stopped_at = Some(i);
+                    break;
+                }
             }
         }
     }
     println!();
-    let failed = usize::from(failure.is_some());
-    if let Some((i, name)) = &failure {
+    for name in &failures {
+        println!("xtask: failed: {name}");
+    }
+    if let Some(i) = stopped_at {
         println!(
-            "xtask: stopped at step {}/{total} ({name}); {} later steps not run",
+            "xtask: stopped at step {}/{total}; {} later steps not run (--keep-going runs them all)",
             i + 1,
             total - i - 1
         );
     }
-    println!("xtask: {passed} passed, {failed} failed");
-    if failure.is_some() {
+    println!("xtask: {passed} passed, {} failed", failures.len());
+    if !failures.is_empty() {
         // The summary stays the last line of the output.
         std::process::exit(1);
     }

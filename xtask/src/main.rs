@@ -24,7 +24,8 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  test                 run every check (fmt, clippy, tests, thumb builds, firmware in QEMU)
+  test [--keep-going]  run every check (fmt, clippy, tests, thumb builds, firmware in QEMU),
+                       stopping at the first failure (--keep-going: run them all)
   demo                 build the firmware demo and run it in QEMU (decoded log)
   bench-mcu            instruction counts, flash, RAM and stack of the firmware (QEMU -icount);
                        writes target/bench/mcu.json
@@ -37,7 +38,11 @@ fn main() -> ExitCode {
     let command = args.next();
     let rest: Vec<String> = args.collect();
     let result = match command.as_deref() {
-        Some("test") => checks::run(),
+        Some("test") => match rest.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+            [] => checks::run(false),
+            ["--keep-going"] => checks::run(true),
+            _ => Err(anyhow::anyhow!("usage: cargo xtask test [--keep-going]")),
+        },
         Some("demo") => run_firmware("demo"),
         Some("run") => match rest.first() {
             Some(bin) => run_firmware(bin),
