@@ -67,7 +67,7 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchResult> {
     cfg.lr = 0.05;
     cfg.data.dataset = DatasetKind::Mnist;
     cfg.data.path = opts.data_dir.clone();
-    cfg.data.validation_fraction = 0.0;
+    cfg.data.validation_fraction = Some(0.0);
     cfg.data.transform = TransformKind::ScaleByMax;
     cfg.model = ModelConfig {
         hidden: vec![256, 128],

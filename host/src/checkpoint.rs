@@ -15,11 +15,10 @@
 //! renamed over the target, so a crash or an error never leaves a partial checkpoint.
 
 use std::collections::HashMap;
-use std::borrow::Cow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use safetensors::{Dtype, SafeTensors, View};
+use safetensors::{Dtype, SafeTensors};
 
 use crate::data::InputTransform;
 use crate::model::{Layer, LayerSpec, Model, Sequential};
@@ -107,21 +106,6 @@ impl Tensor {
             shape: vec![values.len()],
             data: values.to_vec(),
         }
-    }
-}
-
-impl View for &Tensor {
-    fn dtype(&self) -> Dtype {
-        self.dtype
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(&self.data)
-    }
-    fn data_len(&self) -> usize {
-        self.data.len()
     }
 }
 
@@ -285,9 +269,43 @@ pub fn model_metadata(model: &Model) -> HashMap<String, String> {
 }
 
 /// Serialises named tensors and metadata to safetensors bytes.
+///
+/// Written here rather than by `safetensors::serialize` so that the bytes are deterministic
+/// (JSON keys sorted; the crate's metadata map has a random order): the same model always gives
+/// the same file. Layout: `u64` LE header length, the JSON header padded with spaces to a
+/// multiple of 8, then the tensors' bytes in the given order. The result is validated by
+/// parsing it back with the `safetensors` crate in tests.
 pub fn to_bytes(tensors: &[(String, Tensor)], metadata: HashMap<String, String>) -> Vec<u8> {
-    safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata))
-        .expect("tensor shapes match their data")
+    let dtype_name = |d: Dtype| match d {
+        Dtype::F32 => "F32",
+        Dtype::I64 => "I64",
+        Dtype::U8 => "U8",
+        other => panic!("unsupported dtype {other:?}"),
+    };
+    let mut header = serde_json::Map::new();
+    let meta: serde_json::Map<String, serde_json::Value> =
+        metadata.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
+    header.insert("__metadata__".into(), serde_json::Value::Object(meta));
+    let mut offset = 0usize;
+    for (name, t) in tensors {
+        let end = offset + t.data.len();
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": dtype_name(t.dtype), "shape": t.shape, "data_offsets": [offset, end]}),
+        );
+        offset = end;
+    }
+    let mut json = serde_json::to_vec(&serde_json::Value::Object(header)).expect("header serialises");
+    while json.len() % 8 != 0 {
+        json.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + json.len() + offset);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    for (_, t) in tensors {
+        out.extend_from_slice(&t.data);
+    }
+    out
 }
 
 /// The bytes of a model checkpoint.
@@ -432,6 +450,8 @@ mod tests {
         assert_eq!(st.tensor("0.weight").unwrap().shape(), &[3, 2]);
         assert_eq!(st.tensor("1.num_batches_tracked").unwrap().dtype(), Dtype::I64);
         assert_eq!(st.tensor("1.num_batches_tracked").unwrap().shape(), &[] as &[usize]);
+        // Deterministic bytes, readable by the reference parser (checked above).
+        assert_eq!(model_bytes(&m), bytes);
         // No temporary file is left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }

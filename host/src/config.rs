@@ -64,13 +64,24 @@ pub struct DataConfig {
     /// set.
     pub test_fraction: f64,
     /// Share of the training data held out for validation (0 = none). Stratified for CSV data;
-    /// for MNIST the last part of the official training set.
-    pub validation_fraction: f64,
+    /// for MNIST the last part of the official training set. Default: 0.1, or the last 5,000
+    /// images (1/12) for MNIST.
+    pub validation_fraction: Option<f64>,
     /// Input transform.
     pub transform: TransformKind,
     /// Divisor for [`TransformKind::ScaleByMax`] (default by data set: 16 digits, 255 MNIST,
     /// else the largest absolute value in the training split).
     pub max_value: Option<f32>,
+}
+
+impl DataConfig {
+    /// The validation share in force (see [`DataConfig::validation_fraction`]).
+    pub fn validation_fraction(&self) -> f64 {
+        self.validation_fraction.unwrap_or(match self.dataset {
+            DatasetKind::Mnist => 5000.0 / 60000.0,
+            _ => 0.1,
+        })
+    }
 }
 
 impl Default for DataConfig {
@@ -80,7 +91,7 @@ impl Default for DataConfig {
             path: None,
             label_column: -1,
             test_fraction: 0.2,
-            validation_fraction: 0.1,
+            validation_fraction: None,
             transform: TransformKind::ScaleByMax,
             max_value: None,
         }

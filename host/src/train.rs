@@ -103,11 +103,11 @@ pub fn prepare_data(cfg: &TrainConfig) -> anyhow::Result<PreparedData> {
         }
         None => (all, None),
     };
-    let (mut train, mut val) = if cfg.data.validation_fraction > 0.0 {
+    let (mut train, mut val) = if cfg.data.validation_fraction() > 0.0 {
         let s = if cfg.data.dataset == DatasetKind::Mnist {
-            split::tail_split(trainval.len(), cfg.data.validation_fraction)
+            split::tail_split(trainval.len(), cfg.data.validation_fraction())
         } else {
-            split::stratified_split(&trainval.y, cfg.data.validation_fraction, &mut rng)
+            split::stratified_split(&trainval.y, cfg.data.validation_fraction(), &mut rng)
         };
         let (a, b) = trainval.split(&s);
         (a, Some(b))

@@ -113,13 +113,13 @@ mod tests {
     #[test]
     fn parses_label_last_or_first() {
         let dir = tempfile::tempdir().unwrap();
-        let p = write(&dir, "a.csv", "1,2,0\n3.5,4,2\n\n");
+        let p = write(&dir, "a.csv", "1,2,0\n3,4.5,2\n\n");
         let d = load_csv(&p, -1).unwrap();
         assert_eq!((d.features, d.classes, d.len()), (2, 3, 2));
-        assert_eq!(d.x, vec![1.0, 2.0, 3.5, 4.0]);
+        assert_eq!(d.x, vec![1.0, 2.0, 3.0, 4.5]);
         let d = load_csv(&p, 0).unwrap();
         assert_eq!(d.y, vec![1, 3]);
-        assert_eq!(d.x, vec![2.0, 0.0, 4.0, 2.0]);
+        assert_eq!(d.x, vec![2.0, 0.0, 4.5, 2.0]);
     }
 
     #[test]

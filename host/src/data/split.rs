@@ -13,19 +13,38 @@ pub struct Splits {
     pub second: Vec<usize>,
 }
 
-/// A stratified split of `labels`: in each class, a seeded shuffle of its examples, and
-/// `round(fraction * class_size)` of them go to `second`. Both parts are then shuffled, so
-/// classes are interleaved. Every class keeps its share in both parts.
+/// A stratified split of `labels` (like scikit-learn's `train_test_split(stratify=...)`):
+/// `ceil(fraction * len)` examples go to `second`, shared between classes in proportion to
+/// their sizes (floors first, then the largest remainders, ties to the smaller class index);
+/// which members of a class go is a seeded shuffle. Both parts are then shuffled, so classes
+/// are interleaved.
 pub fn stratified_split(labels: &[u32], fraction: f64, rng: &mut TrainRng) -> Splits {
     let classes = labels.iter().copied().max().map_or(0, |m| m as usize + 1);
     let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
     for (i, &l) in labels.iter().enumerate() {
         by_class[l as usize].push(i);
     }
+    let total = ((fraction * labels.len() as f64).ceil() as usize).min(labels.len());
+    let exact: Vec<f64> = by_class.iter().map(|m| fraction * m.len() as f64).collect();
+    let mut take: Vec<usize> = exact.iter().map(|e| e.floor() as usize).collect();
+    let mut order: Vec<usize> = (0..classes).collect();
+    order.sort_by(|&a, &b| {
+        let (ra, rb) = (exact[a] - exact[a].floor(), exact[b] - exact[b].floor());
+        rb.partial_cmp(&ra).unwrap().then(a.cmp(&b))
+    });
+    let mut missing = total.saturating_sub(take.iter().sum());
+    for &c in order.iter().cycle().take(classes * 2) {
+        if missing == 0 {
+            break;
+        }
+        if take[c] < by_class[c].len() {
+            take[c] += 1;
+            missing -= 1;
+        }
+    }
     let (mut first, mut second) = (Vec::new(), Vec::new());
-    for mut members in by_class {
+    for (mut members, k) in by_class.into_iter().zip(take) {
         shuffle(&mut members, rng);
-        let k = (fraction * members.len() as f64).round() as usize;
         second.extend_from_slice(&members[..k]);
         first.extend_from_slice(&members[k..]);
     }
@@ -69,6 +88,10 @@ mod tests {
         assert_eq!(all, (0..1000).collect::<Vec<_>>());
         assert_eq!(s, stratified_split(&labels, 0.2, &mut rng_for(0, 0)));
         assert_ne!(s, stratified_split(&labels, 0.2, &mut rng_for(1, 0)));
+        // Uneven classes: the total is ceil(0.2 * 1797) = 360, as scikit-learn's.
+        let labels: Vec<u32> = (0..1797).map(|i| ((i * 7) % 10) as u32).chain([3]).take(1797).collect();
+        let s = stratified_split(&labels, 0.2, &mut rng_for(0, 0));
+        assert_eq!(s.second.len(), 360);
     }
 
     #[test]

@@ -1,0 +1,295 @@
+//! End-to-end training behaviour: learning XOR, 4-bit parity and the UCI digits; bit-identical
+//! results across thread counts and across an interruption + resume; divergence handling.
+
+use std::time::Instant;
+
+use microdnn_host::checkpoint::{self, MODEL_FILE};
+use microdnn_host::config::{EarlyStopping, StopMetric, TrainConfig};
+use microdnn_host::data::{Dataset, InputTransform};
+use microdnn_host::model::{Layer, Model};
+use microdnn_host::nn::init::Init;
+use microdnn_host::nn::optim::OptimizerConfig;
+use microdnn_host::nn::schedule::Schedule;
+use microdnn_host::random::{normal, rng_for};
+use microdnn_host::train::{self, PreparedData, RunOptions, TrainError, METRICS_FILE, TRAIN_STATE_FILE};
+
+fn prepared(train: Dataset, val: Option<Dataset>, test: Option<Dataset>) -> PreparedData {
+    let f = train.features;
+    PreparedData {
+        train,
+        val,
+        test,
+        transform: InputTransform::identity(f),
+    }
+}
+
+fn accuracy(model: &Model, d: &Dataset) -> f64 {
+    microdnn_host::metrics::evaluate(model, d).accuracy
+}
+
+/// All `bits`-bit inputs (as ±1) labelled by their parity.
+fn parity(bits: usize) -> Dataset {
+    let mut x = Vec::new();
+    let mut y = Vec::new();
+    for v in 0..(1u32 << bits) {
+        for b in 0..bits {
+            x.push(if v >> b & 1 == 1 { 1.0 } else { -1.0 });
+        }
+        y.push(v.count_ones() % 2);
+    }
+    Dataset {
+        features: bits,
+        classes: 2,
+        x,
+        y,
+    }
+}
+
+fn small_config(hidden: Vec<usize>, activation: &str, epochs: usize, lr: f64) -> TrainConfig {
+    let mut cfg = TrainConfig::default();
+    cfg.epochs = epochs;
+    cfg.lr = lr;
+    cfg.threads = 1;
+    cfg.model.hidden = hidden;
+    cfg.model.activation = activation.into();
+    cfg.early_stopping = None;
+    cfg
+}
+
+#[test]
+fn learns_xor() {
+    let data = parity(2);
+    let mut cfg = small_config(vec![8], "tanh", 300, 0.05);
+    cfg.batch_size = 4;
+    cfg.model.init = Init::XavierUniform;
+    cfg.optimizer = OptimizerConfig::Adam {
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+    };
+    let out = train::train(&cfg, &prepared(data.clone(), None, None), &RunOptions::default()).unwrap();
+    assert_eq!(accuracy(&out.model, &data), 1.0);
+}
+
+#[test]
+fn learns_5_bit_parity() {
+    let data = parity(5);
+    let mut cfg = small_config(vec![32, 16], "relu", 1500, 0.01);
+    cfg.batch_size = 8;
+    cfg.optimizer = OptimizerConfig::Adam {
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+    };
+    let out = train::train(&cfg, &prepared(data.clone(), None, None), &RunOptions::default()).unwrap();
+    assert_eq!(accuracy(&out.model, &data), 1.0);
+}
+
+#[test]
+fn learns_parity_with_sgd_nesterov_and_leaky_relu() {
+    let data = parity(4);
+    let mut cfg = small_config(vec![32], "leaky_relu", 1500, 0.05);
+    cfg.batch_size = 4;
+    cfg.optimizer = OptimizerConfig::Sgd {
+        momentum: 0.9,
+        nesterov: true,
+    };
+    cfg.schedule = Schedule::Step {
+        step_size: 1000,
+        gamma: 0.5,
+    };
+    let out = train::train(&cfg, &prepared(data.clone(), None, None), &RunOptions::default()).unwrap();
+    assert_eq!(accuracy(&out.model, &data), 1.0);
+}
+
+fn digits_config() -> TrainConfig {
+    TrainConfig::from_file(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/digits.toml").as_ref()).unwrap()
+}
+
+#[test]
+fn digits_reach_96_percent_on_the_stratified_test_split_in_seconds() {
+    let cfg = digits_config();
+    let t = Instant::now();
+    let data = train::prepare_data(&cfg).unwrap();
+    assert_eq!(data.test.as_ref().unwrap().len(), 360);
+    let dir = tempfile::tempdir().unwrap();
+    let out = train::train(
+        &cfg,
+        &data,
+        &RunOptions {
+            out_dir: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let acc = out.metrics.test_accuracy.unwrap();
+    println!("digits: test accuracy {:.2}% in {secs:.2} s", 100.0 * acc);
+    assert!(acc >= 0.96, "test accuracy {acc}");
+    assert!(secs < 10.0, "took {secs} s");
+    // The run folder holds the checkpoint, metrics and config; the checkpoint reproduces the
+    // test accuracy from raw pixels.
+    for f in [MODEL_FILE, METRICS_FILE, train::CONFIG_FILE, TRAIN_STATE_FILE] {
+        assert!(dir.path().join(f).exists(), "{f}");
+    }
+    let model = checkpoint::load_model(dir.path()).unwrap();
+    let (all, _) = train::load_raw(&cfg).unwrap();
+    let mut rng = rng_for(cfg.seed, 0);
+    let s = microdnn_host::data::split::stratified_split(&all.y, 0.2, &mut rng);
+    let raw_test = all.split(&s).1;
+    assert!((accuracy(&model, &raw_test) - acc).abs() < 1e-9);
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join(METRICS_FILE)).unwrap()).unwrap();
+    assert!(m["test_accuracy"].as_f64().unwrap() >= 0.96);
+    assert!(m["epochs"][0]["val_loss"].is_number() && m["epochs"][0]["lr"].is_number());
+}
+
+/// A synthetic problem big enough for the GEMMs to use several threads.
+fn synthetic(n: usize, features: usize, classes: usize, seed: u64) -> Dataset {
+    let mut rng = rng_for(seed, 0);
+    let proj: Vec<f32> = (0..features * classes).map(|_| normal(&mut rng)).collect();
+    let mut x = Vec::with_capacity(n * features);
+    let mut y = Vec::with_capacity(n);
+    for _ in 0..n {
+        let row: Vec<f32> = (0..features).map(|_| normal(&mut rng)).collect();
+        let scores: Vec<f32> = (0..classes)
+            .map(|c| row.iter().zip(&proj[c * features..]).map(|(a, b)| a * b).sum())
+            .collect();
+        y.push(microdnn_host::model::argmax(&scores) as u32);
+        x.extend(row);
+    }
+    Dataset {
+        features,
+        classes,
+        x,
+        y,
+    }
+}
+
+fn weights_bits(m: &Model) -> Vec<u32> {
+    let mut v = Vec::new();
+    for l in &m.net.layers {
+        match l {
+            Layer::Linear(l) => v.extend(l.weight.iter().chain(&l.bias).map(|x| x.to_bits())),
+            Layer::BatchNorm1d(b) => v.extend(
+                b.weight
+                    .iter()
+                    .chain(&b.bias)
+                    .chain(&b.running_mean)
+                    .chain(&b.running_var)
+                    .map(|x| x.to_bits()),
+            ),
+            _ => {}
+        }
+    }
+    v
+}
+
+fn rich_config(threads: usize) -> TrainConfig {
+    let mut cfg = small_config(vec![256, 128], "relu", 2, 0.02);
+    cfg.threads = threads;
+    cfg.batch_size = 128;
+    cfg.model.batch_norm = true;
+    cfg.model.dropout = 0.2;
+    cfg.model.input_dropout = 0.1;
+    cfg.model.dropconnect = 0.1;
+    cfg.regularization.l2 = 1e-4;
+    cfg.regularization.l1 = 1e-6;
+    cfg.regularization.max_norm = Some(3.0);
+    cfg.regularization.clip_grad_norm = Some(5.0);
+    cfg
+}
+
+#[test]
+fn same_seed_same_bits_1_vs_2_threads() {
+    let data = prepared(synthetic(3000, 300, 10, 1), None, None);
+    let a = train::train(&rich_config(1), &data, &RunOptions::default()).unwrap();
+    let b = train::train(&rich_config(2), &data, &RunOptions::default()).unwrap();
+    let c = train::train(&rich_config(2), &data, &RunOptions::default()).unwrap();
+    assert_eq!(weights_bits(&a.model), weights_bits(&b.model), "1 vs 2 threads");
+    assert_eq!(weights_bits(&b.model), weights_bits(&c.model), "two 2-thread runs");
+    let mut other = rich_config(2);
+    other.seed = 1;
+    let d = train::train(&other, &data, &RunOptions::default()).unwrap();
+    assert_ne!(weights_bits(&a.model), weights_bits(&d.model), "another seed differs");
+}
+
+#[test]
+fn resume_is_bit_identical_to_an_uninterrupted_run() {
+    let all = synthetic(1200, 40, 5, 2);
+    let train_set = all.subset(&(0..900).collect::<Vec<_>>());
+    let val = all.subset(&(900..1200).collect::<Vec<_>>());
+    let data = prepared(train_set, Some(val.clone()), Some(val));
+    let mut cfg = small_config(vec![32, 16], "relu", 4, 0.05);
+    cfg.batch_size = 50;
+    cfg.model.batch_norm = true;
+    cfg.model.dropout = 0.2;
+    cfg.model.dropconnect = 0.1;
+    cfg.schedule = Schedule::Cosine { min_lr: 0.001 };
+    cfg.optimizer = OptimizerConfig::Adam {
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+    };
+    cfg.early_stopping = Some(EarlyStopping {
+        metric: StopMetric::ValLoss,
+        patience: 100,
+        min_delta: 0.0,
+    });
+    let d1 = tempfile::tempdir().unwrap();
+    let d2 = tempfile::tempdir().unwrap();
+    let run = |dir: &std::path::Path, resume: bool, stop_after: Option<usize>| {
+        train::train(
+            &cfg,
+            &data,
+            &RunOptions {
+                out_dir: Some(dir.to_path_buf()),
+                resume,
+                progress: false,
+                stop_after,
+            },
+        )
+        .unwrap()
+    };
+    let full = run(d1.path(), false, None);
+    let half = run(d2.path(), false, Some(2));
+    assert_eq!(half.metrics.epochs.len(), 2);
+    let resumed = run(d2.path(), true, None);
+    assert_eq!(weights_bits(&full.model), weights_bits(&resumed.model));
+    let strip = |m: &train::RunMetrics| {
+        m.epochs
+            .iter()
+            .map(|e| (e.train_loss.to_bits(), e.val_loss.map(f64::to_bits), e.lr.to_bits()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&full.metrics), strip(&resumed.metrics));
+    assert_eq!(full.metrics.best_epoch, resumed.metrics.best_epoch);
+    assert_eq!(full.metrics.test_accuracy, resumed.metrics.test_accuracy);
+    assert_eq!(
+        std::fs::read(d1.path().join(MODEL_FILE)).unwrap(),
+        std::fs::read(d2.path().join(MODEL_FILE)).unwrap()
+    );
+}
+
+#[test]
+fn divergence_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint() {
+    let data = prepared(synthetic(400, 20, 3, 3), None, None);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = small_config(vec![16], "relu", 1, 0.01);
+    cfg.batch_size = 20;
+    let opts = RunOptions {
+        out_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    train::train(&cfg, &data, &opts).unwrap();
+    let good = std::fs::read(dir.path().join(MODEL_FILE)).unwrap();
+    cfg.lr = 1e30;
+    cfg.epochs = 3;
+    let err = train::train(&cfg, &data, &opts).unwrap_err();
+    assert!(matches!(err, TrainError::Diverged { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("smaller learning rate") && msg.contains("clip"), "{msg}");
+    // The failing run wrote no weights: the previous checkpoint is intact and finite.
+    assert_eq!(std::fs::read(dir.path().join(MODEL_FILE)).unwrap(), good);
+    let m = checkpoint::load_model(dir.path()).unwrap();
+    assert!(weights_bits(&m).iter().all(|b| f32::from_bits(*b).is_finite()));
+}
