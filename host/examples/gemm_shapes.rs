@@ -14,11 +14,36 @@ const SHAPES: [(usize, usize, usize); 7] = [
     (128, 256, 128), // dX2
 ];
 
-fn run_gemm(par: gemm::Parallelism, a: &[f32], b: &[f32], c: &mut [f32], m: usize, n: usize, k: usize) {
+fn run_gemm(
+    par: gemm::Parallelism,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    m: usize,
+    n: usize,
+    k: usize,
+) {
     unsafe {
         gemm::gemm(
-            m, n, k, c.as_mut_ptr(), 1, n as isize, false, a.as_ptr(), 1, k as isize, b.as_ptr(), 1,
-            n as isize, 0.0f32, 1.0f32, false, false, false, par,
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            1,
+            n as isize,
+            0.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            par,
         )
     }
 }
@@ -26,8 +51,20 @@ fn run_gemm(par: gemm::Parallelism, a: &[f32], b: &[f32], c: &mut [f32], m: usiz
 fn run_mm(a: &[f32], b: &[f32], c: &mut [f32], m: usize, n: usize, k: usize) {
     unsafe {
         matrixmultiply::sgemm(
-            m, k, n, 1.0, a.as_ptr(), k as isize, 1, b.as_ptr(), n as isize, 1, 0.0,
-            c.as_mut_ptr(), n as isize, 1,
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            k as isize,
+            1,
+            b.as_ptr(),
+            n as isize,
+            1,
+            0.0,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
         )
     }
 }
@@ -35,10 +72,22 @@ fn run_mm(a: &[f32], b: &[f32], c: &mut [f32], m: usize, n: usize, k: usize) {
 fn main() {
     let bufs: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = SHAPES
         .iter()
-        .map(|&(m, n, k)| (vec![0.5f32; m * k], vec![0.25f32; k * n], vec![0.0f32; m * n]))
+        .map(|&(m, n, k)| {
+            (
+                vec![0.5f32; m * k],
+                vec![0.25f32; k * n],
+                vec![0.0f32; m * n],
+            )
+        })
         .collect();
-    let flops: f64 = SHAPES.iter().map(|&(m, n, k)| 2.0 * (m * n * k) as f64).sum();
-    let pool2 = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let flops: f64 = SHAPES
+        .iter()
+        .map(|&(m, n, k)| 2.0 * (m * n * k) as f64)
+        .sum();
+    let pool2 = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
     for name in ["gemm-1", "gemm-2", "mm-1"] {
         let mut bufs = bufs.clone();
         let mut step = || {

@@ -60,11 +60,13 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Runs the benchmark.
 pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchResult> {
-    let mut cfg = TrainConfig::default();
-    cfg.seed = opts.seed;
-    cfg.threads = opts.threads;
-    cfg.batch_size = 128;
-    cfg.lr = 0.05;
+    let mut cfg = TrainConfig {
+        seed: opts.seed,
+        threads: opts.threads,
+        batch_size: 128,
+        lr: 0.05,
+        ..TrainConfig::default()
+    };
     cfg.data.dataset = DatasetKind::Mnist;
     cfg.data.path = opts.data_dir.clone();
     cfg.data.validation_fraction = Some(0.0);
@@ -80,7 +82,9 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchResult> {
     };
     let data = prepare_data(&cfg)?;
     let threads = cfg.thread_count();
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
     pool.install(|| run_in_pool(&cfg, &data, opts, threads))
 }
 
@@ -96,7 +100,10 @@ fn run_in_pool(
     let bs = cfg.batch_size;
     let steps_per_epoch = n.div_ceil(bs);
     let steps = opts.steps.unwrap_or(2 * steps_per_epoch).max(2);
-    let mut seq = cfg.model.build(f, train.classes).map_err(anyhow::Error::msg)?;
+    let mut seq = cfg
+        .model
+        .build(f, train.classes)
+        .map_err(anyhow::Error::msg)?;
     init_weights(&mut seq, cfg.model.init, &mut rng_for(cfg.seed, 1));
     let mut net = Network::new(seq, cfg.loss, bs, threads);
     let mut opt = Optimizer::new(cfg.optimizer, &net.param_sizes());
@@ -136,7 +143,11 @@ fn run_in_pool(
         }
     }
     // The first window includes warm-up (page faults, caches, thread start-up).
-    let steady = if rates.len() > 1 { rates[1..].to_vec() } else { rates };
+    let steady = if rates.len() > 1 {
+        rates[1..].to_vec()
+    } else {
+        rates
+    };
     let train_rate = median(steady);
 
     let mut p = Predictor::new(&net.seq, 256).with_threads(threads);

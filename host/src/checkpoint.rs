@@ -32,12 +32,12 @@ pub const MODEL_FILE: &str = "model.safetensors";
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     /// Reading or writing failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The error.
-        source: std::io::Error,
+        /// The error (shown in the message, not chained).
+        error: std::io::Error,
     },
     /// Not a valid safetensors file.
     #[error("{path}: not a valid safetensors file: {message}")]
@@ -115,16 +115,34 @@ pub fn state_dict(seq: &Sequential, prefix: &str) -> Vec<(String, Tensor)> {
     for (i, l) in seq.layers.iter().enumerate() {
         match l {
             Layer::Linear(l) => {
-                out.push((format!("{prefix}{i}.weight"), Tensor::f32(vec![l.out_features, l.in_features], &l.weight)));
-                out.push((format!("{prefix}{i}.bias"), Tensor::f32(vec![l.out_features], &l.bias)));
+                out.push((
+                    format!("{prefix}{i}.weight"),
+                    Tensor::f32(vec![l.out_features, l.in_features], &l.weight),
+                ));
+                out.push((
+                    format!("{prefix}{i}.bias"),
+                    Tensor::f32(vec![l.out_features], &l.bias),
+                ));
             }
             Layer::BatchNorm1d(b) => {
                 let f = vec![b.features];
-                out.push((format!("{prefix}{i}.weight"), Tensor::f32(f.clone(), &b.weight)));
+                out.push((
+                    format!("{prefix}{i}.weight"),
+                    Tensor::f32(f.clone(), &b.weight),
+                ));
                 out.push((format!("{prefix}{i}.bias"), Tensor::f32(f.clone(), &b.bias)));
-                out.push((format!("{prefix}{i}.running_mean"), Tensor::f32(f.clone(), &b.running_mean)));
-                out.push((format!("{prefix}{i}.running_var"), Tensor::f32(f, &b.running_var)));
-                out.push((format!("{prefix}{i}.num_batches_tracked"), Tensor::i64_scalar(b.num_batches_tracked)));
+                out.push((
+                    format!("{prefix}{i}.running_mean"),
+                    Tensor::f32(f.clone(), &b.running_mean),
+                ));
+                out.push((
+                    format!("{prefix}{i}.running_var"),
+                    Tensor::f32(f, &b.running_var),
+                ));
+                out.push((
+                    format!("{prefix}{i}.num_batches_tracked"),
+                    Tensor::i64_scalar(b.num_batches_tracked),
+                ));
             }
             _ => {}
         }
@@ -154,15 +172,21 @@ impl<'a> TensorFile<'a> {
 
     /// A metadata value.
     pub fn meta(&self, key: &str) -> Result<&str, CheckpointError> {
-        self.metadata.get(key).map(String::as_str).ok_or_else(|| CheckpointError::Metadata {
-            path: self.path.to_path_buf(),
-            key: key.into(),
-            message: "missing".into(),
-        })
+        self.metadata
+            .get(key)
+            .map(String::as_str)
+            .ok_or_else(|| CheckpointError::Metadata {
+                path: self.path.to_path_buf(),
+                key: key.into(),
+                message: "missing".into(),
+            })
     }
 
     /// A metadata value parsed as JSON.
-    pub fn meta_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<T, CheckpointError> {
+    pub fn meta_json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<T, CheckpointError> {
         serde_json::from_str(self.meta(key)?).map_err(|e| CheckpointError::Metadata {
             path: self.path.to_path_buf(),
             key: key.into(),
@@ -185,28 +209,50 @@ impl<'a> TensorFile<'a> {
 
     /// An f32 tensor of exactly `shape`.
     pub fn f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, CheckpointError> {
-        let t = self.st.tensor(name).map_err(|_| self.tensor_err(name, "missing".into()))?;
+        let t = self
+            .st
+            .tensor(name)
+            .map_err(|_| self.tensor_err(name, "missing".into()))?;
         if t.dtype() != Dtype::F32 {
             return Err(self.tensor_err(name, format!("expected dtype F32, found {:?}", t.dtype())));
         }
         if t.shape() != shape {
-            return Err(self.tensor_err(name, format!("expected shape {shape:?}, found {:?}", t.shape())));
+            return Err(self.tensor_err(
+                name,
+                format!("expected shape {shape:?}, found {:?}", t.shape()),
+            ));
         }
-        Ok(t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        Ok(t.data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
     }
 
     /// An i64 scalar (shape `[]`; `[1]` is accepted too).
     pub fn i64_scalar(&self, name: &str) -> Result<i64, CheckpointError> {
-        let t = self.st.tensor(name).map_err(|_| self.tensor_err(name, "missing".into()))?;
+        let t = self
+            .st
+            .tensor(name)
+            .map_err(|_| self.tensor_err(name, "missing".into()))?;
         if t.dtype() != Dtype::I64 || t.data().len() != 8 {
-            return Err(self.tensor_err(name, format!("expected an I64 scalar, found {:?} {:?}", t.dtype(), t.shape())));
+            return Err(self.tensor_err(
+                name,
+                format!(
+                    "expected an I64 scalar, found {:?} {:?}",
+                    t.dtype(),
+                    t.shape()
+                ),
+            ));
         }
         Ok(i64::from_le_bytes(t.data().try_into().unwrap()))
     }
 
     /// A u8 vector.
     pub fn u8(&self, name: &str) -> Result<Vec<u8>, CheckpointError> {
-        let t = self.st.tensor(name).map_err(|_| self.tensor_err(name, "missing".into()))?;
+        let t = self
+            .st
+            .tensor(name)
+            .map_err(|_| self.tensor_err(name, "missing".into()))?;
         if t.dtype() != Dtype::U8 {
             return Err(self.tensor_err(name, format!("expected dtype U8, found {:?}", t.dtype())));
         }
@@ -219,7 +265,10 @@ impl<'a> TensorFile<'a> {
         for (i, l) in seq.layers.iter_mut().enumerate() {
             match l {
                 Layer::Linear(l) => {
-                    l.weight = self.f32(&format!("{prefix}{i}.weight"), &[l.out_features, l.in_features])?;
+                    l.weight = self.f32(
+                        &format!("{prefix}{i}.weight"),
+                        &[l.out_features, l.in_features],
+                    )?;
                     l.bias = self.f32(&format!("{prefix}{i}.bias"), &[l.out_features])?;
                 }
                 Layer::BatchNorm1d(b) => {
@@ -228,7 +277,8 @@ impl<'a> TensorFile<'a> {
                     b.bias = self.f32(&format!("{prefix}{i}.bias"), &f)?;
                     b.running_mean = self.f32(&format!("{prefix}{i}.running_mean"), &f)?;
                     b.running_var = self.f32(&format!("{prefix}{i}.running_var"), &f)?;
-                    b.num_batches_tracked = self.i64_scalar(&format!("{prefix}{i}.num_batches_tracked"))?;
+                    b.num_batches_tracked =
+                        self.i64_scalar(&format!("{prefix}{i}.num_batches_tracked"))?;
                 }
                 _ => {}
             }
@@ -249,11 +299,12 @@ impl<'a> TensorFile<'a> {
                 message,
             })?;
         let seq = Sequential::new(layers);
-        seq.validate().map_err(|message| CheckpointError::Metadata {
-            path: self.path.to_path_buf(),
-            key: "microdnn.architecture".into(),
-            message,
-        })?;
+        seq.validate()
+            .map_err(|message| CheckpointError::Metadata {
+                path: self.path.to_path_buf(),
+                key: "microdnn.architecture".into(),
+                message,
+            })?;
         Ok(seq)
     }
 }
@@ -262,8 +313,14 @@ impl<'a> TensorFile<'a> {
 pub fn model_metadata(model: &Model) -> HashMap<String, String> {
     let mut m = HashMap::new();
     m.insert("microdnn.format_version".into(), FORMAT_VERSION.into());
-    m.insert("microdnn.architecture".into(), serde_json::to_string(&model.net.specs()).unwrap());
-    m.insert("microdnn.input_transform".into(), serde_json::to_string(&model.transform).unwrap());
+    m.insert(
+        "microdnn.architecture".into(),
+        serde_json::to_string(&model.net.specs()).unwrap(),
+    );
+    m.insert(
+        "microdnn.input_transform".into(),
+        serde_json::to_string(&model.transform).unwrap(),
+    );
     m.insert("microdnn.classes".into(), model.classes.to_string());
     m
 }
@@ -283,8 +340,10 @@ pub fn to_bytes(tensors: &[(String, Tensor)], metadata: HashMap<String, String>)
         other => panic!("unsupported dtype {other:?}"),
     };
     let mut header = serde_json::Map::new();
-    let meta: serde_json::Map<String, serde_json::Value> =
-        metadata.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
+    let meta: serde_json::Map<String, serde_json::Value> = metadata
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::String(v)))
+        .collect();
     header.insert("__metadata__".into(), serde_json::Value::Object(meta));
     let mut offset = 0usize;
     for (name, t) in tensors {
@@ -295,8 +354,9 @@ pub fn to_bytes(tensors: &[(String, Tensor)], metadata: HashMap<String, String>)
         );
         offset = end;
     }
-    let mut json = serde_json::to_vec(&serde_json::Value::Object(header)).expect("header serialises");
-    while json.len() % 8 != 0 {
+    let mut json =
+        serde_json::to_vec(&serde_json::Value::Object(header)).expect("header serialises");
+    while !json.len().is_multiple_of(8) {
         json.push(b' ');
     }
     let mut out = Vec::with_capacity(8 + json.len() + offset);
@@ -316,15 +376,18 @@ pub fn model_bytes(model: &Model) -> Vec<u8> {
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, `fsync`, rename.
 /// On error the temporary file is removed and any previous file at `path` is untouched.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let io = |source| CheckpointError::Io {
+    let io = |error| CheckpointError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -361,9 +424,9 @@ pub fn save_model(path: &Path, model: &Model) -> Result<(), CheckpointError> {
 /// Loads a model checkpoint (a file, or a run folder holding `model.safetensors`).
 pub fn load_model(path: &Path) -> Result<Model, CheckpointError> {
     let path = resolve_model_path(path);
-    let bytes = std::fs::read(&path).map_err(|source| CheckpointError::Io {
+    let bytes = std::fs::read(&path).map_err(|error| CheckpointError::Io {
         path: path.clone(),
-        source,
+        error,
     })?;
     let file = TensorFile::parse(&path, &bytes)?;
     let version = file.meta("microdnn.format_version")?;
@@ -377,16 +440,23 @@ pub fn load_model(path: &Path) -> Result<Model, CheckpointError> {
     let mut net = file.architecture()?;
     file.load_into(&mut net, "")?;
     let transform: InputTransform = file.meta_json("microdnn.input_transform")?;
-    let classes: usize = file.meta("microdnn.classes")?.parse().map_err(|e| CheckpointError::Metadata {
-        path: path.clone(),
-        key: "microdnn.classes".into(),
-        message: format!("{e}"),
-    })?;
+    let classes: usize =
+        file.meta("microdnn.classes")?
+            .parse()
+            .map_err(|e| CheckpointError::Metadata {
+                path: path.clone(),
+                key: "microdnn.classes".into(),
+                message: format!("{e}"),
+            })?;
     if transform.scale.len() != net.in_features() || transform.offset.len() != net.in_features() {
         return Err(CheckpointError::Metadata {
             path: path.clone(),
             key: "microdnn.input_transform".into(),
-            message: format!("expected {} inputs, found {}", net.in_features(), transform.scale.len()),
+            message: format!(
+                "expected {} inputs, found {}",
+                net.in_features(),
+                transform.scale.len()
+            ),
         });
     }
     Ok(Model {
@@ -408,7 +478,12 @@ mod tests {
         bn.num_batches_tracked = 42;
         Model {
             net: Sequential::new(vec![
-                Layer::Linear(Linear::from_parts(2, 3, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], vec![0.5, -0.5, 0.0])),
+                Layer::Linear(Linear::from_parts(
+                    2,
+                    3,
+                    vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+                    vec![0.5, -0.5, 0.0],
+                )),
                 Layer::BatchNorm1d(bn),
                 Layer::Activation(Activation::LeakyRelu { slope: 0.2 }),
                 Layer::Dropout(0.25),
@@ -448,8 +523,14 @@ mod tests {
             ]
         );
         assert_eq!(st.tensor("0.weight").unwrap().shape(), &[3, 2]);
-        assert_eq!(st.tensor("1.num_batches_tracked").unwrap().dtype(), Dtype::I64);
-        assert_eq!(st.tensor("1.num_batches_tracked").unwrap().shape(), &[] as &[usize]);
+        assert_eq!(
+            st.tensor("1.num_batches_tracked").unwrap().dtype(),
+            Dtype::I64
+        );
+        assert_eq!(
+            st.tensor("1.num_batches_tracked").unwrap().shape(),
+            &[] as &[usize]
+        );
         // Deterministic bytes, readable by the reference parser (checked above).
         assert_eq!(model_bytes(&m), bytes);
         // No temporary file is left behind.
@@ -468,7 +549,10 @@ mod tests {
         std::fs::write(blocked.join("x"), b"x").unwrap();
         assert!(atomic_write(&blocked, b"new").is_err());
         assert!(atomic_write(&dir.path().join("missing-dir").join("f"), b"new").is_err());
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 2, "{names:?}");
         assert_eq!(std::fs::read(&target).unwrap(), b"old");
         atomic_write(&target, b"new").unwrap();
@@ -480,7 +564,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("m.safetensors");
         std::fs::write(&p, b"garbage").unwrap();
-        assert!(matches!(load_model(&p), Err(CheckpointError::Format { .. })));
+        assert!(matches!(
+            load_model(&p),
+            Err(CheckpointError::Format { .. })
+        ));
         let m = sample_model();
         let mut sd = state_dict(&m.net, "");
         sd.retain(|(n, _)| n != "4.bias");
@@ -491,6 +578,9 @@ mod tests {
         sd[0].1 = Tensor::f32(vec![2, 3], &[0.0; 6]);
         std::fs::write(&p, to_bytes(&sd, model_metadata(&m))).unwrap();
         let e = load_model(&p).unwrap_err().to_string();
-        assert!(e.contains("0.weight") && e.contains("expected shape [3, 2]"), "{e}");
+        assert!(
+            e.contains("0.weight") && e.contains("expected shape [3, 2]"),
+            "{e}"
+        );
     }
 }

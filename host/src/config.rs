@@ -168,7 +168,11 @@ impl ModelConfig {
             l.dropconnect = self.dropconnect;
             layers.push(Layer::Linear(l));
             if self.batch_norm {
-                layers.push(Layer::BatchNorm1d(BatchNorm1d::new(h, self.bn_eps, self.bn_momentum)));
+                layers.push(Layer::BatchNorm1d(BatchNorm1d::new(
+                    h,
+                    self.bn_eps,
+                    self.bn_momentum,
+                )));
             }
             layers.push(Layer::Activation(act));
             if self.dropout > 0.0 {
@@ -273,7 +277,8 @@ impl TrainConfig {
     /// Reads a TOML file.
     pub fn from_file(path: &std::path::Path) -> anyhow::Result<Self> {
         use anyhow::Context;
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
@@ -294,11 +299,17 @@ impl TrainConfig {
 
 /// The workspace's bundled digits file (`data/digits.csv.gz`), resolved at compile time.
 pub fn default_digits_path() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../data/digits.csv.gz"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../data/digits.csv.gz"
+    ))
 }
 
 /// The shared MNIST folder next to the workspace (`../shared/data/mnist`), resolved at compile
 /// time; pass `--data` to use another copy.
 pub fn default_mnist_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/mnist"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/mnist"
+    ))
 }

@@ -17,6 +17,8 @@
 //! - [`config`]: the TOML configuration.
 //! - [`metrics`]: accuracy, confusion matrix, precision/recall.
 //! - [`bench`]: the `bench-train` throughput benchmark.
+//! - [`export`]: lowering to device layers (batch norm folded, dropout dropped), the device
+//!   model file, and the proof that it computes what the trained network computes.
 //!
 //! Loading a trained model for export or inference:
 //! ```no_run
@@ -30,6 +32,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod export;
 pub mod metrics;
 pub mod model;
 pub mod nn;

@@ -12,7 +12,11 @@ use microdnn_host::metrics;
 use microdnn_host::train::{self, RunOptions, CONFIG_FILE};
 
 #[derive(Parser)]
-#[command(name = "microdnn", version, about = "Train fully-connected networks for microcontrollers")]
+#[command(
+    name = "microdnn",
+    version,
+    about = "Train fully-connected networks for microcontrollers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -111,7 +115,8 @@ fn main() -> anyhow::Result<()> {
 
 fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     let mut cfg = if a.resume {
-        TrainConfig::from_file(&a.out.join(CONFIG_FILE)).context("--resume needs the run's config.toml")?
+        TrainConfig::from_file(&a.out.join(CONFIG_FILE))
+            .context("--resume needs the run's config.toml")?
     } else if let Some(p) = &a.config {
         TrainConfig::from_file(p)?
     } else {
@@ -164,19 +169,30 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     }
     let m = &out.metrics;
     let last = m.epochs.last();
-    println!("trained {} epochs in {:.1} s", m.epochs.len(), t.elapsed().as_secs_f64());
+    println!(
+        "trained {} epochs in {:.1} s",
+        m.epochs.len(),
+        t.elapsed().as_secs_f64()
+    );
     if let Some(l) = last {
         println!(
             "last epoch: train loss {:.4}, accuracy {:.2}%{}",
             l.train_loss,
             100.0 * l.train_accuracy,
-            l.val_accuracy.map_or(String::new(), |v| format!(", validation accuracy {:.2}%", 100.0 * v))
+            l.val_accuracy.map_or(String::new(), |v| format!(
+                ", validation accuracy {:.2}%",
+                100.0 * v
+            ))
         );
     }
     if let Some(b) = m.best_epoch {
         println!(
             "early stopping: restored epoch {b}{}",
-            if m.stopped_early { " (stopped early)" } else { "" }
+            if m.stopped_early {
+                " (stopped early)"
+            } else {
+                ""
+            }
         );
     }
     if let (Some(l), Some(acc)) = (m.test_loss, m.test_accuracy) {
@@ -212,7 +228,11 @@ fn run_evaluate(a: EvalArgs) -> anyhow::Result<()> {
         None if a.all || run_cfg.is_none() => all,
         None => {
             let mut rng = microdnn_host::random::rng_for(cfg.seed, 0);
-            let s = microdnn_host::data::split::stratified_split(&all.y, cfg.data.test_fraction, &mut rng);
+            let s = microdnn_host::data::split::stratified_split(
+                &all.y,
+                cfg.data.test_fraction,
+                &mut rng,
+            );
             all.split(&s).1
         }
     };
@@ -225,7 +245,8 @@ fn run_evaluate(a: EvalArgs) -> anyhow::Result<()> {
     let e = metrics::evaluate(&model, &data);
     print!("{}", e.report());
     if let Some(j) = a.json {
-        std::fs::write(&j, serde_json::to_string_pretty(&e)?).with_context(|| format!("writing {}", j.display()))?;
+        std::fs::write(&j, serde_json::to_string_pretty(&e)?)
+            .with_context(|| format!("writing {}", j.display()))?;
     }
     Ok(())
 }
@@ -237,10 +258,22 @@ fn run_bench(a: BenchArgs) -> anyhow::Result<()> {
         threads: a.threads,
         seed: 0,
     })?;
-    println!("training:             {:>10.0} samples/s ({} steps, {} threads)", r.train_samples_per_s, r.steps, r.threads);
-    println!("inference, batch 1:   {:>10.0} samples/s", r.infer_b1_samples_per_s);
-    println!("inference, batch 256: {:>10.0} samples/s", r.infer_b256_samples_per_s);
-    println!("test accuracy after the benchmark's training: {:.2}%", 100.0 * r.test_accuracy);
+    println!(
+        "training:             {:>10.0} samples/s ({} steps, {} threads)",
+        r.train_samples_per_s, r.steps, r.threads
+    );
+    println!(
+        "inference, batch 1:   {:>10.0} samples/s",
+        r.infer_b1_samples_per_s
+    );
+    println!(
+        "inference, batch 256: {:>10.0} samples/s",
+        r.infer_b256_samples_per_s
+    );
+    println!(
+        "test accuracy after the benchmark's training: {:.2}%",
+        100.0 * r.test_accuracy
+    );
     let json = serde_json::to_string_pretty(&r)?;
     println!("{json}");
     if let Some(p) = a.json {

@@ -50,8 +50,16 @@ impl Evaluation {
     pub fn report(&self) -> String {
         let k = self.confusion.len();
         let mut s = String::new();
-        let _ = writeln!(s, "accuracy: {:.2}% ({} examples)", 100.0 * self.accuracy, self.count);
-        let _ = writeln!(s, "confusion matrix (rows: true class, columns: predicted):");
+        let _ = writeln!(
+            s,
+            "accuracy: {:.2}% ({} examples)",
+            100.0 * self.accuracy,
+            self.count
+        );
+        let _ = writeln!(
+            s,
+            "confusion matrix (rows: true class, columns: predicted):"
+        );
         let _ = write!(s, "{:>6}", "");
         for c in 0..k {
             let _ = write!(s, "{c:>6}");
@@ -66,7 +74,12 @@ impl Evaluation {
         }
         let _ = writeln!(s, "{:>6} {:>10} {:>10}", "class", "precision", "recall");
         for c in 0..k {
-            let _ = writeln!(s, "{c:>6} {:>9.2}% {:>9.2}%", 100.0 * self.precision[c], 100.0 * self.recall[c]);
+            let _ = writeln!(
+                s,
+                "{c:>6} {:>9.2}% {:>9.2}%",
+                100.0 * self.precision[c],
+                100.0 * self.recall[c]
+            );
         }
         s
     }
@@ -83,7 +96,9 @@ pub fn evaluate(model: &Model, data: &Dataset) -> Evaluation {
     while start < data.len() {
         let b = (data.len() - start).min(batch);
         x[..b * f].copy_from_slice(&data.x[start * f..(start + b) * f]);
-        x[..b * f].chunks_exact_mut(f).for_each(|r| model.transform.apply_row(r));
+        x[..b * f]
+            .chunks_exact_mut(f)
+            .for_each(|r| model.transform.apply_row(r));
         let out = p.predict_batch(&x[..b * f], b);
         predicted.extend(out.chunks_exact(model.classes).map(argmax));
         start += b;
@@ -98,7 +113,10 @@ mod tests {
     #[test]
     fn confusion_precision_recall() {
         let e = Evaluation::from_predictions(&[0, 0, 1, 1, 2], &[0, 1, 1, 1, 1], 3);
-        assert_eq!(e.confusion, vec![vec![1, 1, 0], vec![0, 2, 0], vec![0, 1, 0]]);
+        assert_eq!(
+            e.confusion,
+            vec![vec![1, 1, 0], vec![0, 2, 0], vec![0, 1, 0]]
+        );
         assert!((e.accuracy - 0.6).abs() < 1e-12);
         assert_eq!(e.precision, vec![1.0, 0.5, 0.0]);
         assert_eq!(e.recall, vec![0.5, 1.0, 0.0]);

@@ -39,7 +39,12 @@ pub struct Linear {
 
 impl Linear {
     /// A layer from its weight (`[out, in]` row-major) and bias, without DropConnect.
-    pub fn from_parts(in_features: usize, out_features: usize, weight: Vec<f32>, bias: Vec<f32>) -> Self {
+    pub fn from_parts(
+        in_features: usize,
+        out_features: usize,
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+    ) -> Self {
         assert_eq!(weight.len(), in_features * out_features, "weight size");
         assert_eq!(bias.len(), out_features, "bias size");
         Self {
@@ -299,18 +304,20 @@ impl Sequential {
                             l.in_features
                         ));
                     }
-                    if l.weight.len() != l.in_features * l.out_features || l.bias.len() != l.out_features {
-                        return Err(format!("layer {i}: Linear parameter sizes do not match its shape"));
+                    if l.weight.len() != l.in_features * l.out_features
+                        || l.bias.len() != l.out_features
+                    {
+                        return Err(format!(
+                            "layer {i}: Linear parameter sizes do not match its shape"
+                        ));
                     }
                     width = l.out_features;
                 }
-                Layer::BatchNorm1d(b) => {
-                    if b.features != width {
-                        return Err(format!(
-                            "layer {i}: BatchNorm1d has {} features but receives {width}",
-                            b.features
-                        ));
-                    }
+                Layer::BatchNorm1d(b) if b.features != width => {
+                    return Err(format!(
+                        "layer {i}: BatchNorm1d has {} features but receives {width}",
+                        b.features
+                    ));
                 }
                 Layer::Dropout(r) if !(0.0..1.0).contains(r) => {
                     return Err(format!("layer {i}: dropout rate {r} is not in [0, 1)"));
@@ -326,7 +333,9 @@ impl Sequential {
     /// identity, batch norm uses its running averages. Allocates its buffers; for repeated calls
     /// use [`Predictor`].
     pub fn predict(&self, x: &[f32], batch: usize) -> Vec<f32> {
-        Predictor::new(self, batch.max(1)).predict_batch(x, batch).to_vec()
+        Predictor::new(self, batch.max(1))
+            .predict_batch(x, batch)
+            .to_vec()
     }
 }
 
@@ -346,7 +355,8 @@ impl Model {
     pub fn logits(&self, raw: &[f32], batch: usize) -> Vec<f32> {
         let mut x = raw.to_vec();
         let f = self.transform.features();
-        x.chunks_exact_mut(f).for_each(|r| self.transform.apply_row(r));
+        x.chunks_exact_mut(f)
+            .for_each(|r| self.transform.apply_row(r));
         self.net.predict(&x, batch)
     }
 }
@@ -456,7 +466,11 @@ impl Predictor {
 
     /// Outputs `[batch, out]` for `batch <= max_batch` examples (row-major).
     pub fn predict_batch(&mut self, x: &[f32], batch: usize) -> &[f32] {
-        assert!(batch <= self.max_batch, "batch {batch} > max_batch {}", self.max_batch);
+        assert!(
+            batch <= self.max_batch,
+            "batch {batch} > max_batch {}",
+            self.max_batch
+        );
         if batch == 1 {
             let n = self.predict_one(x).len();
             return &self.a[..n];

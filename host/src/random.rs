@@ -140,6 +140,9 @@ mod tests {
         for _ in 0..70_000 {
             counts[below(&mut rng, 7)] += 1;
         }
-        assert!(counts.iter().all(|&c| (9_400..10_600).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (9_400..10_600).contains(&c)),
+            "{counts:?}"
+        );
     }
 }

@@ -12,7 +12,9 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, CheckpointError, Tensor, TensorFile, MODEL_FILE};
-use crate::config::{default_digits_path, default_mnist_dir, DatasetKind, StopMetric, TrainConfig, TransformKind};
+use crate::config::{
+    default_digits_path, default_mnist_dir, DatasetKind, StopMetric, TrainConfig, TransformKind,
+};
 use crate::data::{self, split, Dataset, InputTransform};
 use crate::model::{Layer, Model, Sequential};
 use crate::nn::network::Network;
@@ -71,10 +73,13 @@ pub struct PreparedData {
 
 /// The data file or folder for a config (its `path`, else the built-in default).
 pub fn data_path(cfg: &TrainConfig) -> PathBuf {
-    cfg.data.path.clone().unwrap_or_else(|| match cfg.data.dataset {
-        DatasetKind::Mnist => default_mnist_dir(),
-        _ => default_digits_path(),
-    })
+    cfg.data
+        .path
+        .clone()
+        .unwrap_or_else(|| match cfg.data.dataset {
+            DatasetKind::Mnist => default_mnist_dir(),
+            _ => default_digits_path(),
+        })
 }
 
 /// Loads a data set: for CSV data the whole file (test = `None`), for MNIST the official
@@ -86,7 +91,9 @@ pub fn load_raw(cfg: &TrainConfig) -> anyhow::Result<(Dataset, Option<Dataset>)>
             let (tr, te) = data::load_mnist(&path)?;
             (tr, Some(te))
         }
-        DatasetKind::Digits | DatasetKind::Csv => (data::load_csv(&path, cfg.data.label_column)?, None),
+        DatasetKind::Digits | DatasetKind::Csv => {
+            (data::load_csv(&path, cfg.data.label_column)?, None)
+        }
     })
 }
 
@@ -128,12 +135,19 @@ pub fn prepare_data(cfg: &TrainConfig) -> anyhow::Result<PreparedData> {
             let max = cfg.data.max_value.unwrap_or(match cfg.data.dataset {
                 DatasetKind::Digits => 16.0,
                 DatasetKind::Mnist => 255.0,
-                DatasetKind::Csv => train.x.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(f32::MIN_POSITIVE),
+                DatasetKind::Csv => train
+                    .x
+                    .iter()
+                    .fold(0.0f32, |m, v| m.max(v.abs()))
+                    .max(f32::MIN_POSITIVE),
             });
             InputTransform::scale_by_max(train.features, max)
         }
     };
-    for d in [Some(&mut train), val.as_mut(), test.as_mut()].into_iter().flatten() {
+    for d in [Some(&mut train), val.as_mut(), test.as_mut()]
+        .into_iter()
+        .flatten()
+    {
         d.classes = classes;
         transform.apply(d);
     }
@@ -242,7 +256,11 @@ fn all_finite(seq: &Sequential) -> bool {
 /// Trains a model as configured. With an output folder, writes `config.toml` at the start and,
 /// after every epoch, `model.safetensors` (the model to keep so far), `train_state.safetensors`
 /// and `metrics.json`, each atomically.
-pub fn train(cfg: &TrainConfig, data: &PreparedData, opts: &RunOptions) -> Result<TrainOutcome, TrainError> {
+pub fn train(
+    cfg: &TrainConfig,
+    data: &PreparedData,
+    opts: &RunOptions,
+) -> Result<TrainOutcome, TrainError> {
     let threads = cfg.thread_count();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -258,10 +276,15 @@ fn train_in_pool(
     threads: usize,
 ) -> Result<TrainOutcome, TrainError> {
     if cfg.batch_size == 0 || data.train.is_empty() {
-        return Err(TrainError::Config("batch_size and the training set must be non-empty".into()));
+        return Err(TrainError::Config(
+            "batch_size and the training set must be non-empty".into(),
+        ));
     }
     let classes = data.train.classes;
-    let mut seq = cfg.model.build(data.train.features, classes).map_err(TrainError::Config)?;
+    let mut seq = cfg
+        .model
+        .build(data.train.features, classes)
+        .map_err(TrainError::Config)?;
     init_weights(&mut seq, cfg.model.init, &mut rng_for(cfg.seed, 1));
     let mut net = Network::new(seq, cfg.loss, cfg.batch_size, threads);
     let mut opt = Optimizer::new(cfg.optimizer, &net.param_sizes());
@@ -284,9 +307,9 @@ fn train_in_pool(
     };
 
     if let Some(dir) = &opts.out_dir {
-        std::fs::create_dir_all(dir).map_err(|source| CheckpointError::Io {
+        std::fs::create_dir_all(dir).map_err(|error| CheckpointError::Io {
             path: dir.clone(),
-            source,
+            error,
         })?;
         if opts.resume {
             let st = load_train_state(&dir.join(TRAIN_STATE_FILE), &mut net, &mut opt)?;
@@ -417,7 +440,15 @@ fn train_in_pool(
         if let Some(dir) = &opts.out_dir {
             let keep = best.as_ref().unwrap_or(&net.seq);
             checkpoint::save_model(&dir.join(MODEL_FILE), &make_model(keep))?;
-            save_train_state(&dir.join(TRAIN_STATE_FILE), &net.seq, best.as_ref(), &mut opt, &rng, &prog, &make_model)?;
+            save_train_state(
+                &dir.join(TRAIN_STATE_FILE),
+                &net.seq,
+                best.as_ref(),
+                &mut opt,
+                &rng,
+                &prog,
+                &make_model,
+            )?;
             let partial = RunMetrics {
                 epochs: prog.history.clone(),
                 test_loss: None,
@@ -429,7 +460,11 @@ fn train_in_pool(
         }
     }
     let finished = epoch >= cfg.epochs || prog.stopped_early;
-    let final_seq = if finished { best.clone().unwrap_or_else(|| net.seq.clone()) } else { net.seq.clone() };
+    let final_seq = if finished {
+        best.clone().unwrap_or_else(|| net.seq.clone())
+    } else {
+        net.seq.clone()
+    };
     let (test_loss, test_accuracy) = match (&data.test, finished) {
         (Some(t), true) => {
             net.seq = final_seq.clone();
@@ -490,8 +525,14 @@ fn save_train_state(
     }
     tensors.push(("rng".into(), Tensor::u8(&RngState::of(rng).to_bytes())));
     let mut meta = checkpoint::model_metadata(&make_model(current));
-    meta.insert("microdnn.train_state".into(), serde_json::to_string(prog).expect("serialises"));
-    meta.insert("microdnn.optimizer".into(), serde_json::to_string(&opt.config).expect("serialises"));
+    meta.insert(
+        "microdnn.train_state".into(),
+        serde_json::to_string(prog).expect("serialises"),
+    );
+    meta.insert(
+        "microdnn.optimizer".into(),
+        serde_json::to_string(&opt.config).expect("serialises"),
+    );
     checkpoint::atomic_write(path, &checkpoint::to_bytes(&tensors, meta))
 }
 
@@ -500,9 +541,9 @@ fn load_train_state(
     net: &mut Network,
     opt: &mut Optimizer,
 ) -> Result<(TrainRng, Option<Sequential>, Progress), TrainError> {
-    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+    let bytes = std::fs::read(path).map_err(|error| CheckpointError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let file = TensorFile::parse(path, &bytes)?;
     let arch = file.architecture()?;
@@ -514,7 +555,10 @@ fn load_train_state(
     }
     let saved_opt: crate::nn::optim::OptimizerConfig = file.meta_json("microdnn.optimizer")?;
     if saved_opt != opt.config {
-        return Err(TrainError::Resume(format!("{} was saved with another optimiser", path.display())));
+        return Err(TrainError::Resume(format!(
+            "{} was saved with another optimiser",
+            path.display()
+        )));
     }
     file.load_into(&mut net.seq, "model.")?;
     let prog: Progress = file.meta_json("microdnn.train_state")?;

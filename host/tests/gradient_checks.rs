@@ -7,6 +7,8 @@
 //! step `h = 1e-3`, compared with a relative tolerance of 2% (plus a small absolute slack for
 //! near-zero entries); inputs of ReLU-like layers are kept away from the kink.
 
+#![allow(clippy::needless_range_loop)] // finite differences index by position
+
 use microdnn::Activation;
 use microdnn_host::model::{BatchNorm1d, Layer, Linear, Sequential};
 use microdnn_host::nn::loss::{self, Loss};
@@ -22,7 +24,10 @@ fn rand_vec(n: usize, rng: &mut TrainRng, lo: f32, hi: f32) -> Vec<f32> {
 
 fn close(num: f64, ana: f64, what: &str) {
     let tol = 0.02 * num.abs().max(ana.abs()) + 2e-3;
-    assert!((num - ana).abs() <= tol, "{what}: numeric {num} vs analytic {ana}");
+    assert!(
+        (num - ana).abs() <= tol,
+        "{what}: numeric {num} vs analytic {ana}"
+    );
 }
 
 fn objective(net: &mut Network, x: &[f32], r: &[f32], batch: usize, rng: &TrainRng) -> f64 {
@@ -51,7 +56,11 @@ fn check_network(seq: Sequential, batch: usize, x: Vec<f32>, name: &str) {
             net.params()[pi].value[j] = orig - H;
             let lm = objective(&mut net, &x, &r, batch, &mask_rng);
             net.params()[pi].value[j] = orig;
-            close((lp - lm) / (2.0 * H as f64), g[j] as f64, &format!("{name} param {pi}[{j}]"));
+            close(
+                (lp - lm) / (2.0 * H as f64),
+                g[j] as f64,
+                &format!("{name} param {pi}[{j}]"),
+            );
         }
     }
     for j in 0..x.len() {
@@ -60,19 +69,33 @@ fn check_network(seq: Sequential, batch: usize, x: Vec<f32>, name: &str) {
         let lp = objective(&mut net, &xp, &r, batch, &mask_rng);
         xp[j] -= 2.0 * H;
         let lm = objective(&mut net, &xp, &r, batch, &mask_rng);
-        close((lp - lm) / (2.0 * H as f64), dx[j] as f64, &format!("{name} input [{j}]"));
+        close(
+            (lp - lm) / (2.0 * H as f64),
+            dx[j] as f64,
+            &format!("{name} input [{j}]"),
+        );
     }
 }
 
 fn linear(inp: usize, out: usize, seed: u64) -> Linear {
     let mut rng = rng_for(seed, 7);
-    Linear::from_parts(inp, out, rand_vec(inp * out, &mut rng, -0.8, 0.8), rand_vec(out, &mut rng, -0.3, 0.3))
+    Linear::from_parts(
+        inp,
+        out,
+        rand_vec(inp * out, &mut rng, -0.8, 0.8),
+        rand_vec(out, &mut rng, -0.3, 0.3),
+    )
 }
 
 #[test]
 fn dense_layer_gradients() {
     let x = rand_vec(3 * 5, &mut rng_for(1, 1), -1.0, 1.0);
-    check_network(Sequential::new(vec![Layer::Linear(linear(5, 4, 1))]), 3, x, "dense");
+    check_network(
+        Sequential::new(vec![Layer::Linear(linear(5, 4, 1))]),
+        3,
+        x,
+        "dense",
+    );
 }
 
 #[test]
@@ -108,7 +131,12 @@ fn batchnorm_training_mode_gradients() {
     bn.weight = vec![1.5, -0.7, 0.9, 2.0];
     bn.bias = vec![0.1, 0.2, -0.3, 0.0];
     let x = rand_vec(6 * 4, &mut rng_for(3, 3), -2.0, 2.0);
-    check_network(Sequential::new(vec![Layer::BatchNorm1d(bn)]), 6, x, "batchnorm");
+    check_network(
+        Sequential::new(vec![Layer::BatchNorm1d(bn)]),
+        6,
+        x,
+        "batchnorm",
+    );
 }
 
 #[test]
@@ -155,7 +183,11 @@ fn loss_gradients() {
             let lp = mean(&zp);
             zp[j] -= 2.0 * H;
             let lm = mean(&zp);
-            close((lp - lm) / (2.0 * H as f64), dz[j] as f64, &format!("{which:?} [{j}]"));
+            close(
+                (lp - lm) / (2.0 * H as f64),
+                dz[j] as f64,
+                &format!("{which:?} [{j}]"),
+            );
         }
     }
     // MSE is PyTorch's mean over batch and classes.
@@ -173,23 +205,54 @@ fn regulariser_gradients() {
         .collect();
     let mut b = rand_vec(3, &mut rng, -1.0, 1.0);
     for reg in [
-        Regularization { l1: 0.3, ..Default::default() },
-        Regularization { l2: 0.7, ..Default::default() },
-        Regularization { l1: 0.1, l2: 0.2, decay_all: true, ..Default::default() },
+        Regularization {
+            l1: 0.3,
+            ..Default::default()
+        },
+        Regularization {
+            l2: 0.7,
+            ..Default::default()
+        },
+        Regularization {
+            l1: 0.1,
+            l2: 0.2,
+            decay_all: true,
+            ..Default::default()
+        },
     ] {
         let (mut gw, mut gb) = (vec![0.0; 12], vec![0.0; 3]);
         {
             let mut ps = vec![
-                ParamMut { value: &mut w, grad: &mut gw, kind: ParamKind::Weight, cols: 4 },
-                ParamMut { value: &mut b, grad: &mut gb, kind: ParamKind::Bias, cols: 3 },
+                ParamMut {
+                    value: &mut w,
+                    grad: &mut gw,
+                    kind: ParamKind::Weight,
+                    cols: 4,
+                },
+                ParamMut {
+                    value: &mut b,
+                    grad: &mut gb,
+                    kind: ParamKind::Bias,
+                    cols: 3,
+                },
             ];
             reg.add_grads(&mut ps);
         }
         let penalty = |w: &mut Vec<f32>, b: &mut Vec<f32>| {
             let (mut g1, mut g2) = (vec![0.0; 12], vec![0.0; 3]);
             reg.penalty(&[
-                ParamMut { value: w, grad: &mut g1, kind: ParamKind::Weight, cols: 4 },
-                ParamMut { value: b, grad: &mut g2, kind: ParamKind::Bias, cols: 3 },
+                ParamMut {
+                    value: w,
+                    grad: &mut g1,
+                    kind: ParamKind::Weight,
+                    cols: 4,
+                },
+                ParamMut {
+                    value: b,
+                    grad: &mut g2,
+                    kind: ParamKind::Bias,
+                    cols: 3,
+                },
             ])
         };
         for j in 0..12 {
@@ -199,7 +262,11 @@ fn regulariser_gradients() {
             w[j] = o - H;
             let lm = penalty(&mut w, &mut b);
             w[j] = o;
-            close((lp - lm) / (2.0 * H as f64), gw[j] as f64, &format!("{reg:?} w[{j}]"));
+            close(
+                (lp - lm) / (2.0 * H as f64),
+                gw[j] as f64,
+                &format!("{reg:?} w[{j}]"),
+            );
         }
         for j in 0..3 {
             if !reg.decay_all {
@@ -213,8 +280,17 @@ fn regulariser_gradients() {
 fn max_norm_and_clipping() {
     let mut w = vec![3.0f32, 4.0, 0.3, 0.4];
     let mut g = vec![30.0f32, 40.0, 0.0, 0.0];
-    let reg = Regularization { max_norm: Some(1.0), clip_grad_norm: Some(5.0), ..Default::default() };
-    let mut ps = vec![ParamMut { value: &mut w, grad: &mut g, kind: ParamKind::Weight, cols: 2 }];
+    let reg = Regularization {
+        max_norm: Some(1.0),
+        clip_grad_norm: Some(5.0),
+        ..Default::default()
+    };
+    let mut ps = vec![ParamMut {
+        value: &mut w,
+        grad: &mut g,
+        kind: ParamKind::Weight,
+        cols: 2,
+    }];
     let before = reg.clip(&mut ps);
     assert!((before - 50.0).abs() < 1e-9);
     reg.apply_max_norm(&mut ps);

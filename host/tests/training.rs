@@ -11,7 +11,9 @@ use microdnn_host::nn::init::Init;
 use microdnn_host::nn::optim::OptimizerConfig;
 use microdnn_host::nn::schedule::Schedule;
 use microdnn_host::random::{normal, rng_for};
-use microdnn_host::train::{self, PreparedData, RunOptions, TrainError, METRICS_FILE, TRAIN_STATE_FILE};
+use microdnn_host::train::{
+    self, PreparedData, RunOptions, TrainError, METRICS_FILE, TRAIN_STATE_FILE,
+};
 
 fn prepared(train: Dataset, val: Option<Dataset>, test: Option<Dataset>) -> PreparedData {
     let f = train.features;
@@ -46,10 +48,12 @@ fn parity(bits: usize) -> Dataset {
 }
 
 fn small_config(hidden: Vec<usize>, activation: &str, epochs: usize, lr: f64) -> TrainConfig {
-    let mut cfg = TrainConfig::default();
-    cfg.epochs = epochs;
-    cfg.lr = lr;
-    cfg.threads = 1;
+    let mut cfg = TrainConfig {
+        epochs,
+        lr,
+        threads: 1,
+        ..TrainConfig::default()
+    };
     cfg.model.hidden = hidden;
     cfg.model.activation = activation.into();
     cfg.early_stopping = None;
@@ -67,7 +71,12 @@ fn learns_xor() {
         beta2: 0.999,
         eps: 1e-8,
     };
-    let out = train::train(&cfg, &prepared(data.clone(), None, None), &RunOptions::default()).unwrap();
+    let out = train::train(
+        &cfg,
+        &prepared(data.clone(), None, None),
+        &RunOptions::default(),
+    )
+    .unwrap();
     assert_eq!(accuracy(&out.model, &data), 1.0);
 }
 
@@ -81,7 +90,12 @@ fn learns_5_bit_parity() {
         beta2: 0.999,
         eps: 1e-8,
     };
-    let out = train::train(&cfg, &prepared(data.clone(), None, None), &RunOptions::default()).unwrap();
+    let out = train::train(
+        &cfg,
+        &prepared(data.clone(), None, None),
+        &RunOptions::default(),
+    )
+    .unwrap();
     assert_eq!(accuracy(&out.model, &data), 1.0);
 }
 
@@ -98,12 +112,18 @@ fn learns_parity_with_sgd_nesterov_and_leaky_relu() {
         step_size: 1000,
         gamma: 0.5,
     };
-    let out = train::train(&cfg, &prepared(data.clone(), None, None), &RunOptions::default()).unwrap();
+    let out = train::train(
+        &cfg,
+        &prepared(data.clone(), None, None),
+        &RunOptions::default(),
+    )
+    .unwrap();
     assert_eq!(accuracy(&out.model, &data), 1.0);
 }
 
 fn digits_config() -> TrainConfig {
-    TrainConfig::from_file(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/digits.toml").as_ref()).unwrap()
+    TrainConfig::from_file(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/digits.toml").as_ref())
+        .unwrap()
 }
 
 #[test]
@@ -129,7 +149,12 @@ fn digits_reach_96_percent_on_the_stratified_test_split_in_seconds() {
     assert!(secs < 10.0, "took {secs} s");
     // The run folder holds the checkpoint, metrics and config; the checkpoint reproduces the
     // test accuracy from raw pixels.
-    for f in [MODEL_FILE, METRICS_FILE, train::CONFIG_FILE, TRAIN_STATE_FILE] {
+    for f in [
+        MODEL_FILE,
+        METRICS_FILE,
+        train::CONFIG_FILE,
+        TRAIN_STATE_FILE,
+    ] {
         assert!(dir.path().join(f).exists(), "{f}");
     }
     let model = checkpoint::load_model(dir.path()).unwrap();
@@ -138,7 +163,8 @@ fn digits_reach_96_percent_on_the_stratified_test_split_in_seconds() {
     let s = microdnn_host::data::split::stratified_split(&all.y, 0.2, &mut rng);
     let raw_test = all.split(&s).1;
     assert!((accuracy(&model, &raw_test) - acc).abs() < 1e-9);
-    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join(METRICS_FILE)).unwrap()).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join(METRICS_FILE)).unwrap()).unwrap();
     assert!(m["test_accuracy"].as_f64().unwrap() >= 0.96);
     assert!(m["epochs"][0]["val_loss"].is_number() && m["epochs"][0]["lr"].is_number());
 }
@@ -152,7 +178,12 @@ fn synthetic(n: usize, features: usize, classes: usize, seed: u64) -> Dataset {
     for _ in 0..n {
         let row: Vec<f32> = (0..features).map(|_| normal(&mut rng)).collect();
         let scores: Vec<f32> = (0..classes)
-            .map(|c| row.iter().zip(&proj[c * features..]).map(|(a, b)| a * b).sum())
+            .map(|c| {
+                row.iter()
+                    .zip(&proj[c * features..])
+                    .map(|(a, b)| a * b)
+                    .sum()
+            })
             .collect();
         y.push(microdnn_host::model::argmax(&scores) as u32);
         x.extend(row);
@@ -205,12 +236,24 @@ fn same_seed_same_bits_1_vs_2_threads() {
     let a = train::train(&rich_config(1), &data, &RunOptions::default()).unwrap();
     let b = train::train(&rich_config(2), &data, &RunOptions::default()).unwrap();
     let c = train::train(&rich_config(2), &data, &RunOptions::default()).unwrap();
-    assert_eq!(weights_bits(&a.model), weights_bits(&b.model), "1 vs 2 threads");
-    assert_eq!(weights_bits(&b.model), weights_bits(&c.model), "two 2-thread runs");
+    assert_eq!(
+        weights_bits(&a.model),
+        weights_bits(&b.model),
+        "1 vs 2 threads"
+    );
+    assert_eq!(
+        weights_bits(&b.model),
+        weights_bits(&c.model),
+        "two 2-thread runs"
+    );
     let mut other = rich_config(2);
     other.seed = 1;
     let d = train::train(&other, &data, &RunOptions::default()).unwrap();
-    assert_ne!(weights_bits(&a.model), weights_bits(&d.model), "another seed differs");
+    assert_ne!(
+        weights_bits(&a.model),
+        weights_bits(&d.model),
+        "another seed differs"
+    );
 }
 
 #[test]
@@ -258,7 +301,13 @@ fn resume_is_bit_identical_to_an_uninterrupted_run() {
     let strip = |m: &train::RunMetrics| {
         m.epochs
             .iter()
-            .map(|e| (e.train_loss.to_bits(), e.val_loss.map(f64::to_bits), e.lr.to_bits()))
+            .map(|e| {
+                (
+                    e.train_loss.to_bits(),
+                    e.val_loss.map(f64::to_bits),
+                    e.lr.to_bits(),
+                )
+            })
             .collect::<Vec<_>>()
     };
     assert_eq!(strip(&full.metrics), strip(&resumed.metrics));
@@ -287,9 +336,14 @@ fn divergence_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint() {
     let err = train::train(&cfg, &data, &opts).unwrap_err();
     assert!(matches!(err, TrainError::Diverged { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("smaller learning rate") && msg.contains("clip"), "{msg}");
+    assert!(
+        msg.contains("smaller learning rate") && msg.contains("clip"),
+        "{msg}"
+    );
     // The failing run wrote no weights: the previous checkpoint is intact and finite.
     assert_eq!(std::fs::read(dir.path().join(MODEL_FILE)).unwrap(), good);
     let m = checkpoint::load_model(dir.path()).unwrap();
-    assert!(weights_bits(&m).iter().all(|b| f32::from_bits(*b).is_finite()));
+    assert!(weights_bits(&m)
+        .iter()
+        .all(|b| f32::from_bits(*b).is_finite()));
 }

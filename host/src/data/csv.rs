@@ -12,7 +12,10 @@ pub fn load_csv(path: &Path, label_column: i64) -> Result<Dataset, DataError> {
     let bytes = read_maybe_gz(path)?;
     let text = std::str::from_utf8(&bytes).map_err(|e| DataError::Csv {
         path: path.to_path_buf(),
-        line: 1 + bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count(),
+        line: 1 + bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count(),
         message: "invalid UTF-8".into(),
     })?;
     let err = |line: usize, message: String| DataError::Csv {
@@ -127,19 +130,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = write(&dir, "digits.csv", "1,2,3\n1,2,3\n4,5\n");
         let e = load_csv(&p, -1).unwrap_err().to_string();
-        assert!(e.contains("digits.csv line 3: expected 3 columns, found 2"), "{e}");
+        assert!(
+            e.contains("digits.csv line 3: expected 3 columns, found 2"),
+            "{e}"
+        );
         let p = write(&dir, "b.csv", "1,x,3\n");
         let e = load_csv(&p, -1).unwrap_err().to_string();
-        assert!(e.contains("b.csv line 1: column 2: expected a number"), "{e}");
+        assert!(
+            e.contains("b.csv line 1: column 2: expected a number"),
+            "{e}"
+        );
         let p = write(&dir, "c.csv", "1,2,3\n1,2,-1\n");
         let e = load_csv(&p, -1).unwrap_err().to_string();
-        assert!(e.contains("c.csv line 2: column 3: expected a non-negative integer label"), "{e}");
+        assert!(
+            e.contains("c.csv line 2: column 3: expected a non-negative integer label"),
+            "{e}"
+        );
         let p = write(&dir, "d.csv", "\n\n");
         assert!(matches!(load_csv(&p, -1), Err(DataError::Empty { .. })));
         let p = write(&dir, "e.csv", "1,2\n");
         let e = load_csv(&p, 5).unwrap_err().to_string();
         assert!(e.contains("label column 5 is out of range"), "{e}");
-        let e = load_csv(&dir.path().join("missing.csv"), -1).unwrap_err().to_string();
+        let e = load_csv(&dir.path().join("missing.csv"), -1)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("missing.csv"), "{e}");
     }
 }

@@ -23,7 +23,11 @@ fn parse_header(
 ) -> Result<Vec<usize>, DataError> {
     let ndim = (magic & 0xff) as usize;
     let header = 4 + 4 * ndim;
-    let found = if bytes.len() >= 4 { be_u32(bytes, 0) } else { 0 };
+    let found = if bytes.len() >= 4 {
+        be_u32(bytes, 0)
+    } else {
+        0
+    };
     if bytes.len() < 4 || found != magic {
         return Err(DataError::IdxMagic {
             path: path.to_path_buf(),
@@ -41,7 +45,9 @@ fn parse_header(
             detail: format!("{ndim} dimension sizes"),
         });
     }
-    let dims: Vec<usize> = (0..ndim).map(|d| be_u32(bytes, 4 + 4 * d) as usize).collect();
+    let dims: Vec<usize> = (0..ndim)
+        .map(|d| be_u32(bytes, 4 + 4 * d) as usize)
+        .collect();
     let expected: usize = dims.iter().product();
     if bytes.len() - header != expected {
         return Err(DataError::IdxSize {
@@ -183,14 +189,23 @@ mod tests {
         // Labels magic in an images file.
         std::fs::write(&p, idx(LABELS_MAGIC, &[1, 1, 1], &[0])).unwrap();
         let e = load_idx_images(&p).unwrap_err().to_string();
-        assert!(e.contains("imgs") && e.contains("0x00000803") && e.contains("0x00000801"), "{e}");
+        assert!(
+            e.contains("imgs") && e.contains("0x00000803") && e.contains("0x00000801"),
+            "{e}"
+        );
         // Truncated data.
         std::fs::write(&p, gz(&idx(IMAGES_MAGIC, &[2, 2, 2], &[0; 7]))).unwrap();
         let e = load_idx_images(&p).unwrap_err().to_string();
-        assert!(e.contains("offset 16") && e.contains("expected 8 bytes") && e.contains("found 7"), "{e}");
+        assert!(
+            e.contains("offset 16") && e.contains("expected 8 bytes") && e.contains("found 7"),
+            "{e}"
+        );
         // Truncated header.
         std::fs::write(&p, &IMAGES_MAGIC.to_be_bytes()[..]).unwrap();
-        assert!(matches!(load_idx_images(&p), Err(DataError::IdxSize { .. })));
+        assert!(matches!(
+            load_idx_images(&p),
+            Err(DataError::IdxSize { .. })
+        ));
         // Count mismatch.
         std::fs::write(&p, idx(IMAGES_MAGIC, &[2, 1, 1], &[0, 0])).unwrap();
         let l = dir.path().join("labs");
@@ -204,7 +219,9 @@ mod tests {
         std::fs::write(&l, bad).unwrap();
         let e = load_idx_labels(&l).unwrap_err().to_string();
         assert!(e.contains("labs"), "{e}");
-        let e = load_idx_labels(&dir.path().join("nope")).unwrap_err().to_string();
+        let e = load_idx_labels(&dir.path().join("nope"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("nope"), "{e}");
     }
 }

@@ -20,12 +20,12 @@ pub use transform::InputTransform;
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// The file could not be opened or read (or its gzip stream is corrupt).
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (shown in the message, not chained: it adds nothing).
+        error: std::io::Error,
     },
     /// An IDX file does not start with the expected magic number.
     #[error("{path}: offset 0: expected IDX magic number {expected:#010x} ({what}), found {found:#010x}")]
@@ -131,9 +131,9 @@ impl Dataset {
 
 /// Reads a whole file, transparently decompressing it if it starts with the gzip magic bytes.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
-    let io = |source| DataError::Io {
+    let io = |error| DataError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let raw = std::fs::read(path).map_err(io)?;
     if raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {

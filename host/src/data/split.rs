@@ -89,7 +89,11 @@ mod tests {
         assert_eq!(s, stratified_split(&labels, 0.2, &mut rng_for(0, 0)));
         assert_ne!(s, stratified_split(&labels, 0.2, &mut rng_for(1, 0)));
         // Uneven classes: the total is ceil(0.2 * 1797) = 360, as scikit-learn's.
-        let labels: Vec<u32> = (0..1797).map(|i| ((i * 7) % 10) as u32).chain([3]).take(1797).collect();
+        let labels: Vec<u32> = (0..1797)
+            .map(|i| ((i * 7) % 10) as u32)
+            .chain([3])
+            .take(1797)
+            .collect();
         let s = stratified_split(&labels, 0.2, &mut rng_for(0, 0));
         assert_eq!(s.second.len(), 360);
     }

@@ -15,7 +15,10 @@ pub fn forward(act: Activation, x: &[f32], y: &mut [f32], features: usize) {
             .iter_mut()
             .zip(x)
             .for_each(|(y, &x)| *y = math::leaky_relu(x, slope)),
-        Activation::Sigmoid => y.iter_mut().zip(x).for_each(|(y, &x)| *y = math::sigmoid(x)),
+        Activation::Sigmoid => y
+            .iter_mut()
+            .zip(x)
+            .for_each(|(y, &x)| *y = math::sigmoid(x)),
         Activation::Tanh => y.iter_mut().zip(x).for_each(|(y, &x)| *y = math::tanh(x)),
         Activation::Softmax => {
             y.copy_from_slice(x);
@@ -25,7 +28,14 @@ pub fn forward(act: Activation, x: &[f32], y: &mut [f32], features: usize) {
 }
 
 /// `dx = dy * f'(x)`, from the input `x` and output `y` of the forward pass.
-pub fn backward(act: Activation, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32], features: usize) {
+pub fn backward(
+    act: Activation,
+    x: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+    features: usize,
+) {
     match act {
         Activation::Identity => dx.copy_from_slice(dy),
         Activation::Relu => {

@@ -8,6 +8,8 @@
 //! mean` and `running_var ← (1-m) running_var + m var n/(n-1)` (unbiased, as PyTorch), and
 //! `num_batches_tracked += 1`. Statistics are accumulated in `f64`.
 
+#![allow(clippy::needless_range_loop)] // per-feature loops index several arrays at once
+
 use crate::model::BatchNorm1d;
 
 /// Values kept from the training forward pass for the backward pass.
@@ -17,6 +19,12 @@ pub struct BnCache {
     pub xhat: Vec<f32>,
     /// `1 / sqrt(var + eps)` per feature.
     pub inv_std: Vec<f32>,
+    /// Batch mean per feature (`f64` accumulator).
+    mean: Vec<f64>,
+    /// Batch variance per feature (`f64` accumulator).
+    var: Vec<f64>,
+    /// Batch mean per feature, rounded to `f32`.
+    mean_f32: Vec<f32>,
 }
 
 impl BnCache {
@@ -25,14 +33,24 @@ impl BnCache {
         Self {
             xhat: vec![0.0; max_batch * features],
             inv_std: vec![0.0; features],
+            mean: vec![0.0; features],
+            var: vec![0.0; features],
+            mean_f32: vec![0.0; features],
         }
     }
 }
 
 /// Training-mode forward; updates the running statistics.
-pub fn forward_train(bn: &mut BatchNorm1d, x: &[f32], y: &mut [f32], batch: usize, cache: &mut BnCache) {
+pub fn forward_train(
+    bn: &mut BatchNorm1d,
+    x: &[f32],
+    y: &mut [f32],
+    batch: usize,
+    cache: &mut BnCache,
+) {
     let f = bn.features;
-    let mut mean = vec![0.0f64; f];
+    let mean = &mut cache.mean;
+    mean.iter_mut().for_each(|m| *m = 0.0);
     for row in x[..batch * f].chunks_exact(f) {
         for (m, &v) in mean.iter_mut().zip(row) {
             *m += v as f64;
@@ -40,9 +58,10 @@ pub fn forward_train(bn: &mut BatchNorm1d, x: &[f32], y: &mut [f32], batch: usiz
     }
     let n = batch as f64;
     mean.iter_mut().for_each(|m| *m /= n);
-    let mut var = vec![0.0f64; f];
+    let var = &mut cache.var;
+    var.iter_mut().for_each(|v| *v = 0.0);
     for row in x[..batch * f].chunks_exact(f) {
-        for ((s, &v), m) in var.iter_mut().zip(row).zip(&mean) {
+        for ((s, &v), m) in var.iter_mut().zip(row).zip(mean.iter()) {
             let d = v as f64 - m;
             *s += d * d;
         }
@@ -51,7 +70,11 @@ pub fn forward_train(bn: &mut BatchNorm1d, x: &[f32], y: &mut [f32], batch: usiz
     for j in 0..f {
         cache.inv_std[j] = (1.0 / (var[j] + bn.eps as f64).sqrt()) as f32;
     }
-    let meanf: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
+    let meanf = &mut cache.mean_f32;
+    meanf
+        .iter_mut()
+        .zip(mean.iter())
+        .for_each(|(a, &m)| *a = m as f32);
     for ((xr, yr), hr) in x[..batch * f]
         .chunks_exact(f)
         .zip(y[..batch * f].chunks_exact_mut(f))
@@ -75,7 +98,11 @@ pub fn forward_train(bn: &mut BatchNorm1d, x: &[f32], y: &mut [f32], batch: usiz
 /// Evaluation-mode forward with the running statistics.
 pub fn forward_eval(bn: &BatchNorm1d, x: &[f32], y: &mut [f32]) {
     let f = bn.features;
-    let inv: Vec<f32> = bn.running_var.iter().map(|v| 1.0 / (v + bn.eps).sqrt()).collect();
+    let inv: Vec<f32> = bn
+        .running_var
+        .iter()
+        .map(|v| 1.0 / (v + bn.eps).sqrt())
+        .collect();
     for (xr, yr) in x.chunks_exact(f).zip(y.chunks_exact_mut(f)) {
         for j in 0..f {
             yr[j] = (xr[j] - bn.running_mean[j]) * inv[j] * bn.weight[j] + bn.bias[j];
@@ -98,7 +125,10 @@ pub fn backward(
     let f = bn.features;
     dgamma.iter_mut().for_each(|v| *v = 0.0);
     dbeta.iter_mut().for_each(|v| *v = 0.0);
-    for (dr, hr) in dy[..batch * f].chunks_exact(f).zip(cache.xhat.chunks_exact(f)) {
+    for (dr, hr) in dy[..batch * f]
+        .chunks_exact(f)
+        .zip(cache.xhat.chunks_exact(f))
+    {
         for j in 0..f {
             dgamma[j] += dr[j] * hr[j];
             dbeta[j] += dr[j];
@@ -106,14 +136,14 @@ pub fn backward(
     }
     if let Some(dx) = dx {
         let n = batch as f32;
-        let k: Vec<f32> = (0..f).map(|j| bn.weight[j] * cache.inv_std[j] / n).collect();
         for ((dxr, dr), hr) in dx[..batch * f]
             .chunks_exact_mut(f)
             .zip(dy.chunks_exact(f))
             .zip(cache.xhat.chunks_exact(f))
         {
             for j in 0..f {
-                dxr[j] = k[j] * (n * dr[j] - dbeta[j] - hr[j] * dgamma[j]);
+                let k = bn.weight[j] * cache.inv_std[j] / n;
+                dxr[j] = k * (n * dr[j] - dbeta[j] - hr[j] * dgamma[j]);
             }
         }
     }

@@ -52,14 +52,28 @@ pub fn forward(
     par: Parallelism,
 ) {
     let w: &[f32] = if use_mask {
-        for ((m, &w), &k) in state.masked_w.iter_mut().zip(&layer.weight).zip(&state.mask) {
+        for ((m, &w), &k) in state
+            .masked_w
+            .iter_mut()
+            .zip(&layer.weight)
+            .zip(&state.mask)
+        {
             *m = w * k;
         }
         &state.masked_w
     } else {
         &layer.weight
     };
-    matmul::linear_forward(x, w, &layer.bias, y, batch, layer.in_features, layer.out_features, par);
+    matmul::linear_forward(
+        x,
+        w,
+        &layer.bias,
+        y,
+        batch,
+        layer.in_features,
+        layer.out_features,
+        par,
+    );
 }
 
 /// Backward pass: weight and bias gradients (overwritten) and, if `dx` is given, the input
@@ -78,11 +92,19 @@ pub fn backward(
     let (inp, out) = (layer.in_features, layer.out_features);
     matmul::weight_grad(dy, x, &mut state.dw, batch, inp, out, par);
     if use_mask {
-        state.dw.iter_mut().zip(&state.mask).for_each(|(g, m)| *g *= m);
+        state
+            .dw
+            .iter_mut()
+            .zip(&state.mask)
+            .for_each(|(g, m)| *g *= m);
     }
     matmul::column_sums(dy, &mut state.db, batch, out);
     if let Some(dx) = dx {
-        let w = if use_mask { &state.masked_w } else { &layer.weight };
+        let w = if use_mask {
+            &state.masked_w
+        } else {
+            &layer.weight
+        };
         matmul::input_grad(dy, w, dx, batch, inp, out, par);
     }
 }

@@ -18,7 +18,11 @@ pub fn fill_mask(mask: &mut [f32], rate: f32, rng: &mut TrainRng) {
     let threshold = ((rate as f64) * 4_294_967_296.0).min(u32::MAX as f64) as u32;
     let keep = 1.0 / (1.0 - rate);
     for m in mask.iter_mut() {
-        *m = if rng.next_u32() >= threshold { keep } else { 0.0 };
+        *m = if rng.next_u32() >= threshold {
+            keep
+        } else {
+            0.0
+        };
     }
 }
 

@@ -45,7 +45,8 @@ impl Init {
             Init::XavierUniform | Init::HeUniform | Init::LecunUniform => {
                 // A uniform on (-a, a) has std a / sqrt(3).
                 let a = (std * 3f64.sqrt()) as f32;
-                w.iter_mut().for_each(|v| *v = (2.0 * uniform01(rng) - 1.0) * a);
+                w.iter_mut()
+                    .for_each(|v| *v = (2.0 * uniform01(rng) - 1.0) * a);
             }
         }
     }
@@ -74,7 +75,10 @@ mod tests {
             let std = (w.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
             let want = init.std(fi, fo);
             assert!(mean.abs() < 0.01 * want * 10.0, "{init:?} mean {mean}");
-            assert!((std / want - 1.0).abs() < 0.02, "{init:?} std {std} vs {want}");
+            assert!(
+                (std / want - 1.0).abs() < 0.02,
+                "{init:?} std {std} vs {want}"
+            );
         }
     }
 }

@@ -18,12 +18,22 @@ pub enum Loss {
 /// Loss value (summed over the batch, in `f64`, *not* averaged: divide by the batch size) and
 /// the gradient of the *mean* loss with respect to `z`, written into `dz`. Also returns the
 /// number of rows whose argmax equals the label.
-pub fn loss_and_grad(loss: Loss, z: &[f32], labels: &[u32], classes: usize, dz: &mut [f32]) -> (f64, usize) {
+pub fn loss_and_grad(
+    loss: Loss,
+    z: &[f32],
+    labels: &[u32],
+    classes: usize,
+    dz: &mut [f32],
+) -> (f64, usize) {
     let batch = labels.len();
     let inv_b = 1.0 / batch as f32;
     let mut total = 0.0f64;
     let mut correct = 0usize;
-    for ((zr, dr), &y) in z.chunks_exact(classes).zip(dz.chunks_exact_mut(classes)).zip(labels) {
+    for ((zr, dr), &y) in z
+        .chunks_exact(classes)
+        .zip(dz.chunks_exact_mut(classes))
+        .zip(labels)
+    {
         let y = y as usize;
         if crate::model::argmax(zr) == y {
             correct += 1;
@@ -70,7 +80,10 @@ pub fn loss_only(loss: Loss, z: &[f32], labels: &[u32], classes: usize) -> (f64,
         match loss {
             Loss::CrossEntropy => {
                 let max = zr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let sum: f64 = zr.iter().map(|&v| microdnn::math::exp(v - max) as f64).sum();
+                let sum: f64 = zr
+                    .iter()
+                    .map(|&v| microdnn::math::exp(v - max) as f64)
+                    .sum();
                 total += sum.ln() + (max - zr[y]) as f64;
             }
             Loss::Mse => {

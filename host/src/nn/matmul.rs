@@ -42,8 +42,14 @@ fn gemm_strided(
     // Bounds: the largest index touched must be inside each slice.
     assert!(dst.len() > (m - 1) * dst_rs + (n - 1), "dst too small");
     if k > 0 {
-        assert!(lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs, "lhs too small");
-        assert!(rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs, "rhs too small");
+        assert!(
+            lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs,
+            "lhs too small"
+        );
+        assert!(
+            rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs,
+            "rhs too small"
+        );
     }
     // SAFETY: the asserts above keep every access of the m x n x k product in bounds; the
     // destination does not alias the sources (distinct borrows).
@@ -91,7 +97,15 @@ pub fn linear_forward(
 }
 
 /// Weight gradient: `dw[out, in] = dy[b, out]ᵀ · x[b, in]` (overwrites `dw`).
-pub fn weight_grad(dy: &[f32], x: &[f32], dw: &mut [f32], batch: usize, inp: usize, out: usize, par: Parallelism) {
+pub fn weight_grad(
+    dy: &[f32],
+    x: &[f32],
+    dw: &mut [f32],
+    batch: usize,
+    inp: usize,
+    out: usize,
+    par: Parallelism,
+) {
     if batch == 0 {
         dw.iter_mut().for_each(|v| *v = 0.0);
         return;
@@ -100,7 +114,15 @@ pub fn weight_grad(dy: &[f32], x: &[f32], dw: &mut [f32], batch: usize, inp: usi
 }
 
 /// Input gradient: `dx[b, in] = dy[b, out] · w[out, in]` (overwrites `dx`).
-pub fn input_grad(dy: &[f32], w: &[f32], dx: &mut [f32], batch: usize, inp: usize, out: usize, par: Parallelism) {
+pub fn input_grad(
+    dy: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    batch: usize,
+    inp: usize,
+    out: usize,
+    par: Parallelism,
+) {
     gemm_strided(batch, inp, out, dx, inp, false, dy, out, 1, w, inp, 1, par);
 }
 
@@ -281,7 +303,9 @@ mod tests {
         weight_grad(&dy, &x, &mut dw, batch, inp, out, Parallelism::None);
         for o in 0..out {
             for k in 0..inp {
-                let r: f64 = (0..batch).map(|i| dy[i * out + o] as f64 * x[i * inp + k] as f64).sum();
+                let r: f64 = (0..batch)
+                    .map(|i| dy[i * out + o] as f64 * x[i * inp + k] as f64)
+                    .sum();
                 assert!((dw[o * inp + k] as f64 - r).abs() < 1e-4);
             }
         }
@@ -289,7 +313,9 @@ mod tests {
         input_grad(&dy, &w, &mut dx, batch, inp, out, Parallelism::None);
         for i in 0..batch {
             for k in 0..inp {
-                let r: f64 = (0..out).map(|o| dy[i * out + o] as f64 * w[o * inp + k] as f64).sum();
+                let r: f64 = (0..out)
+                    .map(|o| dy[i * out + o] as f64 * w[o * inp + k] as f64)
+                    .sum();
                 assert!((dx[i * inp + k] as f64 - r).abs() < 1e-4);
             }
         }
@@ -297,7 +323,15 @@ mod tests {
 
     #[test]
     fn matvec_matches_reference_on_odd_shapes() {
-        for &(rows, cols) in &[(1, 1), (3, 5), (4, 16), (5, 33), (10, 128), (13, 784), (7, 47)] {
+        for &(rows, cols) in &[
+            (1, 1),
+            (3, 5),
+            (4, 16),
+            (5, 33),
+            (10, 128),
+            (13, 784),
+            (7, 47),
+        ] {
             let w = rand_vec(rows * cols, 5);
             let x = rand_vec(cols, 6);
             let b = rand_vec(rows, 7);

@@ -3,12 +3,12 @@
 
 use gemm::Parallelism;
 
+use super::activation;
 use super::batchnorm::{self, BnCache};
 use super::dense::{self, DenseState};
 use super::dropout;
 use super::loss::{self, Loss};
 use super::matmul;
-use super::activation;
 use crate::model::{Layer, Sequential};
 use crate::random::TrainRng;
 
@@ -171,7 +171,13 @@ impl Network {
         let n = self.widths.len() - 1;
         let b = labels.len();
         let c = self.widths[n];
-        loss::loss_and_grad(self.loss, &self.acts[n][..b * c], labels, c, &mut self.grads[n][..b * c])
+        loss::loss_and_grad(
+            self.loss,
+            &self.acts[n][..b * c],
+            labels,
+            c,
+            &mut self.grads[n][..b * c],
+        )
     }
 
     /// Mutable access to the output gradient of `batch` rows (to drive backward with a custom
@@ -203,9 +209,25 @@ impl Network {
             match (&self.seq.layers[i], &mut self.states[i]) {
                 (Layer::Linear(l), LayerState::Dense(s)) => {
                     let use_mask = l.dropconnect > 0.0;
-                    dense::backward(l, s, use_mask, x, dy, need_dx.then_some(dx), batch, self.par);
+                    dense::backward(
+                        l,
+                        s,
+                        use_mask,
+                        x,
+                        dy,
+                        need_dx.then_some(dx),
+                        batch,
+                        self.par,
+                    );
                 }
-                (Layer::BatchNorm1d(b), LayerState::Bn { cache, dgamma, dbeta }) => {
+                (
+                    Layer::BatchNorm1d(b),
+                    LayerState::Bn {
+                        cache,
+                        dgamma,
+                        dbeta,
+                    },
+                ) => {
                     batchnorm::backward(b, cache, dy, need_dx.then_some(dx), dgamma, dbeta, batch);
                 }
                 (Layer::Dropout(rate), LayerState::Dropout { mask }) => {
@@ -306,7 +328,8 @@ impl Network {
         let mut start = 0;
         while start < y.len() {
             let b = (y.len() - start).min(self.max_batch);
-            self.input_mut(b).copy_from_slice(&x[start * f..(start + b) * f]);
+            self.input_mut(b)
+                .copy_from_slice(&x[start * f..(start + b) * f]);
             let out = self.forward(b, false, rng);
             let (l, k) = loss::loss_only(which, out, &y[start..start + b], c);
             total += l;

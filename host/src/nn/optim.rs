@@ -92,12 +92,14 @@ impl Optimizer {
                             *w -= lr * g;
                         }
                     } else if nesterov {
-                        for ((w, &g), v) in p.value.iter_mut().zip(p.grad.iter()).zip(v.iter_mut()) {
+                        for ((w, &g), v) in p.value.iter_mut().zip(p.grad.iter()).zip(v.iter_mut())
+                        {
                             *v = momentum * *v + g;
                             *w -= lr * (g + momentum * *v);
                         }
                     } else {
-                        for ((w, &g), v) in p.value.iter_mut().zip(p.grad.iter()).zip(v.iter_mut()) {
+                        for ((w, &g), v) in p.value.iter_mut().zip(p.grad.iter()).zip(v.iter_mut())
+                        {
                             *v = momentum * *v + g;
                             *w -= lr * *v;
                         }

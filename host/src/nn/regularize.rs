@@ -74,7 +74,9 @@ impl Regularization {
         let norm = global_grad_norm(params);
         if norm > maxn as f64 && norm.is_finite() {
             let k = (maxn as f64 / norm) as f32;
-            params.iter_mut().for_each(|p| p.grad.iter_mut().for_each(|g| *g *= k));
+            params
+                .iter_mut()
+                .for_each(|p| p.grad.iter_mut().for_each(|g| *g *= k));
         }
         norm
     }
@@ -84,7 +86,11 @@ impl Regularization {
         let Some(c) = self.max_norm else { return };
         for p in params.iter_mut().filter(|p| p.kind == ParamKind::Weight) {
             for row in p.value.chunks_exact_mut(p.cols) {
-                let n = row.iter().map(|&w| (w as f64) * (w as f64)).sum::<f64>().sqrt();
+                let n = row
+                    .iter()
+                    .map(|&w| (w as f64) * (w as f64))
+                    .sum::<f64>()
+                    .sqrt();
                 if n > c as f64 {
                     let k = (c as f64 / n) as f32;
                     row.iter_mut().for_each(|w| *w *= k);

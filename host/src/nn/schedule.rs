@@ -34,7 +34,9 @@ impl Schedule {
     pub fn lr(&self, lr: f64, epoch: usize, epochs: usize) -> f64 {
         match *self {
             Schedule::Constant => lr,
-            Schedule::Step { step_size, gamma } => lr * gamma.powi((epoch / step_size.max(1)) as i32),
+            Schedule::Step { step_size, gamma } => {
+                lr * gamma.powi((epoch / step_size.max(1)) as i32)
+            }
             Schedule::Cosine { min_lr } => {
                 let t = epoch as f64 / epochs.max(1) as f64;
                 min_lr + (lr - min_lr) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
@@ -51,8 +53,14 @@ mod tests {
     #[test]
     fn schedules_follow_their_formulas() {
         assert_eq!(Schedule::Constant.lr(0.1, 7, 10), 0.1);
-        let s = Schedule::Step { step_size: 3, gamma: 0.5 };
-        assert_eq!([0, 2, 3, 6].map(|e| s.lr(1.0, e, 10)), [1.0, 1.0, 0.5, 0.25]);
+        let s = Schedule::Step {
+            step_size: 3,
+            gamma: 0.5,
+        };
+        assert_eq!(
+            [0, 2, 3, 6].map(|e| s.lr(1.0, e, 10)),
+            [1.0, 1.0, 0.5, 0.25]
+        );
         let c = Schedule::Cosine { min_lr: 0.01 };
         assert!((c.lr(0.1, 0, 10) - 0.1).abs() < 1e-12);
         assert!((c.lr(0.1, 5, 10) - 0.055).abs() < 1e-12);
