@@ -17,6 +17,8 @@
 //! - [`config`]: the TOML configuration.
 //! - [`metrics`]: accuracy, confusion matrix, precision/recall.
 //! - [`bench`]: the `bench-train` throughput benchmark.
+//! - [`device`]: the host side of the link to a device (serial port or QEMU's UART), and the
+//!   host-versus-device evaluation.
 //! - [`export`]: lowering to device layers (batch norm folded, dropout dropped), the device
 //!   model file, and the proof that it computes what the trained network computes.
 //!
@@ -32,6 +34,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod device;
 pub mod export;
 pub mod metrics;
 pub mod model;
