@@ -372,6 +372,61 @@ pub fn argmax(v: &[f32]) -> usize {
     best
 }
 
+/// Runs `batch` rows of `x` through `steps` with buffers `a` and `b`; the output is left in
+/// `a`. Returns the output width.
+fn run_steps(
+    steps: &[Step],
+    a: &mut Vec<f32>,
+    b: &mut Vec<f32>,
+    x: &[f32],
+    batch: usize,
+    par: gemm::Parallelism,
+) -> usize {
+    let n = x.len();
+    a[..n].copy_from_slice(x);
+    let mut width = n / batch.max(1);
+    for s in steps {
+        match s {
+            Step::Linear {
+                w,
+                b: bias,
+                inp,
+                out,
+            } => {
+                matmul::linear_forward(
+                    &a[..batch * inp],
+                    w,
+                    bias,
+                    &mut b[..batch * out],
+                    batch,
+                    *inp,
+                    *out,
+                    par,
+                );
+                std::mem::swap(a, b);
+                width = *out;
+            }
+            Step::Affine { scale, shift } => {
+                for row in a[..batch * width].chunks_exact_mut(width) {
+                    for ((v, s), t) in row.iter_mut().zip(scale).zip(shift) {
+                        *v = *v * s + t;
+                    }
+                }
+            }
+            Step::Act(act) => {
+                if matches!(act, Activation::Softmax) {
+                    a[..batch * width]
+                        .chunks_exact_mut(width)
+                        .for_each(|r| act.apply(r));
+                } else {
+                    act.apply(&mut a[..batch * width]);
+                }
+            }
+        }
+    }
+    width
+}
+
 /// One inference step of a [`Predictor`].
 #[derive(Clone, Debug)]
 enum Step {
@@ -400,6 +455,10 @@ pub struct Predictor {
     a: Vec<f32>,
     b: Vec<f32>,
     parallelism: gemm::Parallelism,
+    /// Per-thread buffer pairs for split batches (empty when single-threaded).
+    workers: Vec<(Vec<f32>, Vec<f32>)>,
+    /// Gathered outputs of split batches.
+    out: Vec<f32>,
 }
 
 impl Predictor {
@@ -432,12 +491,28 @@ impl Predictor {
             a: vec![0.0; max_batch * max_width],
             b: vec![0.0; max_batch * max_width],
             parallelism: gemm::Parallelism::None,
+            workers: Vec::new(),
+            out: Vec::new(),
         }
     }
 
-    /// Uses up to `threads` threads of the current rayon pool for batched GEMMs.
+    /// Uses up to `threads` threads of the current rayon pool for batches (see
+    /// [`Predictor::predict_batch`]).
     pub fn with_threads(mut self, threads: usize) -> Self {
         self.parallelism = matmul::parallelism(threads);
+        self.workers.clear();
+        if threads > 1 {
+            let rows = self.max_batch.div_ceil(threads);
+            self.workers = (0..threads)
+                .map(|_| {
+                    (
+                        vec![0.0; rows * self.max_width],
+                        vec![0.0; rows * self.max_width],
+                    )
+                })
+                .collect();
+            self.out = vec![0.0; self.max_batch * self.out_width];
+        }
         self
     }
 
@@ -464,7 +539,10 @@ impl Predictor {
         &self.a[..width]
     }
 
-    /// Outputs `[batch, out]` for `batch <= max_batch` examples (row-major).
+    /// Outputs `[batch, out]` for `batch <= max_batch` examples (row-major). With several
+    /// threads and a large enough batch, the batch is cut into one contiguous block of rows per
+    /// thread and each block runs through the whole network on its own thread and buffers
+    /// (single-threaded GEMMs: no synchronisation between layers).
     pub fn predict_batch(&mut self, x: &[f32], batch: usize) -> &[f32] {
         assert!(
             batch <= self.max_batch,
@@ -475,45 +553,36 @@ impl Predictor {
             let n = self.predict_one(x).len();
             return &self.a[..n];
         }
-        let n = x.len();
-        self.a[..n].copy_from_slice(x);
-        let mut width = n / batch.max(1);
-        for s in &self.steps {
-            match s {
-                Step::Linear { w, b, inp, out } => {
-                    matmul::linear_forward(
-                        &self.a[..batch * inp],
-                        w,
-                        b,
-                        &mut self.b[..batch * out],
-                        batch,
-                        *inp,
-                        *out,
-                        self.parallelism,
-                    );
-                    std::mem::swap(&mut self.a, &mut self.b);
-                    width = *out;
-                }
-                Step::Affine { scale, shift } => {
-                    for row in self.a[..batch * width].chunks_exact_mut(width) {
-                        for ((v, s), t) in row.iter_mut().zip(scale).zip(shift) {
-                            *v = *v * s + t;
-                        }
-                    }
-                }
-                Step::Act(a) => {
-                    if matches!(a, Activation::Softmax) {
-                        self.a[..batch * width]
-                            .chunks_exact_mut(width)
-                            .for_each(|r| a.apply(r));
-                    } else {
-                        a.apply(&mut self.a[..batch * width]);
-                    }
-                }
+        let inp = x.len() / batch;
+        let threads = self.workers.len();
+        if threads > 1 && batch >= 32 * threads {
+            use rayon::prelude::*;
+            let rows = batch.div_ceil(threads);
+            let steps = &self.steps;
+            self.workers
+                .par_iter_mut()
+                .zip(x.par_chunks(rows * inp))
+                .for_each(|((a, b), xc)| {
+                    run_steps(steps, a, b, xc, xc.len() / inp, gemm::Parallelism::None);
+                });
+            let ow = self.out_width;
+            let mut done = 0;
+            for ((a, _), xc) in self.workers.iter().zip(x.chunks(rows * inp)) {
+                let n = xc.len() / inp * ow;
+                self.out[done..done + n].copy_from_slice(&a[..n]);
+                done += n;
             }
+            return &self.out[..batch * ow];
         }
+        let width = run_steps(
+            &self.steps,
+            &mut self.a,
+            &mut self.b,
+            x,
+            batch,
+            self.parallelism,
+        );
         debug_assert_eq!(width, self.out_width);
-        let _ = self.max_width;
         &self.a[..batch * width]
     }
 }
