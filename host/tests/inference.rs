@@ -98,10 +98,7 @@ fn all_inference_paths_agree_with_the_f64_reference() {
         }
     };
     let mut single = Predictor::new(&seq, batch);
-    check(
-        &single.predict_batch(&x, batch).to_vec(),
-        "batched, 1 thread",
-    );
+    check(single.predict_batch(&x, batch), "batched, 1 thread");
     let one: Vec<f32> = x
         .chunks_exact(37)
         .flat_map(|r| single.predict_one(r).to_vec())
