@@ -379,8 +379,9 @@ fn gamma(k: usize) -> f64 {
     k * U / (1.0 - k * U)
 }
 
-/// Evaluates the unfolded network exactly (f64) on raw inputs, softmax applied like the export.
-fn exact_forward(model: &Model, lowered: &Lowered, raw: &[f32]) -> Vec<f64> {
+/// Evaluates the unfolded network exactly (f64) on raw inputs, with the softmax the export adds
+/// (if any): the reference the exported file is checked against.
+pub fn reference_forward(model: &Model, lowered: &Lowered, raw: &[f32]) -> Vec<f64> {
     let mut x: Vec<f64> = raw
         .iter()
         .zip(model.transform.scale.iter().zip(&model.transform.offset))
@@ -487,7 +488,7 @@ pub fn check_equivalence(
             .run(&mut x, &mut a, &mut b)
             .map_err(ExportError::Shape)?
             .to_vec();
-        let exact = exact_forward(model, lowered, raw);
+        let exact = reference_forward(model, lowered, raw);
         // Propagate the bound through the folded layers, using the f32 activations x.
         let mut h: Vec<f64> = raw
             .iter()

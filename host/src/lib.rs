@@ -19,6 +19,7 @@
 //! - [`bench`]: the `bench-train` throughput benchmark.
 //! - [`device`]: the host side of the link to a device (serial port or QEMU's UART), and the
 //!   host-versus-device evaluation.
+//! - [`pytorch`]: importing a PyTorch `nn.Sequential` state dict (safetensors) for export.
 //! - [`export`]: lowering to device layers (batch norm folded, dropout dropped), the device
 //!   model file, and the proof that it computes what the trained network computes.
 //!
@@ -39,6 +40,7 @@ pub mod export;
 pub mod metrics;
 pub mod model;
 pub mod nn;
+pub mod pytorch;
 pub mod random;
 pub mod train;
 
