@@ -392,6 +392,7 @@ fn run_steps(
                 b: bias,
                 inp,
                 out,
+                ..
             } => {
                 matmul::linear_forward(
                     &a[..batch * inp],
@@ -427,12 +428,25 @@ fn run_steps(
     width
 }
 
+/// `[rows, cols]` row-major → `[cols, rows]` row-major.
+fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0; m.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = m[r * cols + c];
+        }
+    }
+    t
+}
+
 /// One inference step of a [`Predictor`].
 #[derive(Clone, Debug)]
 enum Step {
     /// `y = x Wᵀ + b`, weight `[out, in]`.
     Linear {
         w: Vec<f32>,
+        /// The same weights transposed, `[in, out]`, for the batch-1 path.
+        wt: Vec<f32>,
         b: Vec<f32>,
         inp: usize,
         out: usize,
@@ -444,7 +458,8 @@ enum Step {
 }
 
 /// Fast evaluation-mode inference with buffers allocated once: batch 1 takes a single-threaded
-/// matrix-vector path (no thread pool, no allocation), larger batches use GEMM. Batch norm is
+/// matrix-vector path (no thread pool, no allocation; weights kept transposed so that inputs
+/// that are exactly zero, common after ReLU, are skipped), larger batches use GEMM. Batch norm is
 /// folded into a per-feature scale and shift, dropout is dropped.
 #[derive(Clone, Debug)]
 pub struct Predictor {
@@ -459,6 +474,8 @@ pub struct Predictor {
     workers: Vec<(Vec<f32>, Vec<f32>)>,
     /// Gathered outputs of split batches.
     out: Vec<f32>,
+    /// Indices of non-zero inputs (batch-1 path).
+    nz: Vec<u32>,
 }
 
 impl Predictor {
@@ -468,6 +485,7 @@ impl Predictor {
         for l in &net.layers {
             match l {
                 Layer::Linear(l) => steps.push(Step::Linear {
+                    wt: transpose(&l.weight, l.out_features, l.in_features),
                     w: l.weight.clone(),
                     b: l.bias.clone(),
                     inp: l.in_features,
@@ -493,6 +511,7 @@ impl Predictor {
             parallelism: gemm::Parallelism::None,
             workers: Vec::new(),
             out: Vec::new(),
+            nz: vec![0; max_width],
         }
     }
 
@@ -523,8 +542,16 @@ impl Predictor {
         let mut width = n;
         for s in &self.steps {
             match s {
-                Step::Linear { w, b, inp, out } => {
-                    matmul::matvec(w, b, &self.a[..*inp], &mut self.b[..*out]);
+                Step::Linear {
+                    wt, b, inp, out, ..
+                } => {
+                    matmul::matvec_t_sparse(
+                        wt,
+                        b,
+                        &self.a[..*inp],
+                        &mut self.b[..*out],
+                        &mut self.nz,
+                    );
                     std::mem::swap(&mut self.a, &mut self.b);
                     width = *out;
                 }

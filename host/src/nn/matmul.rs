@@ -173,6 +173,48 @@ pub fn matvec_reference(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// Matrix-vector product with the weights stored transposed, `wt[in, out]` row-major:
+/// `y = b + Σ_k x[k] · wt[k, :]`, skipping the inputs that are exactly zero (after ReLU and on
+/// image backgrounds most are). `nz` is scratch for the indices of the non-zero inputs (at
+/// least `x.len()` long). Single-threaded, allocation-free; AVX-512 when available.
+///
+/// Skipping `x[k] == 0` is exact for finite weights (it only drops `+0` terms); an infinite
+/// weight facing a zero input would give NaN in full arithmetic but is skipped here.
+pub fn matvec_t_sparse(wt: &[f32], b: &[f32], x: &[f32], y: &mut [f32], nz: &mut [u32]) {
+    assert_eq!(wt.len(), x.len() * y.len(), "matvec_t: weight size");
+    assert_eq!(b.len(), y.len(), "matvec_t: bias size");
+    assert!(nz.len() >= x.len(), "matvec_t: scratch size");
+    let mut n = 0;
+    for (k, &v) in x.iter().enumerate() {
+        nz[n] = k as u32;
+        n += (v != 0.0) as usize;
+    }
+    let nz = &nz[..n];
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F is available; sizes were checked above and every index in `nz`
+            // is below `x.len()`.
+            unsafe { avx512::matvec_t(wt, b, x, y, nz) };
+            return;
+        }
+    }
+    matvec_t_reference(wt, b, x, y, nz)
+}
+
+/// The portable twin of [`matvec_t_sparse`] (after the non-zero indices are gathered).
+fn matvec_t_reference(wt: &[f32], b: &[f32], x: &[f32], y: &mut [f32], nz: &[u32]) {
+    let out = y.len();
+    y.copy_from_slice(b);
+    for &k in nz {
+        let k = k as usize;
+        let xk = x[k];
+        for (yo, &w) in y.iter_mut().zip(&wt[k * out..(k + 1) * out]) {
+            *yo += xk * w;
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
@@ -260,6 +302,73 @@ mod avx512 {
             o += 1;
         }
     }
+
+    /// `NB` blocks of 16 output columns held in registers while the non-zero inputs stream by.
+    #[inline(always)]
+    unsafe fn block<const NB: usize>(
+        wt: *const f32,
+        out: usize,
+        col: usize,
+        b: *const f32,
+        x: &[f32],
+        nz: &[u32],
+        y: *mut f32,
+    ) {
+        let mut acc = [_mm512_setzero_ps(); NB];
+        for (j, a) in acc.iter_mut().enumerate() {
+            *a = _mm512_loadu_ps(b.add(col + 16 * j));
+        }
+        for &k in nz {
+            let k = k as usize;
+            let xv = _mm512_set1_ps(*x.get_unchecked(k));
+            let row = wt.add(k * out + col);
+            for (j, a) in acc.iter_mut().enumerate() {
+                *a = _mm512_fmadd_ps(_mm512_loadu_ps(row.add(16 * j)), xv, *a);
+            }
+        }
+        for (j, a) in acc.iter().enumerate() {
+            _mm512_storeu_ps(y.add(col + 16 * j), *a);
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn matvec_t(wt: &[f32], b: &[f32], x: &[f32], y: &mut [f32], nz: &[u32]) {
+        let out = y.len();
+        let (w, bp, yp) = (wt.as_ptr(), b.as_ptr(), y.as_mut_ptr());
+        let mut col = 0;
+        while out - col >= 256 {
+            block::<16>(w, out, col, bp, x, nz, yp);
+            col += 256;
+        }
+        let rem = out - col;
+        if rem >= 128 {
+            block::<8>(w, out, col, bp, x, nz, yp);
+            col += 128;
+        }
+        if out - col >= 64 {
+            block::<4>(w, out, col, bp, x, nz, yp);
+            col += 64;
+        }
+        if out - col >= 32 {
+            block::<2>(w, out, col, bp, x, nz, yp);
+            col += 32;
+        }
+        if out - col >= 16 {
+            block::<1>(w, out, col, bp, x, nz, yp);
+            col += 16;
+        }
+        let tail = out - col;
+        if tail > 0 {
+            let mask: __mmask16 = ((1u32 << tail) - 1) as __mmask16;
+            let mut a = _mm512_maskz_loadu_ps(mask, bp.add(col));
+            for &k in nz {
+                let k = k as usize;
+                let xv = _mm512_set1_ps(*x.get_unchecked(k));
+                a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, w.add(k * out + col)), xv, a);
+            }
+            _mm512_mask_storeu_ps(yp.add(col), mask, a);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -317,6 +426,42 @@ mod tests {
                     .map(|o| dy[i * out + o] as f64 * w[o * inp + k] as f64)
                     .sum();
                 assert!((dx[i * inp + k] as f64 - r).abs() < 1e-4);
+            }
+        }
+    }
+
+    #[test]
+    fn sparse_transposed_matvec_matches_the_dense_one() {
+        for &(rows, cols) in &[
+            (1, 1),
+            (3, 5),
+            (10, 128),
+            (256, 784),
+            (130, 47),
+            (300, 9),
+            (17, 33),
+        ] {
+            let w = rand_vec(rows * cols, 5);
+            let mut wt = vec![0.0; rows * cols];
+            for o in 0..rows {
+                for k in 0..cols {
+                    wt[k * rows + o] = w[o * cols + k];
+                }
+            }
+            let mut x = rand_vec(cols, 6);
+            x.iter_mut().step_by(3).for_each(|v| *v = 0.0);
+            let b = rand_vec(rows, 7);
+            let (mut y1, mut y2) = (vec![0.0; rows], vec![0.0; rows]);
+            let mut nz = vec![0u32; cols];
+            matvec_t_sparse(&wt, &b, &x, &mut y1, &mut nz);
+            matvec_reference(&w, &b, &x, &mut y2);
+            for i in 0..rows {
+                assert!(
+                    (y1[i] - y2[i]).abs() < 1e-4,
+                    "{rows}x{cols}: {} vs {}",
+                    y1[i],
+                    y2[i]
+                );
             }
         }
     }
