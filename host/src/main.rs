@@ -11,6 +11,8 @@ use microdnn_host::config::{DatasetKind, TrainConfig};
 use microdnn_host::metrics;
 use microdnn_host::train::{self, RunOptions, CONFIG_FILE};
 
+mod deploy;
+
 #[derive(Parser)]
 #[command(
     name = "microdnn",
@@ -30,6 +32,14 @@ enum Command {
     Evaluate(EvalArgs),
     /// Measure training and inference throughput on MNIST (784-256-128-10).
     BenchTrain(BenchArgs),
+    /// Export a checkpoint (or a PyTorch state dict) as a device model file: batch norm folded,
+    /// dropout dropped, weights packed for the kernel.
+    Export(deploy::ExportArgs),
+    /// Describe a device model file: layers, parameters, flash, RAM, multiply-accumulates.
+    Info(deploy::InfoArgs),
+    /// Run an exported model on a device (QEMU or a serial port) over the test set and compare
+    /// its outputs with the host's, bit for bit.
+    Eval(deploy::DeviceEvalArgs),
 }
 
 #[derive(clap::Args)]
@@ -110,6 +120,9 @@ fn main() -> anyhow::Result<()> {
         Command::Train(a) => run_train(a),
         Command::Evaluate(a) => run_evaluate(a),
         Command::BenchTrain(a) => run_bench(a),
+        Command::Export(a) => deploy::run_export(a),
+        Command::Info(a) => deploy::run_info(a),
+        Command::Eval(a) => deploy::run_eval(a),
     }
 }
 
@@ -205,37 +218,7 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
 fn run_evaluate(a: EvalArgs) -> anyhow::Result<()> {
     let path = checkpoint::resolve_model_path(&a.model);
     let model = checkpoint::load_model(&path)?;
-    let run_cfg = path
-        .parent()
-        .map(|d| d.join(CONFIG_FILE))
-        .filter(|p| p.exists())
-        .map(|p| TrainConfig::from_file(&p))
-        .transpose()?;
-    let mut cfg = run_cfg.clone().unwrap_or_default();
-    if let Some(d) = a.dataset {
-        if d != cfg.data.dataset {
-            cfg.data.path = None;
-        }
-        cfg.data.dataset = d;
-    }
-    if let Some(p) = a.data {
-        cfg.data.path = Some(p);
-    }
-    // The test split of the run (same seed and fractions), or the whole file.
-    let (all, official_test) = train::load_raw(&cfg)?;
-    let data = match official_test {
-        Some(t) => t,
-        None if a.all || run_cfg.is_none() => all,
-        None => {
-            let mut rng = microdnn_host::random::rng_for(cfg.seed, 0);
-            let s = microdnn_host::data::split::stratified_split(
-                &all.y,
-                cfg.data.test_fraction,
-                &mut rng,
-            );
-            all.split(&s).1
-        }
-    };
+    let data = test_data(&path, a.dataset, a.data, a.all)?;
     anyhow::ensure!(
         data.features == model.transform.features(),
         "the data has {} inputs but the model expects {}",
@@ -249,6 +232,47 @@ fn run_evaluate(a: EvalArgs) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", j.display()))?;
     }
     Ok(())
+}
+
+/// The data to evaluate a checkpoint on: the test split of its run (same seed and fractions,
+/// from the run folder's config.toml), or the whole file with `all` (or without a run config).
+/// `dataset` and `data` override the run's.
+pub(crate) fn test_data(
+    checkpoint: &std::path::Path,
+    dataset: Option<DatasetKind>,
+    data: Option<PathBuf>,
+    all_of_it: bool,
+) -> anyhow::Result<microdnn_host::Dataset> {
+    let run_cfg = checkpoint
+        .parent()
+        .map(|d| d.join(CONFIG_FILE))
+        .filter(|p| p.exists())
+        .map(|p| TrainConfig::from_file(&p))
+        .transpose()?;
+    let mut cfg = run_cfg.clone().unwrap_or_default();
+    if let Some(d) = dataset {
+        if d != cfg.data.dataset {
+            cfg.data.path = None;
+        }
+        cfg.data.dataset = d;
+    }
+    if let Some(p) = data {
+        cfg.data.path = Some(p);
+    }
+    let (all, official_test) = train::load_raw(&cfg)?;
+    Ok(match official_test {
+        Some(t) => t,
+        None if all_of_it || run_cfg.is_none() => all,
+        None => {
+            let mut rng = microdnn_host::random::rng_for(cfg.seed, 0);
+            let s = microdnn_host::data::split::stratified_split(
+                &all.y,
+                cfg.data.test_fraction,
+                &mut rng,
+            );
+            all.split(&s).1
+        }
+    })
 }
 
 fn run_bench(a: BenchArgs) -> anyhow::Result<()> {

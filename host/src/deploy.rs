@@ -1,0 +1,394 @@
+//! `microdnn export`, `microdnn info` and `microdnn eval`: from a trained network to a device, and
+//! back to a comparison of the device's answers with the host's.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use rand::{RngExt, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use microdnn::ModelView;
+use microdnn_host::config::DatasetKind;
+use microdnn_host::device::{self, EvalReport};
+use microdnn_host::export::{self, AlignedModel, Equivalence, OutputActivation, Summary};
+use microdnn_host::model::Model;
+use microdnn_host::{checkpoint, metrics, pytorch, InputTransform};
+
+/// File name of the device model inside an export folder.
+pub const MODEL_FILE: &str = "model.udnn";
+/// File name of the export summary.
+pub const SUMMARY_FILE: &str = "model.json";
+
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    /// A microdnn checkpoint (file or run folder), or with --arch a PyTorch state dict
+    /// (safetensors).
+    source: PathBuf,
+    /// Output folder (gets model.udnn and model.json).
+    #[arg(long)]
+    out: PathBuf,
+    /// PyTorch architecture: the text `print(model)` shows, or a compact form such as
+    /// "Linear(64, 32) ReLU() Linear(32, 10)"; `@FILE` reads it from a file.
+    #[arg(long)]
+    arch: Option<String>,
+    /// Tensor-name prefix of the Sequential in a PyTorch state dict (e.g. "net.").
+    #[arg(long, default_value = "")]
+    prefix: String,
+    /// PyTorch import: input transform x' = x * scale + offset applied on the device.
+    #[arg(long, default_value_t = 1.0)]
+    input_scale: f32,
+    /// PyTorch import: see --input-scale.
+    #[arg(long, default_value_t = 0.0)]
+    input_offset: f32,
+    /// What the last layer outputs.
+    #[arg(long, value_enum, default_value_t = OutputActivation::Softmax)]
+    output: OutputActivation,
+    /// Inputs used to check that the exported file computes what the trained network computes.
+    #[arg(long, default_value_t = 500)]
+    check_samples: usize,
+}
+
+/// What `export` writes to model.json.
+#[derive(Serialize, Deserialize)]
+pub struct ExportRecord {
+    /// The checkpoint or state dict exported (absolute path).
+    pub source: PathBuf,
+    /// Whether the source was a microdnn checkpoint (so its run's test split is known).
+    pub microdnn_checkpoint: bool,
+    /// Summary of the device model.
+    pub summary: serde_json::Value,
+    /// The equivalence check.
+    pub equivalence: serde_json::Value,
+}
+
+pub fn run_export(a: ExportArgs) -> anyhow::Result<()> {
+    let (model, source, is_ckpt, samples) = if let Some(arch) = &a.arch {
+        let text = match arch.strip_prefix('@') {
+            Some(f) => std::fs::read_to_string(f).with_context(|| format!("reading {f}"))?,
+            None => arch.clone(),
+        };
+        let arch = pytorch::parse_architecture(&text)?;
+        let net = pytorch::load_state_dict(&a.source, &arch, &a.prefix)?;
+        let f = net.in_features();
+        let classes = net.out_features();
+        let mut transform = InputTransform::identity(f);
+        transform.scale.fill(a.input_scale);
+        transform.offset.fill(a.input_offset);
+        // No data comes with a state dict: check on inputs whose transformed values span
+        // [-3, 3], a generous range for a trained network's inputs.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let samples: Vec<f32> = (0..a.check_samples * f)
+            .map(|_| {
+                let z: f32 = rng.random_range(-3.0..3.0);
+                if a.input_scale != 0.0 {
+                    (z - a.input_offset) / a.input_scale
+                } else {
+                    z
+                }
+            })
+            .collect();
+        (
+            Model {
+                net,
+                transform,
+                classes,
+            },
+            a.source.clone(),
+            false,
+            samples,
+        )
+    } else {
+        let path = checkpoint::resolve_model_path(&a.source);
+        let model = checkpoint::load_model(&path)?;
+        let samples = match crate::test_data(&path, None, None, false) {
+            Ok(d) if d.features == model.transform.features() => {
+                let n = d.len().min(a.check_samples);
+                d.x[..n * d.features].to_vec()
+            }
+            _ => {
+                eprintln!("note: the run's data is not available; checking on random inputs");
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+                (0..a.check_samples * model.transform.features())
+                    .map(|_| rng.random_range(0.0..1.0))
+                    .collect()
+            }
+        };
+        (model, path, true, samples)
+    };
+    let lowered = export::lower(&model, a.output)?;
+    let bytes = export::encode(&lowered)?;
+    let file = AlignedModel::new(&bytes);
+    let view = file.view()?;
+    let eq = export::check_equivalence(&model, &lowered, &file, &samples)?;
+    if eq.max_error_to_bound > 1.0 {
+        bail!(
+            "the exported model does not compute what the trained network computes: an output \
+             differs by {:e}, {:.1}x the bound derived from f32 rounding (please report this)",
+            eq.max_abs_error,
+            eq.max_error_to_bound
+        );
+    }
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let model_path = a.out.join(MODEL_FILE);
+    export::write_atomic(&model_path, &bytes)?;
+    let summary = export::summarize(&view);
+    let record = ExportRecord {
+        source: std::fs::canonicalize(&source).unwrap_or(source),
+        microdnn_checkpoint: is_ckpt,
+        summary: serde_json::to_value(&summary)?,
+        equivalence: serde_json::to_value(eq)?,
+    };
+    export::write_atomic(
+        &a.out.join(SUMMARY_FILE),
+        serde_json::to_string_pretty(&record)?.as_bytes(),
+    )?;
+    print_summary(&model_path, &summary);
+    print_equivalence(&eq);
+    Ok(())
+}
+
+fn print_summary(path: &Path, s: &Summary) {
+    println!("{}", path.display());
+    println!("  layer  inputs  outputs  activation      dropout(MC)");
+    for (i, (inp, out, act, d)) in s.layers.iter().enumerate() {
+        println!("  {i:>5}  {inp:>6}  {out:>7}  {act:<14}  {d}");
+    }
+    println!(
+        "  parameters {}  multiply-accumulates {}  flash (file) {} bytes  RAM {} bytes activations + {} bytes input",
+        s.params, s.macs, s.file_bytes, s.ram_bytes, s.input_bytes
+    );
+}
+
+fn print_equivalence(eq: &Equivalence) {
+    println!(
+        "  folded model vs trained network (exact): {} inputs, max |difference| {:.3e}, {:.1}% of \
+         the derived f32 bound, {} class disagreements",
+        eq.samples,
+        eq.max_abs_error,
+        100.0 * eq.max_error_to_bound,
+        eq.argmax_disagreements
+    );
+}
+
+#[derive(clap::Args)]
+pub struct InfoArgs {
+    /// A device model file (or an export folder holding model.udnn).
+    file: PathBuf,
+}
+
+fn model_file(p: &Path) -> PathBuf {
+    if p.is_dir() {
+        p.join(MODEL_FILE)
+    } else {
+        p.to_path_buf()
+    }
+}
+
+fn read_model(p: &Path) -> anyhow::Result<(PathBuf, AlignedModel)> {
+    let path = model_file(p);
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let file = AlignedModel::new(&bytes);
+    file.view()
+        .with_context(|| format!("{} is not a valid device model", path.display()))?;
+    Ok((path, file))
+}
+
+pub fn run_info(a: InfoArgs) -> anyhow::Result<()> {
+    let (path, file) = read_model(&a.file)?;
+    let view = file.view()?;
+    print_summary(&path, &export::summarize(&view));
+    match view.input_transform() {
+        Some((s, o)) => println!(
+            "  input transform: x' = x * scale + offset (scale {:.4}..{:.4}, offset {:.4}..{:.4})",
+            s.iter().cloned().fold(f32::INFINITY, f32::min),
+            s.iter().cloned().fold(f32::NEG_INFINITY, f32::max),
+            o.iter().cloned().fold(f32::INFINITY, f32::min),
+            o.iter().cloned().fold(f32::NEG_INFINITY, f32::max)
+        ),
+        None => println!("  input transform: none"),
+    }
+    println!(
+        "  format version {}.{}",
+        microdnn::model::VERSION_MAJOR,
+        view.version_minor()
+    );
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct DeviceEvalArgs {
+    /// `qemu` (the firmware in QEMU mps2-an386) or a serial port such as /dev/ttyACM0.
+    #[arg(long, default_value = "qemu")]
+    device: String,
+    /// Export folder (or model.udnn).
+    #[arg(long)]
+    model: PathBuf,
+    /// Firmware ELF with this model compiled in (QEMU); default: build firmware/ `eval` with it.
+    #[arg(long)]
+    firmware: Option<PathBuf>,
+    /// Data set (default: the exported run's).
+    #[arg(long, value_enum)]
+    dataset: Option<DatasetKind>,
+    /// Data file or folder (default: the exported run's).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Evaluate at most this many examples.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Serial baud rate (real boards).
+    #[arg(long, default_value_t = 115_200)]
+    baud: u32,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// Builds the firmware's `eval` program with `model` compiled in; returns the ELF.
+pub fn build_eval_firmware(model: &Path) -> anyhow::Result<PathBuf> {
+    let fw = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../firmware");
+    let model = std::fs::canonicalize(model)?;
+    let status =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(&fw)
+            .args(["build", "--release", "--quiet", "--bin", "eval"])
+            .env("MICRODNN_MODEL", &model)
+            .env_remove("CARGO_TARGET_DIR")
+            .status()
+            .context("running cargo to build the firmware")?;
+    if !status.success() {
+        bail!("building the firmware (firmware/, bin eval) failed");
+    }
+    Ok(fw.join("target/thumbv7em-none-eabihf/release/eval"))
+}
+
+pub fn run_eval(a: DeviceEvalArgs) -> anyhow::Result<()> {
+    let (path, file) = read_model(&a.model)?;
+    let view = file.view()?;
+    let record: Option<ExportRecord> = path
+        .parent()
+        .map(|d| d.join(SUMMARY_FILE))
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let checkpoint = record
+        .as_ref()
+        .filter(|r| r.microdnn_checkpoint)
+        .map(|r| r.source.clone());
+    let data = match &checkpoint {
+        Some(c) => crate::test_data(c, a.dataset, a.data.clone(), false)?,
+        None => {
+            if a.dataset.is_none() && a.data.is_none() {
+                bail!(
+                    "{} was not exported from a microdnn run: give --dataset and --data",
+                    path.display()
+                );
+            }
+            crate::test_data(
+                Path::new("/nonexistent/model.safetensors"),
+                a.dataset,
+                a.data.clone(),
+                true,
+            )?
+        }
+    };
+    if data.features != view.inputs() {
+        bail!(
+            "the data has {} inputs but the model takes {}",
+            data.features,
+            view.inputs()
+        );
+    }
+    let n = a.limit.unwrap_or(usize::MAX).min(data.len());
+    let x = &data.x[..n * data.features];
+    let y = &data.y[..n];
+    let trainer_accuracy = checkpoint
+        .as_ref()
+        .and_then(|c| checkpoint::load_model(c).ok())
+        .map(|m| {
+            let mut d = data.clone();
+            d.x.truncate(n * d.features);
+            d.y.truncate(n);
+            metrics::evaluate(&m, &d).accuracy
+        });
+
+    let bar = indicatif::ProgressBar::new(n as u64).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} {bar:40} {pos}/{len} {per_sec} ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let answer_timeout = Duration::from_secs(30);
+    let mut report: EvalReport = if a.device == "qemu" {
+        let elf = match &a.firmware {
+            Some(e) => e.clone(),
+            None => build_eval_firmware(&path)?,
+        };
+        let mut q = device::Qemu::start(&elf, 600 + n as u64 / 10, answer_timeout)?;
+        check_device(&mut q.link, &view)?;
+        bar.set_prefix("device (QEMU mps2-an386)");
+        device::evaluate(&mut q.link, &view, x, y, |i| bar.set_position(i as u64))?
+    } else {
+        let mut link = device::open_serial(&a.device, a.baud, answer_timeout)?;
+        check_device(&mut link, &view)?;
+        bar.set_prefix(format!("device ({})", a.device));
+        device::evaluate(&mut link, &view, x, y, |i| bar.set_position(i as u64))?
+    };
+    bar.finish_and_clear();
+    report.trainer_accuracy = trainer_accuracy;
+    print_report(&report);
+    if let Some(j) = &a.json {
+        std::fs::write(j, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", j.display()))?;
+    }
+    println!(
+        "eval: host_acc={:.4} device_acc={:.4} identical={}/{} max_diff={:e} instr_per_inference={:.0}",
+        report.host_accuracy, report.device_accuracy, report.identical, report.samples, report.max_abs_diff, report.instructions_mean
+    );
+    if report.identical != report.samples {
+        bail!(
+            "{} of {} outputs differ between host and device",
+            report.samples - report.identical,
+            report.samples
+        );
+    }
+    Ok(())
+}
+
+/// Checks that the device runs a model of this file's shape.
+fn check_device<T: std::io::Read + std::io::Write>(
+    link: &mut device::Link<T>,
+    view: &ModelView<'_>,
+) -> anyhow::Result<()> {
+    let info = link.info().context("asking the device for its model")?;
+    if info.inputs as usize != view.inputs()
+        || info.outputs as usize != view.outputs()
+        || info.macs as usize != view.macs()
+    {
+        bail!(
+            "the device runs a {}-input {}-output model ({} MACs), the file is {}-{} ({} MACs): \
+             flash the firmware built with this model",
+            info.inputs,
+            info.outputs,
+            info.macs,
+            view.inputs(),
+            view.outputs(),
+            view.macs()
+        );
+    }
+    Ok(())
+}
+
+fn print_report(r: &EvalReport) {
+    println!("examples                     {}", r.samples);
+    println!("host accuracy (core, file)   {:.4}", r.host_accuracy);
+    println!("device accuracy              {:.4}", r.device_accuracy);
+    if let Some(t) = r.trainer_accuracy {
+        println!("trainer accuracy (batched)   {t:.4}");
+    }
+    println!("bit-identical outputs        {}/{}", r.identical, r.samples);
+    println!("largest |host - device|      {:e}", r.max_abs_diff);
+    println!(
+        "instructions per inference   {:.0} (min {}, max {}; QEMU -icount)",
+        r.instructions_mean, r.instructions_min, r.instructions_max
+    );
+}
