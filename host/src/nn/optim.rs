@@ -81,28 +81,23 @@ impl Optimizer {
         }
     }
 
-    /// One update of every parameter with learning rate `lr`.
+    /// One update of every parameter with learning rate `lr`. Large tensors are updated in
+    /// parallel blocks on the current rayon pool (element-wise: the result does not depend on
+    /// the thread count).
     pub fn step(&mut self, params: &mut [ParamMut<'_>], lr: f32) {
+        use rayon::prelude::*;
         self.steps += 1;
         match self.config {
             OptimizerConfig::Sgd { momentum, nesterov } => {
                 for (p, v) in params.iter_mut().zip(self.state.iter_mut()) {
-                    if momentum == 0.0 {
-                        for (w, &g) in p.value.iter_mut().zip(p.grad.iter()) {
-                            *w -= lr * g;
-                        }
-                    } else if nesterov {
-                        for ((w, &g), v) in p.value.iter_mut().zip(p.grad.iter()).zip(v.iter_mut())
-                        {
-                            *v = momentum * *v + g;
-                            *w -= lr * (g + momentum * *v);
-                        }
+                    let (w, g) = (&mut *p.value, &*p.grad);
+                    if w.len() >= 2 * PAR_BLOCK {
+                        w.par_chunks_mut(PAR_BLOCK)
+                            .zip(g.par_chunks(PAR_BLOCK))
+                            .zip(v.par_chunks_mut(PAR_BLOCK))
+                            .for_each(|((w, g), v)| sgd_block(w, g, v, lr, momentum, nesterov));
                     } else {
-                        for ((w, &g), v) in p.value.iter_mut().zip(p.grad.iter()).zip(v.iter_mut())
-                        {
-                            *v = momentum * *v + g;
-                            *w -= lr * *v;
-                        }
+                        sgd_block(w, g, v, lr, momentum, nesterov);
                     }
                 }
             }
@@ -110,25 +105,68 @@ impl Optimizer {
                 let t = self.steps as i32;
                 let c1 = 1.0 - (beta1 as f64).powi(t);
                 let c2 = 1.0 - (beta2 as f64).powi(t);
-                let step = (lr as f64 / c1) as f32;
-                let c2s = c2.sqrt() as f32;
+                let k = AdamStep {
+                    beta1,
+                    beta2,
+                    eps,
+                    step: (lr as f64 / c1) as f32,
+                    c2s: c2.sqrt() as f32,
+                };
                 let mut bufs = self.state.chunks_exact_mut(2);
                 for p in params.iter_mut() {
                     let pair = bufs.next().expect("optimiser state matches parameters");
                     let (m, v) = pair.split_at_mut(1);
-                    for (((w, &g), m), v) in p
-                        .value
-                        .iter_mut()
-                        .zip(p.grad.iter())
-                        .zip(m[0].iter_mut())
-                        .zip(v[0].iter_mut())
-                    {
-                        *m = beta1 * *m + (1.0 - beta1) * g;
-                        *v = beta2 * *v + (1.0 - beta2) * g * g;
-                        *w -= step * *m / (v.sqrt() / c2s + eps);
+                    let (w, g, m, v) = (&mut *p.value, &*p.grad, &mut m[0], &mut v[0]);
+                    if w.len() >= 2 * PAR_BLOCK {
+                        w.par_chunks_mut(PAR_BLOCK)
+                            .zip(g.par_chunks(PAR_BLOCK))
+                            .zip(m.par_chunks_mut(PAR_BLOCK))
+                            .zip(v.par_chunks_mut(PAR_BLOCK))
+                            .for_each(|(((w, g), m), v)| adam_block(w, g, m, v, &k));
+                    } else {
+                        adam_block(w, g, m, v, &k);
                     }
                 }
             }
         }
+    }
+}
+
+/// Elements per parallel block of an update.
+const PAR_BLOCK: usize = 1 << 14;
+
+fn sgd_block(w: &mut [f32], g: &[f32], v: &mut [f32], lr: f32, momentum: f32, nesterov: bool) {
+    if momentum == 0.0 {
+        for (w, &g) in w.iter_mut().zip(g) {
+            *w -= lr * g;
+        }
+    } else if nesterov {
+        for ((w, &g), v) in w.iter_mut().zip(g).zip(v.iter_mut()) {
+            *v = momentum * *v + g;
+            *w -= lr * (g + momentum * *v);
+        }
+    } else {
+        for ((w, &g), v) in w.iter_mut().zip(g).zip(v.iter_mut()) {
+            *v = momentum * *v + g;
+            *w -= lr * *v;
+        }
+    }
+}
+
+struct AdamStep {
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    /// `lr / (1 - beta1^t)`.
+    step: f32,
+    /// `sqrt(1 - beta2^t)`.
+    c2s: f32,
+}
+
+fn adam_block(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: &AdamStep) {
+    for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        *m = k.beta1 * *m + (1.0 - k.beta1) * g;
+        *v = k.beta2 * *v + (1.0 - k.beta2) * g * g;
+        *w -= k.step * *m / (v.sqrt() / k.c2s + k.eps);
     }
 }
