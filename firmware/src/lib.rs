@@ -7,7 +7,10 @@
 //! - [`icount`]: a deterministic instruction counter built on SysTick, for QEMU's
 //!   `-icount shift=3,sleep=off`;
 //! - [`stack`]: stack painting, to measure the peak stack depth of a program;
-//! - [`model`]: the demo network (784-128-64-10) whose weights `build.rs` generates into flash.
+//! - [`model`]: the demo network (784-128-64-10) whose weights `build.rs` generates into flash;
+//! - [`eval_model`]: the model compiled into the `eval` program (`MICRODNN_MODEL`, or the demo
+//!   network), with its network type derived from the file at build time;
+//! - [`uart`]: the CMSDK APB UART behind the `embedded-io` traits (the host link).
 //!
 //! Logging goes through `defmt` over semihosting (frames on the emulator's standard output);
 //! `cargo xtask demo|test|bench-mcu` decode them with the ELF's defmt table.
@@ -20,6 +23,8 @@
 use defmt_semihosting as _;
 
 pub mod board;
+pub mod eval_model;
 pub mod icount;
 pub mod model;
 pub mod stack;
+pub mod uart;

@@ -15,7 +15,7 @@ use microdnn::ModelView;
 use serde::Serialize;
 
 /// Largest decoded frame the host accepts (a RESULT with 4096 outputs).
-const MAX_FRAME: usize = 16 * 1024 + 64;
+const MAX_FRAME: usize = link::decoder_capacity(16 * 1024 + 64);
 
 /// Errors talking to a device.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +73,7 @@ impl<T: Read + Write> Link<T> {
             seq: 0,
             decoder: Box::new(FrameDecoder::new()),
             timeout,
-            tx: vec![0; link::max_encoded_len(MAX_FRAME)],
+            tx: vec![0; link::max_encoded_len(16 * 1024 + 64)],
             rx: vec![0; 4096],
             pending: std::collections::VecDeque::new(),
         }

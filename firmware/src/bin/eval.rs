@@ -1,0 +1,121 @@
+//! Serves inference requests over the UART (the host ↔ device link of `microdnn::link`).
+//!
+//! Runs the model compiled in by `build.rs` (`MICRODNN_MODEL`, see
+//! `microdnn_firmware::eval_model`): each INFER frame's inputs go through the model's input
+//! transform and the network; the answer carries the outputs, the predicted class and the
+//! instructions spent (exact under QEMU `-icount shift=3,sleep=off`). Garbage, truncated or
+//! corrupted frames and wrong lengths get an error frame back; the program never stops serving.
+//!
+//! `microdnn eval --device qemu` starts it with the UART on a socket and streams a test set.
+#![no_std]
+#![no_main]
+
+use cortex_m_rt::entry;
+use embedded_io::{Read, Write};
+use microdnn::link::{self, DeviceInfo, FrameDecoder, Responder};
+use microdnn::ModelView;
+use microdnn_firmware::board;
+use microdnn_firmware::eval_model::{Net, NetBuffers, INPUTS, MODEL, OUTPUTS, SOURCE};
+use microdnn_firmware::icount::InstructionCounter;
+use microdnn_firmware::uart::CmsdkUart;
+
+/// Receive buffer: holds an encoded INFER frame with the model's inputs.
+const MAX_FRAME: usize = link::decoder_capacity(INPUTS * 4);
+/// Largest answer payload: a RESULT with the model's outputs.
+const MAX_PAYLOAD: usize = link::RESULT_HEADER_LEN + OUTPUTS * 4 + 64;
+
+struct Device<'a> {
+    net: Net<'a>,
+    view: ModelView<'a>,
+    bufs: &'a mut NetBuffers,
+    x: &'a mut [f32; INPUTS],
+    y: [f32; OUTPUTS],
+    counter: InstructionCounter,
+    info: DeviceInfo,
+}
+
+impl Responder for Device<'_> {
+    fn info(&self) -> DeviceInfo {
+        self.info
+    }
+
+    fn infer(&mut self, x: &[f32]) -> (u16, u64, &[f32]) {
+        self.x.iter_mut().zip(x).for_each(|(d, s)| *d = *s);
+        let (net, view, bufs, xs) = (&self.net, &self.view, &mut *self.bufs, &mut *self.x);
+        let (y, instructions) = self.counter.measure(|| {
+            view.transform_input(xs);
+            *net.forward(xs, bufs)
+        });
+        self.y = y;
+        (microdnn::argmax(&self.y) as u16, instructions, &self.y)
+    }
+}
+
+#[entry]
+fn main() -> ! {
+    static mut BUFFERS: NetBuffers = NetBuffers::new();
+    static mut INPUT: [f32; INPUTS] = [0.0; INPUTS];
+    static mut SCRATCH: [f32; INPUTS] = [0.0; INPUTS];
+    static mut DECODER: FrameDecoder<MAX_FRAME> = FrameDecoder::new();
+    static mut PAYLOAD: [u8; MAX_PAYLOAD] = [0; MAX_PAYLOAD];
+    static mut TX: [u8; link::max_encoded_len(MAX_PAYLOAD)] =
+        [0; link::max_encoded_len(MAX_PAYLOAD)];
+    static mut RX: [u8; 64] = [0; 64];
+
+    let view = match ModelView::new_checked(&MODEL.0) {
+        Ok(v) => v,
+        Err(e) => {
+            defmt::error!("eval: the compiled-in model is invalid: {}", e);
+            board::exit(false)
+        }
+    };
+    let net = match Net::from_model(&view) {
+        Ok(n) => n,
+        Err(e) => {
+            defmt::error!("eval: the model does not fit the network type: {}", e);
+            board::exit(false)
+        }
+    };
+    let Some(p) = cortex_m::Peripherals::take() else {
+        defmt::panic!("peripherals already taken")
+    };
+    let info = DeviceInfo {
+        inputs: INPUTS as u32,
+        outputs: OUTPUTS as u32,
+        layers: Net::LAYERS as u32,
+        macs: Net::MACS as u32,
+        flash_bytes: 0,
+        ram_bytes: Net::RAM_BYTES as u32,
+    };
+    defmt::println!(
+        "eval: model from {=str}: {=usize} layers, {=usize} MACs, {=usize} bytes of activation buffers; serving on UART0",
+        SOURCE,
+        Net::LAYERS,
+        Net::MACS,
+        Net::RAM_BYTES
+    );
+    let mut device = Device {
+        net,
+        view,
+        bufs: BUFFERS,
+        x: INPUT,
+        y: [0.0; OUTPUTS],
+        counter: InstructionCounter::start(p.SYST),
+        info,
+    };
+    let mut uart = CmsdkUart::uart0(115_200);
+    loop {
+        let Ok(n) = uart.read(RX);
+        for &b in &RX[..n] {
+            if let Some(received) = DECODER.push(b) {
+                let len = link::respond(&mut device, received, SCRATCH, PAYLOAD, TX);
+                if uart.write_all(&TX[..len]).is_err() {
+                    defmt::warn!("eval: UART write failed");
+                }
+            }
+        }
+        if uart.clear_overruns() {
+            defmt::warn!("eval: UART receive overrun (bytes lost)");
+        }
+    }
+}
