@@ -252,6 +252,8 @@ pub struct TrainConfig {
     pub regularization: Regularization,
     /// Early stopping (needs a validation split).
     pub early_stopping: Option<EarlyStopping>,
+    /// Greedy layer-wise autoencoder pretraining of the hidden layers before training.
+    pub pretrain: Option<crate::pretrain::PretrainConfig>,
 }
 
 impl Default for TrainConfig {
@@ -269,6 +271,7 @@ impl Default for TrainConfig {
             schedule: Schedule::Constant,
             regularization: Regularization::default(),
             early_stopping: Some(EarlyStopping::default()),
+            pretrain: None,
         }
     }
 }

@@ -14,6 +14,7 @@
 //!   [`model::Model`]) and the allocation-free [`model::Predictor`].
 //! - [`checkpoint`]: safetensors save/load (atomic writes).
 //! - [`train`]: the training loop, early stopping, resume.
+//! - [`pretrain`]: greedy layer-wise autoencoder pretraining.
 //! - [`config`]: the TOML configuration.
 //! - [`metrics`]: accuracy, confusion matrix, precision/recall.
 //! - [`bench`]: the `bench-train` throughput benchmark.
@@ -40,6 +41,7 @@ pub mod export;
 pub mod metrics;
 pub mod model;
 pub mod nn;
+pub mod pretrain;
 pub mod pytorch;
 pub mod random;
 pub mod train;

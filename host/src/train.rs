@@ -19,6 +19,7 @@ use crate::data::{self, split, Dataset, InputTransform};
 use crate::model::{Layer, Model, Sequential};
 use crate::nn::network::Network;
 use crate::nn::optim::Optimizer;
+use crate::pretrain::LayerPretraining;
 use crate::random::{rng_for, shuffle, RngState, TrainRng};
 
 /// File name of the resumable training state in a run folder.
@@ -193,6 +194,9 @@ pub struct RunMetrics {
     pub best_epoch: Option<usize>,
     /// Whether early stopping ended the run before the last epoch.
     pub stopped_early: bool,
+    /// Reconstruction losses of greedy layer-wise pretraining (empty without it).
+    #[serde(default)]
+    pub pretraining: Vec<LayerPretraining>,
 }
 
 /// How to run.
@@ -227,6 +231,8 @@ struct Progress {
     bad_epochs: usize,
     stopped_early: bool,
     history: Vec<EpochMetrics>,
+    #[serde(default)]
+    pretraining: Vec<LayerPretraining>,
 }
 
 /// Initialises the weights of `seq` (biases zero) from `rng`, layer by layer.
@@ -286,6 +292,12 @@ fn train_in_pool(
         .build(data.train.features, classes)
         .map_err(TrainError::Config)?;
     init_weights(&mut seq, cfg.model.init, &mut rng_for(cfg.seed, 1));
+    let pretraining = match (&cfg.pretrain, opts.resume) {
+        (Some(p), false) => {
+            crate::pretrain::pretrain(&mut seq, &data.train, p, cfg.seed, cfg.batch_size, threads)
+        }
+        _ => Vec::new(),
+    };
     let mut net = Network::new(seq, cfg.loss, cfg.batch_size, threads);
     let mut opt = Optimizer::new(cfg.optimizer, &net.param_sizes());
     let mut rng = rng_for(cfg.seed, 2);
@@ -298,6 +310,7 @@ fn train_in_pool(
         bad_epochs: 0,
         stopped_early: false,
         history: Vec::new(),
+        pretraining,
     };
     let early = cfg.early_stopping.filter(|_| data.val.is_some());
     let make_model = |seq: &Sequential| Model {
@@ -455,6 +468,7 @@ fn train_in_pool(
                 test_accuracy: None,
                 best_epoch: prog.best_epoch,
                 stopped_early: prog.stopped_early,
+                pretraining: prog.pretraining.clone(),
             };
             write_metrics(dir, &partial)?;
         }
@@ -479,6 +493,7 @@ fn train_in_pool(
         test_accuracy,
         best_epoch: prog.best_epoch,
         stopped_early: prog.stopped_early,
+        pretraining: prog.pretraining.clone(),
     };
     let model = make_model(&final_seq);
     if let (Some(dir), true) = (&opts.out_dir, finished) {

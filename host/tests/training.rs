@@ -347,3 +347,38 @@ fn divergence_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint() {
         .iter()
         .all(|b| f32::from_bits(*b).is_finite()));
 }
+
+#[test]
+fn greedy_layerwise_pretraining_reduces_reconstruction_error_and_still_learns_digits() {
+    let mut cfg = digits_config();
+    cfg.pretrain = Some(microdnn_host::pretrain::PretrainConfig {
+        epochs: 8,
+        lr: 0.05,
+        noise: 0.1,
+    });
+    let data = train::prepare_data(&cfg).unwrap();
+    let out = train::train(&cfg, &data, &RunOptions::default()).unwrap();
+    let p = &out.metrics.pretraining;
+    assert_eq!(
+        p.iter().map(|l| l.layer).collect::<Vec<_>>(),
+        vec![0, 3],
+        "hidden dense layers"
+    );
+    for l in p {
+        assert_eq!(l.losses.len(), 8);
+        assert!(
+            l.losses.last().unwrap() < &(0.7 * l.losses[0]),
+            "layer {}: {:?}",
+            l.layer,
+            l.losses
+        );
+    }
+    assert!(
+        out.metrics.test_accuracy.unwrap() >= 0.96,
+        "{:?}",
+        out.metrics.test_accuracy
+    );
+    // Deterministic like everything else.
+    let again = train::train(&cfg, &data, &RunOptions::default()).unwrap();
+    assert_eq!(weights_bits(&out.model), weights_bits(&again.model));
+}
