@@ -382,3 +382,44 @@ fn greedy_layerwise_pretraining_reduces_reconstruction_error_and_still_learns_di
     let again = train::train(&cfg, &data, &RunOptions::default()).unwrap();
     assert_eq!(weights_bits(&out.model), weights_bits(&again.model));
 }
+
+#[test]
+fn early_stopping_restores_the_best_validation_epoch() {
+    let all = synthetic(1500, 30, 4, 5);
+    let tr = all.subset(&(0..300).collect::<Vec<_>>());
+    let val = all.subset(&(300..1500).collect::<Vec<_>>());
+    let data = prepared(tr, Some(val.clone()), None);
+    // A small training set and a large network overfit: validation loss turns up.
+    let mut cfg = small_config(vec![128, 128], "relu", 60, 0.05);
+    cfg.batch_size = 30;
+    cfg.early_stopping = Some(EarlyStopping {
+        metric: StopMetric::ValLoss,
+        patience: 5,
+        min_delta: 0.0,
+    });
+    let out = train::train(&cfg, &data, &RunOptions::default()).unwrap();
+    let m = &out.metrics;
+    assert!(m.stopped_early, "ran all {} epochs", m.epochs.len());
+    let losses: Vec<f64> = m.epochs.iter().map(|e| e.val_loss.unwrap()).collect();
+    let best = (0..losses.len()).fold(0, |b, i| if losses[i] < losses[b] { i } else { b });
+    assert_eq!(m.best_epoch, Some(best + 1));
+    assert_eq!(
+        m.epochs.len(),
+        best + 1 + 5,
+        "stops after `patience` epochs without improvement"
+    );
+    // The returned model is the best epoch's: its validation loss is the best one recorded.
+    let logits = out.model.logits(&val.x, val.len());
+    let (l, _) = microdnn_host::nn::loss::loss_only(
+        microdnn_host::nn::loss::Loss::CrossEntropy,
+        &logits,
+        &val.y,
+        4,
+    );
+    assert!(
+        (l / val.len() as f64 - losses[best]).abs() < 1e-5,
+        "{} vs {}",
+        l / val.len() as f64,
+        losses[best]
+    );
+}

@@ -5,6 +5,15 @@ use std::path::Path;
 
 use super::{read_maybe_gz, DataError, Dataset};
 
+/// A class label: a non-negative integer, also written as an integral float (`3.0`).
+fn parse_label(cell: &str) -> Option<u32> {
+    if let Ok(v) = cell.parse::<u32>() {
+        return Some(v);
+    }
+    let v: f64 = cell.parse().ok()?;
+    (v >= 0.0 && v.fract() == 0.0 && v <= u32::MAX as f64).then_some(v as u32)
+}
+
 /// Loads a CSV file. `label_column` is a column index; negative values count from the end
 /// (`-1`, the default in configs, is the last column). Every line must have the same number of
 /// columns as the first; values are parsed as `f32`, labels as non-negative integers.
@@ -62,7 +71,7 @@ pub fn load_csv(path: &Path, label_column: i64) -> Result<Dataset, DataError> {
         }
         for (c, cell) in cells.iter().enumerate() {
             if c == label_at {
-                let label: u32 = cell.parse().map_err(|_| {
+                let label: u32 = parse_label(cell).ok_or_else(|| {
                     err(
                         lineno,
                         format!(
@@ -140,7 +149,7 @@ mod tests {
             e.contains("b.csv line 1: column 2: expected a number"),
             "{e}"
         );
-        let p = write(&dir, "c.csv", "1,2,3\n1,2,-1\n");
+        let p = write(&dir, "c.csv", "1,2,3.0\n1,2,2.5\n");
         let e = load_csv(&p, -1).unwrap_err().to_string();
         assert!(
             e.contains("c.csv line 2: column 3: expected a non-negative integer label"),
