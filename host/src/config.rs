@@ -9,6 +9,14 @@
 //! "#).unwrap();
 //! assert_eq!(cfg.model.hidden, vec![32]);
 //! assert_eq!(cfg.data.dataset, microdnn_host::config::DatasetKind::Digits);
+//! let per_layer: microdnn_host::config::TrainConfig = toml::from_str(r#"
+//!     [model]
+//!     hidden = [32, 16]
+//!     dropout = [0.2, 0.5]
+//! "#).unwrap();
+//! let net = per_layer.model.build(64, 10).unwrap();
+//! assert_eq!(net.layers[2], microdnn_host::model::Layer::Dropout(0.2));
+//! assert_eq!(net.layers[5], microdnn_host::model::Layer::Dropout(0.5));
 //! ```
 
 use std::path::PathBuf;
@@ -116,12 +124,39 @@ pub struct ModelConfig {
     pub bn_momentum: f32,
     /// Dropout rate on the inputs (0 = none).
     pub input_dropout: f32,
-    /// Dropout rate after each hidden activation (0 = none).
-    pub dropout: f32,
-    /// DropConnect rate on the hidden dense layers (0 = none).
-    pub dropconnect: f32,
+    /// Dropout rate after each hidden activation (0 = none): one rate for all hidden layers
+    /// (`dropout = 0.5`) or one per hidden layer (`dropout = [0.2, 0.5]`).
+    pub dropout: Rates,
+    /// DropConnect rate on the hidden dense layers (0 = none): one rate or one per hidden layer.
+    pub dropconnect: Rates,
     /// Weight initialisation.
     pub init: Init,
+}
+
+/// A rate for every hidden layer, or one per hidden layer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Rates {
+    /// The same rate for every hidden layer.
+    All(f32),
+    /// One rate per hidden layer, in order.
+    PerLayer(Vec<f32>),
+}
+
+impl Rates {
+    /// The rate of hidden layer `i` (0 past the end of a list).
+    pub fn rate(&self, i: usize) -> f32 {
+        match self {
+            Rates::All(r) => *r,
+            Rates::PerLayer(v) => v.get(i).copied().unwrap_or(0.0),
+        }
+    }
+}
+
+impl From<f32> for Rates {
+    fn from(r: f32) -> Self {
+        Rates::All(r)
+    }
 }
 
 impl Default for ModelConfig {
@@ -134,8 +169,8 @@ impl Default for ModelConfig {
             bn_eps: 1e-5,
             bn_momentum: 0.1,
             input_dropout: 0.0,
-            dropout: 0.0,
-            dropconnect: 0.0,
+            dropout: Rates::All(0.0),
+            dropconnect: Rates::All(0.0),
             init: Init::HeNormal,
         }
     }
@@ -153,9 +188,27 @@ impl ModelConfig {
     /// `[Dropout] (Linear [BatchNorm1d] Activation [Dropout])* Linear`.
     pub fn build(&self, inputs: usize, classes: usize) -> Result<Sequential, String> {
         let act = self.activation()?;
-        for r in [self.input_dropout, self.dropout, self.dropconnect] {
+        let n = self.hidden.len();
+        let rates = [self.input_dropout]
+            .into_iter()
+            .chain((0..n).map(|i| self.dropout.rate(i)))
+            .chain((0..n).map(|i| self.dropconnect.rate(i)));
+        for r in rates {
             if !(0.0..1.0).contains(&r) {
                 return Err(format!("dropout/DropConnect rate {r} is not in [0, 1)"));
+            }
+        }
+        for (name, r) in [
+            ("dropout", &self.dropout),
+            ("dropconnect", &self.dropconnect),
+        ] {
+            if let Rates::PerLayer(v) = r {
+                if v.len() != n {
+                    return Err(format!(
+                        "{name} has {} rates for {n} hidden layers",
+                        v.len()
+                    ));
+                }
             }
         }
         let mut layers = Vec::new();
@@ -163,9 +216,9 @@ impl ModelConfig {
             layers.push(Layer::Dropout(self.input_dropout));
         }
         let mut width = inputs;
-        for &h in &self.hidden {
+        for (i, &h) in self.hidden.iter().enumerate() {
             let mut l = Linear::from_parts(width, h, vec![0.0; width * h], vec![0.0; h]);
-            l.dropconnect = self.dropconnect;
+            l.dropconnect = self.dropconnect.rate(i);
             layers.push(Layer::Linear(l));
             if self.batch_norm {
                 layers.push(Layer::BatchNorm1d(BatchNorm1d::new(
@@ -175,8 +228,8 @@ impl ModelConfig {
                 )));
             }
             layers.push(Layer::Activation(act));
-            if self.dropout > 0.0 {
-                layers.push(Layer::Dropout(self.dropout));
+            if self.dropout.rate(i) > 0.0 {
+                layers.push(Layer::Dropout(self.dropout.rate(i)));
             }
             width = h;
         }

@@ -220,9 +220,9 @@ fn rich_config(threads: usize) -> TrainConfig {
     cfg.threads = threads;
     cfg.batch_size = 128;
     cfg.model.batch_norm = true;
-    cfg.model.dropout = 0.2;
+    cfg.model.dropout = 0.2.into();
     cfg.model.input_dropout = 0.1;
-    cfg.model.dropconnect = 0.1;
+    cfg.model.dropconnect = 0.1.into();
     cfg.regularization.l2 = 1e-4;
     cfg.regularization.l1 = 1e-6;
     cfg.regularization.max_norm = Some(3.0);
@@ -265,8 +265,8 @@ fn resume_is_bit_identical_to_an_uninterrupted_run() {
     let mut cfg = small_config(vec![32, 16], "relu", 4, 0.05);
     cfg.batch_size = 50;
     cfg.model.batch_norm = true;
-    cfg.model.dropout = 0.2;
-    cfg.model.dropconnect = 0.1;
+    cfg.model.dropout = 0.2.into();
+    cfg.model.dropconnect = 0.1.into();
     cfg.schedule = Schedule::Cosine { min_lr: 0.001 };
     cfg.optimizer = OptimizerConfig::Adam {
         beta1: 0.9,
