@@ -187,9 +187,8 @@ impl Network {
         &mut self.grads[n][..batch * self.widths[n]]
     }
 
-    /// The gradient with respect to the input of the last backward pass, if it was computed
-    /// (only when the first layer has parameters before it... i.e. never for the data input
-    /// unless `force_input_grad` was used).
+    /// The gradient with respect to the network input from the last backward pass; only
+    /// meaningful after `backward(batch, true)` (training skips it).
     pub fn input_grad(&self, batch: usize) -> &[f32] {
         &self.grads[0][..batch * self.widths[0]]
     }
