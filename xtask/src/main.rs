@@ -3,7 +3,7 @@
 //! | command | what it does |
 //! |---|---|
 //! | `test` | every check CI runs, in order, stopping at the first failure: formatting, clippy (host and thumb), host tests, thumb builds of the core per feature set, then the firmware self-test and demo in QEMU |
-//! | `demo` | builds the firmware demo and runs it in QEMU, printing its decoded log |
+//! | `demo [--dataset digits\|mnist] [--data-dir PATH] [--limit N]` | the main job: trains on the host, exports the model, builds the firmware with it, runs it in QEMU over the whole held-out set through the serial link and compares every output with the host's; last line `demo: host_acc=… device_acc=… identical=N/N instr_per_inference=… flash=… ram=…` |
 //! | `bench-mcu` | runs the benchmark firmware under `-icount shift=3,sleep=off` and reports instructions per inference and per MAC, flash, static RAM and peak stack; writes `target/bench/mcu.json` |
 //! | `bench-train [args]` | `cargo run --release -p microdnn-host -- bench-train [args]` |
 //! | `run <bin>` | builds and runs any firmware binary (`demo`, `selftest`, `bench`) in QEMU, with its decoded log |
@@ -15,6 +15,7 @@ mod bench_mcu;
 mod cargo;
 mod checks;
 mod defmt_log;
+mod demo;
 mod elf_size;
 mod qemu;
 
@@ -26,7 +27,9 @@ usage: cargo xtask <command>
 commands:
   test [--keep-going]  run every check (fmt, clippy, tests, thumb builds, firmware in QEMU),
                        stopping at the first failure (--keep-going: run them all)
-  demo                 build the firmware demo and run it in QEMU (decoded log)
+  demo [--dataset digits|mnist] [--data-dir PATH] [--limit N]
+                       train on the host, export, run on the emulated Cortex-M4F over the
+                       serial link, compare host and device outputs bit for bit
   bench-mcu            instruction counts, flash, RAM and stack of the firmware (QEMU -icount);
                        writes target/bench/mcu.json
   bench-train [args]   cargo run --release -p microdnn-host -- bench-train [args]
@@ -43,7 +46,7 @@ fn main() -> ExitCode {
             ["--keep-going"] => checks::run(true),
             _ => Err(anyhow::anyhow!("usage: cargo xtask test [--keep-going]")),
         },
-        Some("demo") => run_firmware("demo"),
+        Some("demo") => demo::parse(&rest).and_then(|o| demo::run(&o)),
         Some("run") => match rest.first() {
             Some(bin) => run_firmware(bin),
             None => Err(anyhow::anyhow!(
