@@ -17,7 +17,7 @@
 //! - [`pretrain`]: greedy layer-wise autoencoder pretraining.
 //! - [`config`]: the TOML configuration.
 //! - [`metrics`]: accuracy, confusion matrix, precision/recall.
-//! - [`bench`]: the `bench-train` throughput benchmark.
+//! - [`bench`](mod@bench): the `bench-train` throughput benchmark.
 //! - [`device`]: the host side of the link to a device (serial port or QEMU's UART), and the
 //!   host-versus-device evaluation.
 //! - [`pytorch`]: importing a PyTorch `nn.Sequential` state dict (safetensors) for export.
