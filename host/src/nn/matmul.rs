@@ -184,22 +184,24 @@ pub fn matvec_t_sparse(wt: &[f32], b: &[f32], x: &[f32], y: &mut [f32], nz: &mut
     assert_eq!(wt.len(), x.len() * y.len(), "matvec_t: weight size");
     assert_eq!(b.len(), y.len(), "matvec_t: bias size");
     assert!(nz.len() >= x.len(), "matvec_t: scratch size");
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F is available; sizes were checked above, so `nz` holds every
+            // index and every gathered index is below `x.len()`.
+            unsafe {
+                let n = avx512::nonzero_indices(x, nz);
+                avx512::matvec_t(wt, b, x, y, &nz[..n]);
+            }
+            return;
+        }
+    }
     let mut n = 0;
     for (k, &v) in x.iter().enumerate() {
         nz[n] = k as u32;
         n += (v != 0.0) as usize;
     }
-    let nz = &nz[..n];
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: AVX-512F is available; sizes were checked above and every index in `nz`
-            // is below `x.len()`.
-            unsafe { avx512::matvec_t(wt, b, x, y, nz) };
-            return;
-        }
-    }
-    matvec_t_reference(wt, b, x, y, nz)
+    matvec_t_reference(wt, b, x, y, &nz[..n])
 }
 
 /// The portable twin of [`matvec_t_sparse`] (after the non-zero indices are gathered).
@@ -329,6 +331,29 @@ mod avx512 {
         for (j, a) in acc.iter().enumerate() {
             _mm512_storeu_ps(y.add(col + 16 * j), *a);
         }
+    }
+
+    /// Writes the indices `k` with `x[k] != 0` (NaN included) to `nz`, in order; returns their
+    /// count. Sixteen inputs per step with a compressing store.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn nonzero_indices(x: &[f32], nz: &mut [u32]) -> usize {
+        let (xp, out) = (x.as_ptr(), nz.as_mut_ptr());
+        let zero = _mm512_setzero_ps();
+        let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        let (mut n, mut k) = (0usize, 0usize);
+        while k + 16 <= x.len() {
+            let m = _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(_mm512_loadu_ps(xp.add(k)), zero);
+            let idx = _mm512_add_epi32(lanes, _mm512_set1_epi32(k as i32));
+            _mm512_mask_compressstoreu_epi32(out.add(n) as *mut _, m, idx);
+            n += m.count_ones() as usize;
+            k += 16;
+        }
+        while k < x.len() {
+            *out.add(n) = k as u32;
+            n += (*xp.add(k) != 0.0) as usize;
+            k += 1;
+        }
+        n
     }
 
     #[target_feature(enable = "avx512f")]
