@@ -130,7 +130,8 @@ impl<T: Read + Write> Link<T> {
     fn request(&mut self, kind: u8, payload: &[u8]) -> Result<(u8, Vec<u8>), DeviceError> {
         let seq = self.send(kind, payload)?;
         let (k, s, p) = self.receive()?;
-        if s != seq {
+        // A frame the device could not decode is answered with sequence number 0.
+        if s != seq && !(k == kind::ERROR && s == 0) {
             return Err(DeviceError::Protocol(format!(
                 "answer to request {s}, expected {seq}"
             )));
