@@ -44,12 +44,14 @@ fn qemu_available() {
 #[test]
 fn train_export_run_in_qemu_and_compare() {
     qemu_available();
-    let mut cfg = TrainConfig::default();
-    cfg.epochs = 15;
+    let mut cfg = TrainConfig {
+        epochs: 15,
+        threads: 1,
+        ..Default::default()
+    };
     cfg.model.hidden = vec![16];
     cfg.model.activation = "tanh".into();
     cfg.model.batch_norm = true;
-    cfg.threads = 1;
     let outcome = train::train_from_config(
         &cfg,
         &RunOptions {

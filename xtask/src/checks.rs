@@ -63,6 +63,8 @@ fn feature_label(set: &[&str]) -> &'static str {
 
 fn steps() -> Vec<Step> {
     let mut steps = vec![
+        // First: the host tests include an end-to-end test in QEMU.
+        Step::new("qemu-system-arm available", qemu::ensure_installed),
         Step::command(
             "rustfmt (workspace)",
             root_cargo(&["fmt", "--all", "--check"]),
@@ -123,10 +125,6 @@ fn steps() -> Vec<Step> {
             },
         ));
     }
-    steps.push(Step::new(
-        "qemu-system-arm available",
-        qemu::ensure_installed,
-    ));
     steps.push(Step::command(
         "build (firmware, release)",
         firmware_cargo(&["build", "--release", "--bins"]),
@@ -138,6 +136,10 @@ fn steps() -> Vec<Step> {
     steps.push(Step::new(
         "firmware benchmark in QEMU (-icount)",
         crate::bench_mcu::run,
+    ));
+    steps.push(Step::new(
+        "cargo xtask demo (digits: train, export, QEMU, compare)",
+        || crate::demo::run(&crate::demo::parse(&[])?),
     ));
     steps
 }
