@@ -90,7 +90,9 @@ impl<'a, const I: usize, const O: usize> Dense<'a, I, O> {
     }
 
     /// `y = W x + b` with the fast kernel (bit-identical on every target, see [`kernel`]).
-    #[inline]
+    ///
+    /// One copy of the kernel per layer shape, specialised to `I` and `O`.
+    #[inline(never)]
     pub fn forward(&self, x: &[f32; I], y: &mut [f32; O]) {
         kernel::dense_packed(self.weights.as_flattened(), self.bias, x, y);
     }

@@ -29,7 +29,7 @@
 //!      0     1  kind: 1 = dense
 //!      1     1  activation: 0 identity, 1 relu, 2 leaky relu, 3 sigmoid, 4 tanh, 5 softmax
 //!      2     1  weight type: 0 = f32 (1 = int8 with per-channel scales: reserved, not yet read)
-//!      3     1  weight layout: 0 = packed, blocks of 4 rows x 4 lanes (see crate::kernel)
+//!      3     1  weight layout: 0 = packed, blocks of 5 rows x 4 lanes (see crate::kernel)
 //!      4     4  inputs
 //!      8     4  outputs
 //!     12     4  activation parameter (f32): leaky-ReLU slope, else 0
