@@ -136,4 +136,12 @@ fn train_export_run_in_qemu_and_compare() {
     assert_eq!(q.link.ping(b"still here").unwrap(), b"still here");
     let again = q.link.infer(&test.x[..64]).unwrap();
     assert_eq!(again.outputs.len(), 10);
+
+    // The emulator does not outlive its handle.
+    let pid = q.pid();
+    drop(q);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "QEMU {pid} still running"
+    );
 }

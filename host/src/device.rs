@@ -6,6 +6,7 @@
 //! be bit-identical.
 
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -199,10 +200,12 @@ impl<T: Read + Write> Link<T> {
 
 /// A firmware running in QEMU (`mps2-an386`), its UART connected to a Unix socket.
 ///
-/// The emulator is killed when this is dropped; it also runs under `timeout` so it can never
-/// outlive a crashed host process by much.
+/// The emulator never outlives its use: it is killed when this is dropped, when `max_seconds`
+/// have passed (a watchdog thread), and, through `PR_SET_PDEATHSIG`, when the thread that
+/// started it dies without dropping it (a crash or a killed test).
 pub struct Qemu {
     child: Child,
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
     socket: PathBuf,
     _dir: tempfile::TempDir,
     /// The link to the firmware.
@@ -219,36 +222,44 @@ impl Qemu {
     ) -> Result<Self, DeviceError> {
         let dir = tempfile::tempdir()?;
         let socket = dir.path().join("uart.sock");
-        let mut child = Command::new("timeout")
-            .arg("--foreground")
-            .arg(max_seconds.to_string())
-            .args([
-                "qemu-system-arm",
-                "-machine",
-                "mps2-an386",
-                "-cpu",
-                "cortex-m4",
-                "-nographic",
-                "-monitor",
-                "none",
-                "-icount",
-                "shift=3,sleep=off",
-                "-semihosting-config",
-                "enable=on,target=native",
-                "-serial",
-            ])
-            .arg(format!("unix:{},server=on,wait=on", socket.display()))
-            .arg("-kernel")
-            .arg(elf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| {
-                DeviceError::Qemu(format!(
-                    "cannot run qemu-system-arm ({e}); `cargo xtask demo` installs it"
-                ))
-            })?;
+        let mut cmd = Command::new("qemu-system-arm");
+        cmd.args([
+            "-machine",
+            "mps2-an386",
+            "-cpu",
+            "cortex-m4",
+            "-nographic",
+            "-monitor",
+            "none",
+            "-icount",
+            "shift=3,sleep=off",
+            "-semihosting-config",
+            "enable=on,target=native",
+            "-serial",
+        ])
+        .arg(format!("unix:{},server=on,wait=on", socket.display()))
+        .arg("-kernel")
+        .arg(elf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        // SAFETY: runs in the child between fork and exec; prctl(PR_SET_PDEATHSIG) is
+        // async-signal-safe, touches no memory of the parent and only sets a property of the
+        // child (SIGKILL when the spawning thread exits).
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            DeviceError::Qemu(format!(
+                "cannot run qemu-system-arm ({e}); `cargo xtask demo` installs it"
+            ))
+        })?;
         // QEMU creates the socket and waits for us before starting the guest.
         let start = Instant::now();
         let stream = loop {
@@ -276,8 +287,28 @@ impl Qemu {
             }
         };
         stream.set_read_timeout(Some(Duration::from_millis(100)))?;
+        // The watchdog: kill the emulator after `max_seconds` unless it was dropped before.
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, pid) = (done.clone(), child.id() as libc::pid_t);
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(max_seconds);
+            while Instant::now() < deadline {
+                if flag.load(std::sync::atomic::Ordering::Acquire) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            if !flag.load(std::sync::atomic::Ordering::Acquire) {
+                // SAFETY: plain syscall; `pid` is our child, not yet reaped (Drop sets `flag`
+                // before it waits), so the number cannot have been reused.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        });
         Ok(Self {
             child,
+            done,
             socket,
             _dir: dir,
             link: Link::new(stream, answer_timeout),
@@ -288,10 +319,16 @@ impl Qemu {
     pub fn socket(&self) -> &Path {
         &self.socket
     }
+
+    /// The emulator's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Qemu {
     fn drop(&mut self) {
+        self.done.store(true, std::sync::atomic::Ordering::Release);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
