@@ -119,6 +119,7 @@ impl<'a, const I: usize, const O: usize> Dense<'a, I, O> {
 /// inference dropout is the identity, so [`Layer::forward`] ignores it; Monte-Carlo passes
 /// ([`crate::Network::forward_mc`]) apply it.
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Layer<'a, const I: usize, const O: usize> {
     /// The affine part (batch norm, if any, is folded into it at export).
     pub dense: Dense<'a, I, O>,
@@ -149,6 +150,14 @@ impl<'a, const I: usize, const O: usize> Layer<'a, I, O> {
     pub fn forward(&self, x: &[f32; I], y: &mut [f32; O]) {
         self.dense.forward(x, y);
         self.activation.apply(y);
+    }
+}
+
+/// Logs the shape, not the parameters.
+#[cfg(feature = "defmt")]
+impl<const I: usize, const O: usize> defmt::Format for Dense<'_, I, O> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "Dense<{=usize}, {=usize}>", I, O)
     }
 }
 

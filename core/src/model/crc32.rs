@@ -24,6 +24,7 @@ const TABLE: [u32; 256] = {
 
 /// An incremental CRC-32 computation.
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Crc32(u32);
 
 impl Crc32 {

@@ -631,6 +631,63 @@ impl<'a> ModelView<'a> {
     }
 }
 
+/// Logs the shape and activation, not the parameters.
+#[cfg(feature = "defmt")]
+impl defmt::Format for LayerView<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "LayerView {{ {=usize} -> {=usize}, {}, dropout {=f32} }}",
+            self.inputs,
+            self.outputs,
+            self.activation,
+            self.dropout_rate
+        )
+    }
+}
+
+/// Logs the shape of the network, not the bytes.
+#[cfg(feature = "defmt")]
+impl defmt::Format for ModelView<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "ModelView {{ {=usize} inputs, {=usize} outputs, {=usize} layers, {=usize} bytes }}",
+            self.inputs,
+            self.outputs,
+            self.layers,
+            self.bytes.len()
+        )
+    }
+}
+
+/// Logs the shape, not the parameters.
+#[cfg(feature = "defmt")]
+impl defmt::Format for EncodeLayer<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "EncodeLayer {{ {=usize} -> {=usize}, {} }}",
+            self.inputs,
+            self.outputs,
+            self.activation
+        )
+    }
+}
+
+/// Logs the shape, not the parameters.
+#[cfg(feature = "defmt")]
+impl defmt::Format for ModelSpec<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "ModelSpec {{ {=usize} inputs, {=usize} layers }}",
+            self.inputs,
+            self.layers.len()
+        )
+    }
+}
+
 /// CRC-32 of a model file with its CRC field taken as zero.
 pub fn file_crc(bytes: &[u8]) -> u32 {
     let mut c = Crc32::new();
