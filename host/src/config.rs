@@ -307,6 +307,9 @@ pub struct TrainConfig {
     pub early_stopping: Option<EarlyStopping>,
     /// Greedy layer-wise autoencoder pretraining of the hidden layers before training.
     pub pretrain: Option<crate::pretrain::PretrainConfig>,
+    /// Per-layer diagnostics each epoch (gradient and weight norms, update ratios, dead units,
+    /// activation percentiles; see [`crate::diagnostics`]), saved in `metrics.json`.
+    pub diagnostics: bool,
 }
 
 impl Default for TrainConfig {
@@ -325,6 +328,7 @@ impl Default for TrainConfig {
             regularization: Regularization::default(),
             early_stopping: Some(EarlyStopping::default()),
             pretrain: None,
+            diagnostics: true,
         }
     }
 }

@@ -15,6 +15,7 @@
 //! - [`checkpoint`]: safetensors save/load (atomic writes).
 //! - [`train`]: the training loop, early stopping, resume.
 //! - [`pretrain`]: greedy layer-wise autoencoder pretraining.
+//! - [`diagnostics`]: per-layer gradient, weight, dead-unit and activation diagnostics.
 //! - [`config`]: the TOML configuration.
 //! - [`metrics`]: accuracy, confusion matrix, precision/recall.
 //! - [`bench`](mod@bench): the `bench-train` throughput benchmark.
@@ -37,6 +38,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod diagnostics;
 pub mod export;
 pub mod metrics;
 pub mod model;

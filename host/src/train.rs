@@ -16,6 +16,7 @@ use crate::config::{
     default_digits_path, default_mnist_dir, DatasetKind, StopMetric, TrainConfig, TransformKind,
 };
 use crate::data::{self, split, Dataset, InputTransform};
+use crate::diagnostics::{self as diag, DiagSample, LayerDiagnostics, StepTracker};
 use crate::model::{Layer, Model, Sequential};
 use crate::nn::network::Network;
 use crate::nn::optim::Optimizer;
@@ -179,6 +180,13 @@ pub struct EpochMetrics {
     pub seconds: f64,
     /// Training throughput (samples per second of the training loop).
     pub samples_per_s: f64,
+    /// Per dense layer diagnostics (empty with `diagnostics = false`); see
+    /// [`crate::diagnostics`].
+    #[serde(default)]
+    pub diagnostics: Vec<LayerDiagnostics>,
+    /// Vanishing/exploding gradient warnings of the epoch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Everything saved in the metrics file.
@@ -197,6 +205,9 @@ pub struct RunMetrics {
     /// Reconstruction losses of greedy layer-wise pretraining (empty without it).
     #[serde(default)]
     pub pretraining: Vec<LayerPretraining>,
+    /// Per dense layer diagnostics before the first step (empty with `diagnostics = false`).
+    #[serde(default)]
+    pub diagnostics_at_init: Vec<LayerDiagnostics>,
 }
 
 /// How to run.
@@ -233,6 +244,8 @@ struct Progress {
     history: Vec<EpochMetrics>,
     #[serde(default)]
     pretraining: Vec<LayerPretraining>,
+    #[serde(default)]
+    diagnostics_at_init: Vec<LayerDiagnostics>,
 }
 
 /// Initialises the weights of `seq` (biases zero) from `rng`, layer by layer.
@@ -311,6 +324,7 @@ fn train_in_pool(
         stopped_early: false,
         history: Vec::new(),
         pretraining,
+        diagnostics_at_init: Vec::new(),
     };
     let early = cfg.early_stopping.filter(|_| data.val.is_some());
     let make_model = |seq: &Sequential| Model {
@@ -334,6 +348,15 @@ fn train_in_pool(
         }
     } else if opts.resume {
         return Err(TrainError::Resume("no run folder given".into()));
+    }
+
+    let diag_sample = cfg
+        .diagnostics
+        .then(|| DiagSample::new(&data.train, data.val.as_ref()));
+    let mut tracker = StepTracker::new();
+    if let (Some(s), false) = (&diag_sample, opts.resume) {
+        prog.diagnostics_at_init = diag::at_init(&net, s, &mut rng_for(cfg.seed, 5));
+        report_diagnostics(opts.progress, "init", None, &prog.diagnostics_at_init);
     }
 
     let train = &data.train;
@@ -376,11 +399,18 @@ fn train_in_pool(
             loss_sum += l;
             correct += k;
             net.backward(b, false);
+            if diag_sample.is_some() {
+                tracker.before_step(&mut net);
+            }
             let mut params = net.params();
             cfg.regularization.add_grads(&mut params);
             cfg.regularization.clip(&mut params);
             opt.step(&mut params, lr as f32);
             cfg.regularization.apply_max_norm(&mut params);
+            drop(params);
+            if diag_sample.is_some() {
+                tracker.after_step(&mut net);
+            }
             if bi % 16 == 15 || (bi + 1) * cfg.batch_size >= n {
                 let done = ((bi + 1) * cfg.batch_size).min(n);
                 bar.set_position(done as u64);
@@ -410,6 +440,21 @@ fn train_in_pool(
             None => (None, None),
         };
         epoch += 1;
+        let diagnostics = match &diag_sample {
+            Some(s) => {
+                let (g, r) = tracker.take();
+                diag::layer_diagnostics(&net.seq, s, &g, &r)
+            }
+            None => Vec::new(),
+        };
+        let prev = match prog.history.last() {
+            Some(p) => Some(&p.diagnostics[..]),
+            None => Some(&prog.diagnostics_at_init[..]),
+        };
+        let warnings = diag::warnings(prev.filter(|p| !p.is_empty()), &diagnostics)
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
         let m = EpochMetrics {
             epoch,
             train_loss: loss_sum / n as f64,
@@ -419,6 +464,8 @@ fn train_in_pool(
             lr,
             seconds: t0.elapsed().as_secs_f64(),
             samples_per_s: n as f64 / train_secs,
+            diagnostics,
+            warnings,
         };
         bar.finish_with_message(format!(
             "loss {:.4} acc {:.2}%{} {:.0} samples/s",
@@ -430,6 +477,12 @@ fn train_in_pool(
             },
             m.samples_per_s
         ));
+        report_diagnostics(
+            opts.progress,
+            &format!("epoch {epoch}"),
+            Some(&m.warnings),
+            &m.diagnostics,
+        );
         if let Some(es) = early {
             let value = match es.metric {
                 StopMetric::ValLoss => -m.val_loss.unwrap(),
@@ -469,6 +522,7 @@ fn train_in_pool(
                 best_epoch: prog.best_epoch,
                 stopped_early: prog.stopped_early,
                 pretraining: prog.pretraining.clone(),
+                diagnostics_at_init: prog.diagnostics_at_init.clone(),
             };
             write_metrics(dir, &partial)?;
         }
@@ -494,6 +548,7 @@ fn train_in_pool(
         best_epoch: prog.best_epoch,
         stopped_early: prog.stopped_early,
         pretraining: prog.pretraining.clone(),
+        diagnostics_at_init: prog.diagnostics_at_init.clone(),
     };
     let model = make_model(&final_seq);
     if let (Some(dir), true) = (&opts.out_dir, finished) {
@@ -501,6 +556,32 @@ fn train_in_pool(
         write_metrics(dir, &metrics)?;
     }
     Ok(TrainOutcome { model, metrics })
+}
+
+/// Prints the diagnostics summary line and any warnings (with the lecture's advice) when
+/// showing progress. `warnings = None`: compute them without a previous epoch (at init).
+fn report_diagnostics(show: bool, when: &str, warnings: Option<&[String]>, d: &[LayerDiagnostics]) {
+    if !show || d.is_empty() {
+        return;
+    }
+    eprintln!("  diagnostics ({when}): {}", diag::summary(d));
+    let computed: Vec<String>;
+    let ws = match warnings {
+        Some(w) => w,
+        None => {
+            computed = diag::warnings(None, d)
+                .iter()
+                .map(|w| w.to_string())
+                .collect();
+            &computed
+        }
+    };
+    for w in ws {
+        eprintln!("  warning: {w}");
+    }
+    if !ws.is_empty() {
+        eprintln!("  {}", diag::ADVICE);
+    }
 }
 
 fn progress_bar(show: bool, len: u64, epoch: usize, epochs: usize) -> indicatif::ProgressBar {
