@@ -130,9 +130,13 @@ pub enum Layer {
 }
 
 /// The architecture of one layer without its parameters, as stored in checkpoint metadata
-/// (`microdnn.architecture`, a JSON list of these).
+/// (`microdnn.architecture`, a JSON list of these, tagged by `"kind"`).
+///
+/// Deserialised through [`RawLayerSpec`] rather than serde's internally tagged representation:
+/// that one buffers its input and breaks on numbers when any crate in the build enables
+/// `serde_json/arbitrary_precision` (as `defmt-decoder` does in this workspace).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", try_from = "RawLayerSpec")]
 pub enum LayerSpec {
     /// Fully connected.
     Linear {
@@ -166,6 +170,58 @@ pub enum LayerSpec {
         /// Drop rate.
         rate: f32,
     },
+}
+
+/// The flat form [`LayerSpec`] is read through: every field optional, checked per kind.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLayerSpec {
+    kind: String,
+    in_features: Option<usize>,
+    out_features: Option<usize>,
+    dropconnect: Option<f32>,
+    features: Option<usize>,
+    eps: Option<f32>,
+    momentum: Option<f32>,
+    activation: Option<String>,
+    slope: Option<f32>,
+    rate: Option<f32>,
+}
+
+impl TryFrom<RawLayerSpec> for LayerSpec {
+    type Error = String;
+
+    fn try_from(r: RawLayerSpec) -> Result<Self, String> {
+        let need = |v: Option<usize>, name: &str| {
+            v.ok_or_else(|| format!("{} layer without `{name}`", r.kind))
+        };
+        let needf = |v: Option<f32>, name: &str| {
+            v.ok_or_else(|| format!("{} layer without `{name}`", r.kind))
+        };
+        Ok(match r.kind.as_str() {
+            "linear" => LayerSpec::Linear {
+                in_features: need(r.in_features, "in_features")?,
+                out_features: need(r.out_features, "out_features")?,
+                dropconnect: r.dropconnect.unwrap_or(0.0),
+            },
+            "batch_norm1d" => LayerSpec::BatchNorm1d {
+                features: need(r.features, "features")?,
+                eps: needf(r.eps, "eps")?,
+                momentum: needf(r.momentum, "momentum")?,
+            },
+            "activation" => LayerSpec::Activation {
+                activation: r
+                    .activation
+                    .clone()
+                    .ok_or("activation layer without `activation`")?,
+                slope: r.slope,
+            },
+            "dropout" => LayerSpec::Dropout {
+                rate: needf(r.rate, "rate")?,
+            },
+            other => return Err(format!("unknown layer kind `{other}`")),
+        })
+    }
 }
 
 /// Parses an activation name (`leaky_relu` takes `slope`, default 0.01).
@@ -611,5 +667,39 @@ impl Predictor {
         );
         debug_assert_eq!(width, self.out_width);
         &self.a[..batch * width]
+    }
+}
+
+#[cfg(test)]
+mod layer_spec_tests {
+    use super::*;
+
+    #[test]
+    fn layer_specs_round_trip_through_json() {
+        let specs = vec![
+            LayerSpec::Linear {
+                in_features: 64,
+                out_features: 32,
+                dropconnect: 0.25,
+            },
+            LayerSpec::BatchNorm1d {
+                features: 32,
+                eps: 1e-5,
+                momentum: 0.1,
+            },
+            LayerSpec::Activation {
+                activation: "leaky_relu".into(),
+                slope: Some(0.2),
+            },
+            LayerSpec::Dropout { rate: 0.5 },
+        ];
+        let json = serde_json::to_string(&specs).unwrap();
+        assert!(json.contains(r#""kind":"batch_norm1d""#), "{json}");
+        let back: Vec<LayerSpec> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, specs);
+        let e = serde_json::from_str::<Vec<LayerSpec>>(r#"[{"kind":"linear","in_features":3}]"#);
+        assert!(e.unwrap_err().to_string().contains("out_features"));
+        let e = serde_json::from_str::<Vec<LayerSpec>>(r#"[{"kind":"conv2d"}]"#);
+        assert!(e.unwrap_err().to_string().contains("conv2d"));
     }
 }

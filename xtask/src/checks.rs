@@ -71,6 +71,21 @@ fn steps() -> Vec<Step> {
         ),
         Step::command("rustfmt (firmware)", firmware_cargo(&["fmt", "--check"])),
         Step::command(
+            "rustfmt (xtask)",
+            root_cargo(&["fmt", "--manifest-path", "xtask/Cargo.toml", "--check"]),
+        ),
+        Step::command(
+            "clippy (xtask)",
+            root_cargo(&[
+                "clippy",
+                "--manifest-path",
+                "xtask/Cargo.toml",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        ),
+        Step::command(
             "clippy (workspace, host, release)",
             root_cargo(&[
                 "clippy",
