@@ -22,6 +22,8 @@
 //! - [`device`]: the host side of the link to a device (serial port or QEMU's UART), and the
 //!   host-versus-device evaluation.
 //! - [`pytorch`]: importing a PyTorch `nn.Sequential` state dict (safetensors) for export.
+//! - [`plot`]: PNG charts of runs (`microdnn plot`); [`lab`]: the lecture's experiments
+//!   (`microdnn lab`).
 //! - [`export`]: lowering to device layers (batch norm folded, dropout dropped), the device
 //!   model file, and the proof that it computes what the trained network computes.
 //!
@@ -40,9 +42,11 @@ pub mod data;
 pub mod device;
 pub mod diagnostics;
 pub mod export;
+pub mod lab;
 pub mod metrics;
 pub mod model;
 pub mod nn;
+pub mod plot;
 pub mod pretrain;
 pub mod pytorch;
 pub mod random;

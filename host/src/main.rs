@@ -40,6 +40,41 @@ enum Command {
     /// Run an exported model on a device (QEMU or a serial port) over the test set and compare
     /// its outputs with the host's, bit for bit.
     Eval(deploy::DeviceEvalArgs),
+    /// Draw PNG charts of a run folder's metrics.json (loss, accuracy, per-layer diagnostics).
+    Plot(PlotArgs),
+    /// Run a lab experiment (regularizers, dead-relu, vanishing, batchnorm, l2-boundary, parity,
+    /// early-stopping, activation-cost, or all): report.md and PNGs in OUT/NAME/.
+    Lab(LabArgs),
+}
+
+#[derive(clap::Args)]
+struct PlotArgs {
+    /// Run folder (with metrics.json).
+    run_dir: PathBuf,
+    /// Folder for the PNGs (default: the run folder).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct LabArgs {
+    /// Experiment name, or `all`.
+    name: String,
+    /// Reduced size: small networks on the bundled digits, seconds per experiment.
+    #[arg(long)]
+    quick: bool,
+    /// Parent folder of the reports.
+    #[arg(long, default_value = "target/lab")]
+    out: PathBuf,
+    /// MNIST folder for the full runs.
+    #[arg(long)]
+    mnist: Option<PathBuf>,
+    /// Override the epochs of the experiments that train for a number of epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
 }
 
 #[derive(clap::Args)]
@@ -123,6 +158,26 @@ fn main() -> anyhow::Result<()> {
         Command::Export(a) => deploy::run_export(a),
         Command::Info(a) => deploy::run_info(a),
         Command::Eval(a) => deploy::run_eval(a),
+        Command::Plot(a) => {
+            for f in microdnn_host::plot::plot_run(&a.run_dir, a.out.as_deref())? {
+                println!("wrote {}", f.display());
+            }
+            Ok(())
+        }
+        Command::Lab(a) => {
+            let opts = microdnn_host::lab::LabOptions {
+                quick: a.quick,
+                out: a.out,
+                mnist: a.mnist,
+                epochs: a.epochs,
+                threads: a.threads,
+                verbose: true,
+            };
+            for f in microdnn_host::lab::run(&a.name, &opts)? {
+                println!("wrote {}", f.display());
+            }
+            Ok(())
+        }
     }
 }
 

@@ -1,0 +1,540 @@
+//! PNG charts of training runs (`microdnn plot RUN_DIR`) and the building blocks the lab uses:
+//! line charts with legends and markers, and decision-boundary rasters.
+//!
+//! Text is drawn with `ab_glyph` from DejaVu Sans compiled into the binary (the `dejavu` crate),
+//! so charts render the same on a machine without any system font.
+//!
+//! From a run folder's `metrics.json` ([`plot_run`]):
+//! - `loss.png`, `accuracy.png`: training and validation curves, the epoch early stopping kept
+//!   marked;
+//! - with per-layer diagnostics (`"diagnostics"` in each epoch, `"diagnostics_at_init"`):
+//!   `grad_norms.png` (log10 of each layer's gradient norm, epoch 0 = initialisation),
+//!   `dead_units.png` (dead ReLU fraction per layer), `activations.png` (15/50/85th percentiles
+//!   of each layer's activations) and `unit_input.png` (the same for the input of unit 0 of each
+//!   layer).
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use anyhow::Context;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+use serde_json::Value;
+
+/// Chart size in pixels.
+pub const SIZE: (u32, u32) = (900, 560);
+
+/// Registers the embedded font as `sans-serif` (idempotent; called by every drawing function).
+pub fn init_fonts() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            dejavu::sans::regular(),
+        );
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Bold, dejavu::sans::bold());
+    });
+}
+
+/// Distinct line colours, picked in order.
+pub const COLORS: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+/// One line of a chart.
+#[derive(Clone, Debug, Default)]
+pub struct Series {
+    /// Legend text.
+    pub label: String,
+    /// Points, in drawing order (non-finite ones are skipped).
+    pub points: Vec<(f64, f64)>,
+    /// Index into [`COLORS`].
+    pub color: usize,
+    /// Dashed line.
+    pub dashed: bool,
+    /// Draw a dot at each point.
+    pub markers: bool,
+}
+
+impl Series {
+    /// A solid line.
+    pub fn new(label: impl Into<String>, color: usize, points: Vec<(f64, f64)>) -> Self {
+        Self {
+            label: label.into(),
+            points,
+            color,
+            dashed: false,
+            markers: false,
+        }
+    }
+
+    /// The same line, dashed.
+    pub fn dashed(mut self) -> Self {
+        self.dashed = true;
+        self
+    }
+
+    /// The same line with a dot on every point.
+    pub fn markers(mut self) -> Self {
+        self.markers = true;
+        self
+    }
+}
+
+/// A line chart.
+#[derive(Clone, Debug, Default)]
+pub struct Chart {
+    /// Title.
+    pub title: String,
+    /// X axis description.
+    pub x_label: String,
+    /// Y axis description.
+    pub y_label: String,
+    /// Lines.
+    pub series: Vec<Series>,
+    /// Vertical markers: x and text.
+    pub vlines: Vec<(f64, String)>,
+    /// Fixed y range (default: the data's, padded).
+    pub y_range: Option<(f64, f64)>,
+    /// Legend position: upper right (default) or lower right.
+    pub legend_lower: bool,
+}
+
+fn range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    if lo > hi {
+        return None;
+    }
+    if hi - lo < 1e-12 {
+        let pad = if lo.abs() > 0.0 { lo.abs() * 0.1 } else { 1.0 };
+        return Some((lo - pad, hi + pad));
+    }
+    Some((lo, hi))
+}
+
+/// Draws `chart` as a PNG at `path`.
+pub fn line_chart(path: &Path, chart: &Chart) -> anyhow::Result<()> {
+    init_fonts();
+    let pts = || chart.series.iter().flat_map(|s| s.points.iter());
+    let (x0, x1) =
+        range(pts().map(|p| p.0).chain(chart.vlines.iter().map(|v| v.0))).unwrap_or((0.0, 1.0));
+    let (y0, y1) = match chart.y_range {
+        Some(r) => r,
+        None => {
+            let (a, b) = range(pts().map(|p| p.1)).unwrap_or((0.0, 1.0));
+            let pad = (b - a) * 0.05;
+            (a - pad, b + pad)
+        }
+    };
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut c = ChartBuilder::on(&root)
+        .caption(&chart.title, ("sans-serif", 24))
+        .margin(15)
+        .x_label_area_size(50)
+        .y_label_area_size(75)
+        .build_cartesian_2d(x0..x1, y0..y1)?;
+    c.configure_mesh()
+        .x_desc(&chart.x_label)
+        .y_desc(&chart.y_label)
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 17))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()?;
+    for s in &chart.series {
+        let color = COLORS[s.color % COLORS.len()];
+        let style = color.stroke_width(2);
+        let p: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .copied()
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect();
+        let anno = if s.dashed {
+            c.draw_series(DashedLineSeries::new(p.clone(), 8, 5, style))?
+        } else {
+            c.draw_series(LineSeries::new(p.clone(), style))?
+        };
+        if !s.label.is_empty() {
+            anno.label(&s.label).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(3))
+            });
+        }
+        if s.markers {
+            c.draw_series(p.iter().map(|&xy| Circle::new(xy, 3, color.filled())))?;
+        }
+    }
+    for (x, text) in &chart.vlines {
+        let style = BLACK.mix(0.6).stroke_width(1);
+        c.draw_series(DashedLineSeries::new(vec![(*x, y0), (*x, y1)], 4, 4, style))?;
+        let y = y1 - (y1 - y0) * 0.04;
+        c.draw_series(std::iter::once(Text::new(
+            format!(" {text}"),
+            (*x, y),
+            ("sans-serif", 15).into_font().color(&BLACK),
+        )))?;
+    }
+    if chart.series.iter().any(|s| !s.label.is_empty()) {
+        c.configure_series_labels()
+            .position(if chart.legend_lower {
+                SeriesLabelPosition::LowerRight
+            } else {
+                SeriesLabelPosition::UpperRight
+            })
+            .label_font(("sans-serif", 15))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .draw()?;
+    }
+    root.present()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// A decision-boundary picture: a raster of predicted class-1 probabilities over a rectangle and
+/// the labelled points drawn on top.
+#[derive(Clone, Debug)]
+pub struct BoundaryPlot<'a> {
+    /// Title.
+    pub title: String,
+    /// The raster.
+    pub raster: &'a crate::lab::toy::Raster,
+    /// Points `(x, y)` with their class (0 or 1).
+    pub points: &'a [(f32, f32, u32)],
+}
+
+/// Draws a [`BoundaryPlot`] as a square PNG.
+pub fn boundary_chart(path: &Path, b: &BoundaryPlot<'_>) -> anyhow::Result<()> {
+    init_fonts();
+    let r = b.raster;
+    let root = BitMapBackend::new(path, (560, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut c = ChartBuilder::on(&root)
+        .caption(&b.title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(35)
+        .y_label_area_size(45)
+        .build_cartesian_2d(r.x0 as f64..r.x1 as f64, r.y0 as f64..r.y1 as f64)?;
+    c.configure_mesh()
+        .disable_mesh()
+        .label_style(("sans-serif", 14))
+        .draw()?;
+    let (dx, dy) = (
+        (r.x1 - r.x0) as f64 / r.nx as f64,
+        (r.y1 - r.y0) as f64 / r.ny as f64,
+    );
+    c.draw_series((0..r.ny).flat_map(|j| {
+        (0..r.nx).map(move |i| {
+            let p = r.prob[j * r.nx + i] as f64;
+            // Blue for class 0, red for class 1, pale near 0.5.
+            let (c0, c1) = ((150.0, 180.0, 235.0), (240.0, 160.0, 150.0));
+            let k = p.clamp(0.0, 1.0);
+            let mix = |a: f64, b: f64| (a + (b - a) * k) as u8;
+            let color = if (p - 0.5).abs() < 0.02 {
+                RGBColor(90, 90, 90)
+            } else {
+                RGBColor(mix(c0.0, c1.0), mix(c0.1, c1.1), mix(c0.2, c1.2))
+            };
+            let x = r.x0 as f64 + i as f64 * dx;
+            let y = r.y0 as f64 + j as f64 * dy;
+            Rectangle::new([(x, y), (x + dx, y + dy)], color.filled())
+        })
+    }))?;
+    c.draw_series(b.points.iter().map(|&(x, y, k)| {
+        let color = if k == 0 {
+            RGBColor(20, 60, 200)
+        } else {
+            RGBColor(200, 20, 20)
+        };
+        EmptyElement::at((x as f64, y as f64))
+            + Circle::new((0, 0), 4, color.filled())
+            + Circle::new((0, 0), 4, BLACK.stroke_width(1))
+    }))?;
+    root.present()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn num(v: &Value, key: &str) -> Option<f64> {
+    v.get(key).and_then(Value::as_f64)
+}
+
+/// Per-layer values of one diagnostics key: `(layer index, [(epoch, value)])`, epoch 0 being
+/// `diagnostics_at_init`.
+fn diag_series(m: &Value, key: &str) -> Vec<(i64, Vec<(f64, f64)>)> {
+    let mut out: Vec<(i64, Vec<(f64, f64)>)> = Vec::new();
+    let mut add = |epoch: f64, list: &Value| {
+        for d in list.as_array().into_iter().flatten() {
+            let (Some(layer), Some(v)) = (d.get("layer").and_then(Value::as_i64), num(d, key))
+            else {
+                continue;
+            };
+            match out.iter_mut().find(|(l, _)| *l == layer) {
+                Some((_, pts)) => pts.push((epoch, v)),
+                None => out.push((layer, vec![(epoch, v)])),
+            }
+        }
+    };
+    if let Some(init) = m.get("diagnostics_at_init") {
+        add(0.0, init);
+    }
+    for e in m["epochs"].as_array().into_iter().flatten() {
+        if let (Some(ep), Some(d)) = (num(e, "epoch"), e.get("diagnostics")) {
+            add(ep, d);
+        }
+    }
+    out.sort_by_key(|(l, _)| *l);
+    out
+}
+
+/// Draws the charts of a run folder's `metrics.json` into `out` (default: the run folder) and
+/// returns the files written. Charts whose data the metrics lack are skipped.
+pub fn plot_run(run_dir: &Path, out: Option<&Path>) -> anyhow::Result<Vec<PathBuf>> {
+    let path = run_dir.join(crate::train::METRICS_FILE);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let m: Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let out = out.unwrap_or(run_dir);
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    plot_metrics(&m, out)
+}
+
+/// [`plot_run`] on parsed metrics.
+pub fn plot_metrics(m: &Value, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let epochs = m["epochs"]
+        .as_array()
+        .context("metrics.json has no \"epochs\" list")?;
+    let curve = |key: &str| -> Vec<(f64, f64)> {
+        epochs
+            .iter()
+            .filter_map(|e| Some((num(e, "epoch")?, num(e, key)?)))
+            .collect()
+    };
+    let mut vlines = Vec::new();
+    if let Some(b) = m.get("best_epoch").and_then(Value::as_f64) {
+        let stopped = m.get("stopped_early").and_then(Value::as_bool) == Some(true);
+        vlines.push((
+            b,
+            if stopped {
+                format!("early stop: kept epoch {b}")
+            } else {
+                format!("best epoch {b}")
+            },
+        ));
+    }
+    let mut written = Vec::new();
+    let mut save = |name: &str, chart: Chart| -> anyhow::Result<()> {
+        let p = out.join(name);
+        line_chart(&p, &chart)?;
+        written.push(p);
+        Ok(())
+    };
+    let pct = |pts: Vec<(f64, f64)>| pts.into_iter().map(|(x, y)| (x, 100.0 * y)).collect();
+    let mut loss = vec![Series::new("training", 0, curve("train_loss"))];
+    let val_loss = curve("val_loss");
+    if !val_loss.is_empty() {
+        loss.push(Series::new("validation", 1, val_loss).dashed());
+    }
+    save(
+        "loss.png",
+        Chart {
+            title: "Loss".into(),
+            x_label: "epoch".into(),
+            y_label: "cross-entropy".into(),
+            series: loss,
+            vlines: vlines.clone(),
+            ..Chart::default()
+        },
+    )?;
+    let mut acc = vec![Series::new("training", 0, pct(curve("train_accuracy")))];
+    let val_acc = curve("val_accuracy");
+    if !val_acc.is_empty() {
+        acc.push(Series::new("validation", 1, pct(val_acc)).dashed());
+    }
+    save(
+        "accuracy.png",
+        Chart {
+            title: "Accuracy".into(),
+            x_label: "epoch".into(),
+            y_label: "accuracy (%)".into(),
+            series: acc,
+            vlines,
+            legend_lower: true,
+            ..Chart::default()
+        },
+    )?;
+    let per_layer = |key: &str, f: &dyn Fn(f64) -> f64| -> Vec<Series> {
+        diag_series(m, key)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (layer, pts))| {
+                Series::new(
+                    format!("layer {layer}"),
+                    i,
+                    pts.into_iter().map(|(x, y)| (x, f(y))).collect(),
+                )
+                .markers()
+            })
+            .collect()
+    };
+    let grads = per_layer("grad_norm", &|v| v.max(1e-30).log10());
+    if !grads.is_empty() {
+        save(
+            "grad_norms.png",
+            Chart {
+                title: "Gradient norm per layer (epoch 0 = initialisation)".into(),
+                x_label: "epoch".into(),
+                y_label: "log10 ‖∂L/∂W‖".into(),
+                series: grads,
+                ..Chart::default()
+            },
+        )?;
+    }
+    let dead = per_layer("dead_fraction", &|v| 100.0 * v);
+    if !dead.is_empty() {
+        save(
+            "dead_units.png",
+            Chart {
+                title: "Dead ReLU units per layer".into(),
+                x_label: "epoch".into(),
+                y_label: "dead units (%)".into(),
+                series: dead,
+                ..Chart::default()
+            },
+        )?;
+    }
+    for (file, prefix, title) in [
+        (
+            "activations.png",
+            "act",
+            "Activations per layer: 15th, 50th, 85th percentiles",
+        ),
+        (
+            "unit_input.png",
+            "unit0_input",
+            "Input of unit 0 per layer: 15th, 50th, 85th percentiles",
+        ),
+    ] {
+        let mut series = Vec::new();
+        for (k, (q, dashed)) in [("p50", false), ("p15", true), ("p85", true)]
+            .into_iter()
+            .enumerate()
+        {
+            for (i, mut s) in per_layer(&format!("{prefix}_{q}"), &|v| v)
+                .into_iter()
+                .enumerate()
+            {
+                s.color = i;
+                s.markers = false;
+                if dashed {
+                    s = s.dashed();
+                }
+                if k > 0 {
+                    s.label.clear();
+                }
+                series.push(s);
+            }
+        }
+        if !series.is_empty() {
+            save(
+                file,
+                Chart {
+                    title: title.into(),
+                    x_label: "epoch (solid: median, dashed: 15th and 85th)".into(),
+                    y_label: "value".into(),
+                    series,
+                    ..Chart::default()
+                },
+            )?;
+        }
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_png(p: &Path) -> bool {
+        let b = std::fs::read(p).unwrap();
+        b.len() > 5000 && b.starts_with(b"\x89PNG\r\n\x1a\n")
+    }
+
+    #[test]
+    fn plots_a_small_run_with_diagnostics() {
+        let diag = |k: f64| {
+            serde_json::json!([
+                {"layer": 0, "grad_norm": 0.1 * k, "weight_norm": 3.0, "update_ratio": 1e-3,
+                 "dead_fraction": 0.05 * k, "act_mean": 0.5, "act_std": 0.3, "act_p15": 0.0,
+                 "act_p50": 0.4, "act_p85": 0.9, "unit0_input_p15": -1.0, "unit0_input_p50": 0.0,
+                 "unit0_input_p85": 1.0 * k},
+                {"layer": 3, "grad_norm": 0.01 * k, "weight_norm": 2.0, "update_ratio": 1e-3,
+                 "dead_fraction": null, "act_mean": 0.5, "act_std": 0.3, "act_p15": 0.1,
+                 "act_p50": 0.5, "act_p85": 0.8, "unit0_input_p15": -2.0,
+                 "unit0_input_p50": 0.1, "unit0_input_p85": 2.0}
+            ])
+        };
+        let epochs: Vec<Value> = (1..=6)
+            .map(|e| {
+                let e = e as f64;
+                serde_json::json!({"epoch": e, "train_loss": 1.0 / e, "train_accuracy": 1.0 - 0.3 / e,
+                    "val_loss": 1.0 / e + 0.02 * e, "val_accuracy": 0.9 - 0.2 / e, "lr": 0.1,
+                    "seconds": 1.0, "samples_per_s": 1000.0, "diagnostics": diag(e)})
+            })
+            .collect();
+        let m = serde_json::json!({"epochs": epochs, "test_loss": 0.3, "test_accuracy": 0.9,
+            "best_epoch": 4, "stopped_early": true, "diagnostics_at_init": diag(0.5)});
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("metrics.json"), m.to_string()).unwrap();
+        let files = plot_run(dir.path(), None).unwrap();
+        let names: Vec<_> = files
+            .iter()
+            .map(|p| p.file_name().unwrap().to_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "loss.png",
+                "accuracy.png",
+                "grad_norms.png",
+                "dead_units.png",
+                "activations.png",
+                "unit_input.png"
+            ]
+        );
+        for f in &files {
+            assert!(
+                is_png(f),
+                "{} is not a PNG of a reasonable size",
+                f.display()
+            );
+        }
+    }
+
+    #[test]
+    fn plots_metrics_without_diagnostics() {
+        let m = serde_json::json!({"epochs": [
+            {"epoch": 1, "train_loss": 0.5, "train_accuracy": 0.8, "val_loss": null,
+             "val_accuracy": null, "lr": 0.1, "seconds": 1.0, "samples_per_s": 10.0}],
+            "best_epoch": null, "stopped_early": false});
+        let dir = tempfile::tempdir().unwrap();
+        let files = plot_metrics(&m, dir.path()).unwrap();
+        assert_eq!(files.len(), 2);
+        assert!(files.iter().all(|f| is_png(f)));
+    }
+}
