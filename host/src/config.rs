@@ -307,6 +307,9 @@ pub struct TrainConfig {
     pub early_stopping: Option<EarlyStopping>,
     /// Greedy layer-wise autoencoder pretraining of the hidden layers before training.
     pub pretrain: Option<crate::pretrain::PretrainConfig>,
+    /// Start from the weights of this checkpoint or run folder (e.g. written by `microdnn
+    /// pretrain`) instead of a fresh initialisation; `[pretrain]` is then not run again.
+    pub init: Option<PathBuf>,
     /// Per-layer diagnostics each epoch (gradient and weight norms, update ratios, dead units,
     /// activation percentiles; see [`crate::diagnostics`]), saved in `metrics.json`.
     pub diagnostics: bool,
@@ -328,6 +331,7 @@ impl Default for TrainConfig {
             regularization: Regularization::default(),
             early_stopping: Some(EarlyStopping::default()),
             pretrain: None,
+            init: None,
             diagnostics: true,
         }
     }

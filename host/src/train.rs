@@ -258,6 +258,49 @@ pub fn init_weights(seq: &mut Sequential, init: crate::nn::init::Init, rng: &mut
     }
 }
 
+/// The network training starts from: built and initialised (random stream 1), then, if
+/// `prepare` (not on resume), either replaced by the weights of the checkpoint `cfg.init` (same
+/// architecture and input transform; no pretraining) or pretrained with `[pretrain]`.
+pub fn initial_network(
+    cfg: &TrainConfig,
+    data: &PreparedData,
+    threads: usize,
+    prepare: bool,
+) -> Result<(Sequential, Vec<LayerPretraining>), TrainError> {
+    let mut seq = cfg
+        .model
+        .build(data.train.features, data.train.classes)
+        .map_err(TrainError::Config)?;
+    init_weights(&mut seq, cfg.model.init, &mut rng_for(cfg.seed, 1));
+    if !prepare {
+        return Ok((seq, Vec::new()));
+    }
+    if let Some(path) = &cfg.init {
+        let m = checkpoint::load_model(path)?;
+        let bad = |what: &str| {
+            TrainError::Config(format!(
+                "init checkpoint {} has another {what} than this configuration",
+                path.display()
+            ))
+        };
+        if m.net.specs() != seq.specs() {
+            return Err(bad("architecture"));
+        }
+        if m.transform != data.transform {
+            return Err(bad("input transform"));
+        }
+        return Ok((m.net, Vec::new()));
+    }
+    let pretraining = match &cfg.pretrain {
+        Some(p) => {
+            crate::pretrain::pretrain(&mut seq, &data.train, p, cfg.seed, cfg.batch_size, threads)
+                .map_err(TrainError::Config)?
+        }
+        None => Vec::new(),
+    };
+    Ok((seq, pretraining))
+}
+
 fn all_finite(seq: &Sequential) -> bool {
     seq.layers.iter().all(|l| match l {
         Layer::Linear(l) => l.weight.iter().chain(&l.bias).all(|v| v.is_finite()),
@@ -300,17 +343,7 @@ fn train_in_pool(
         ));
     }
     let classes = data.train.classes;
-    let mut seq = cfg
-        .model
-        .build(data.train.features, classes)
-        .map_err(TrainError::Config)?;
-    init_weights(&mut seq, cfg.model.init, &mut rng_for(cfg.seed, 1));
-    let pretraining = match (&cfg.pretrain, opts.resume) {
-        (Some(p), false) => {
-            crate::pretrain::pretrain(&mut seq, &data.train, p, cfg.seed, cfg.batch_size, threads)
-        }
-        _ => Vec::new(),
-    };
+    let (seq, pretraining) = initial_network(cfg, data, threads, !opts.resume)?;
     let mut net = Network::new(seq, cfg.loss, cfg.batch_size, threads);
     let mut opt = Optimizer::new(cfg.optimizer, &net.param_sizes());
     let mut rng = rng_for(cfg.seed, 2);

@@ -352,9 +352,11 @@ fn divergence_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint() {
 fn greedy_layerwise_pretraining_reduces_reconstruction_error_and_still_learns_digits() {
     let mut cfg = digits_config();
     cfg.pretrain = Some(microdnn_host::pretrain::PretrainConfig {
+        method: microdnn_host::pretrain::Method::Denoising,
         epochs: 8,
         lr: 0.05,
-        noise: 0.1,
+        corruption_level: 0.1,
+        ..Default::default()
     });
     let data = train::prepare_data(&cfg).unwrap();
     let out = train::train(&cfg, &data, &RunOptions::default()).unwrap();
