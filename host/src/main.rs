@@ -28,6 +28,9 @@ struct Cli {
 enum Command {
     /// Train a network (settings from a TOML config, overridden by flags).
     Train(TrainArgs),
+    /// Greedy layer-wise pretraining only (the config's [pretrain] section): writes a checkpoint
+    /// to fine-tune with `train --config FILE --init DIR`.
+    Pretrain(PretrainArgs),
     /// Evaluate a checkpoint: accuracy, confusion matrix, per-class precision and recall.
     Evaluate(EvalArgs),
     /// Measure training and inference throughput on MNIST (784-256-128-10).
@@ -110,9 +113,32 @@ struct TrainArgs {
     /// may extend it).
     #[arg(long)]
     resume: bool,
+    /// Start from this checkpoint or run folder (e.g. written by `microdnn pretrain`) and
+    /// fine-tune it; [pretrain] is not run again.
+    #[arg(long)]
+    init: Option<PathBuf>,
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
+}
+
+#[derive(clap::Args)]
+struct PretrainArgs {
+    /// TOML config with a [pretrain] section (the same file then fine-tunes with --init).
+    #[arg(long)]
+    config: PathBuf,
+    /// Seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Threads (0 = all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Data file (digits, csv) or folder (mnist).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Folder for model.safetensors, metrics.json (pretraining losses) and config.toml.
+    #[arg(long, default_value = "runs/pretrained")]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -153,6 +179,7 @@ struct BenchArgs {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Train(a) => run_train(a),
+        Command::Pretrain(a) => run_pretrain(a),
         Command::Evaluate(a) => run_evaluate(a),
         Command::BenchTrain(a) => run_bench(a),
         Command::Export(a) => deploy::run_export(a),
@@ -213,6 +240,9 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     if let Some(v) = a.data {
         cfg.data.path = Some(v);
     }
+    if let Some(v) = a.init {
+        cfg.init = Some(v);
+    }
     let data = train::prepare_data(&cfg).context("preparing the data")?;
     eprintln!(
         "data: {} train, {} validation, {} test examples, {} inputs, {} classes; {} threads",
@@ -267,6 +297,41 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         println!("test: loss {l:.4}, accuracy {:.2}%", 100.0 * acc);
     }
     println!("wrote {}", a.out.display());
+    Ok(())
+}
+
+fn run_pretrain(a: PretrainArgs) -> anyhow::Result<()> {
+    let mut cfg = TrainConfig::from_file(&a.config)?;
+    if let Some(v) = a.seed {
+        cfg.seed = v;
+    }
+    if let Some(v) = a.threads {
+        cfg.threads = v;
+    }
+    if let Some(v) = a.data {
+        cfg.data.path = Some(v);
+    }
+    let data = train::prepare_data(&cfg).context("preparing the data")?;
+    let t = std::time::Instant::now();
+    let (_, report) = microdnn_host::pretrain::pretrain_only(&cfg, &data, Some(&a.out))?;
+    for l in &report {
+        println!(
+            "layer {}: reconstruction error {:.5} -> {:.5} ({} epochs)",
+            l.layer,
+            l.losses.first().copied().unwrap_or(f64::NAN),
+            l.losses.last().copied().unwrap_or(f64::NAN),
+            l.losses.len()
+        );
+    }
+    println!(
+        "pretrained {} layers in {:.1} s; wrote {}; fine-tune with: microdnn train --config {} \
+         --init {}",
+        report.len(),
+        t.elapsed().as_secs_f64(),
+        a.out.display(),
+        a.config.display(),
+        a.out.display()
+    );
     Ok(())
 }
 

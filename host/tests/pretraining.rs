@@ -403,3 +403,60 @@ fn pretrain_only_then_init_equals_train_with_pretraining() {
     let err = train::train(&other, &data, &RunOptions::default()).unwrap_err();
     assert!(err.to_string().contains("architecture"), "{err}");
 }
+
+fn run_ok(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn cli_pretrain_then_fine_tune_with_init_then_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("dbn.toml");
+    std::fs::write(
+        &config,
+        "epochs = 3\nthreads = 1\n[model]\nhidden = [32, 16]\nactivation = \"sigmoid\"\n\
+         init = \"xavier_uniform\"\n[pretrain]\nmethod = \"rbm\"\ncd_k = 1\nepochs = 3\nlr = 0.1\n",
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_microdnn");
+    let pre = dir.path().join("pre");
+    let out = run_ok(
+        std::process::Command::new(bin)
+            .args(["pretrain", "--config"])
+            .arg(&config)
+            .arg("--out")
+            .arg(&pre),
+    );
+    assert!(out.contains("pretrained 2 layers"), "{out}");
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(pre.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(m["pretraining"].as_array().unwrap().len(), 2);
+    assert_eq!(m["pretraining"][0]["method"], "rbm");
+    let run = dir.path().join("run");
+    let out = run_ok(
+        std::process::Command::new(bin)
+            .args(["train", "--quiet", "--config"])
+            .arg(&config)
+            .arg("--init")
+            .arg(&pre)
+            .arg("--out")
+            .arg(&run),
+    );
+    assert!(out.contains("trained 3 epochs"), "{out}");
+    let exported = dir.path().join("exported");
+    run_ok(
+        std::process::Command::new(bin)
+            .arg("export")
+            .arg(&run)
+            .arg("--out")
+            .arg(&exported),
+    );
+    assert!(exported.join("model.udnn").exists());
+}
