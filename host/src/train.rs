@@ -387,9 +387,17 @@ fn train_in_pool(
         .diagnostics
         .then(|| DiagSample::new(&data.train, data.val.as_ref()));
     let mut tracker = StepTracker::new();
+    let mut advised = false;
+    let diag_stride = diag::step_stride(data.train.len().div_ceil(cfg.batch_size));
     if let (Some(s), false) = (&diag_sample, opts.resume) {
         prog.diagnostics_at_init = diag::at_init(&net, s, &mut rng_for(cfg.seed, 5));
-        report_diagnostics(opts.progress, "init", None, &prog.diagnostics_at_init);
+        report_diagnostics(
+            opts.progress,
+            "init",
+            None,
+            &prog.diagnostics_at_init,
+            &mut advised,
+        );
     }
 
     let train = &data.train;
@@ -432,7 +440,8 @@ fn train_in_pool(
             loss_sum += l;
             correct += k;
             net.backward(b, false);
-            if diag_sample.is_some() {
+            let track = diag_sample.is_some() && bi % diag_stride == 0;
+            if track {
                 tracker.before_step(&mut net);
             }
             let mut params = net.params();
@@ -441,7 +450,7 @@ fn train_in_pool(
             opt.step(&mut params, lr as f32);
             cfg.regularization.apply_max_norm(&mut params);
             drop(params);
-            if diag_sample.is_some() {
+            if track {
                 tracker.after_step(&mut net);
             }
             if bi % 16 == 15 || (bi + 1) * cfg.batch_size >= n {
@@ -515,6 +524,7 @@ fn train_in_pool(
             &format!("epoch {epoch}"),
             Some(&m.warnings),
             &m.diagnostics,
+            &mut advised,
         );
         if let Some(es) = early {
             let value = match es.metric {
@@ -592,8 +602,15 @@ fn train_in_pool(
 }
 
 /// Prints the diagnostics summary line and any warnings (with the lecture's advice) when
-/// showing progress. `warnings = None`: compute them without a previous epoch (at init).
-fn report_diagnostics(show: bool, when: &str, warnings: Option<&[String]>, d: &[LayerDiagnostics]) {
+/// showing progress. `warnings = None`: compute them without a previous epoch (at init). The
+/// advice is printed once per run (`advised`).
+fn report_diagnostics(
+    show: bool,
+    when: &str,
+    warnings: Option<&[String]>,
+    d: &[LayerDiagnostics],
+    advised: &mut bool,
+) {
     if !show || d.is_empty() {
         return;
     }
@@ -612,8 +629,9 @@ fn report_diagnostics(show: bool, when: &str, warnings: Option<&[String]>, d: &[
     for w in ws {
         eprintln!("  warning: {w}");
     }
-    if !ws.is_empty() {
+    if !ws.is_empty() && !*advised {
         eprintln!("  {}", diag::ADVICE);
+        *advised = true;
     }
 }
 
