@@ -323,7 +323,7 @@ pub fn run_eval(a: DeviceEvalArgs) -> anyhow::Result<()> {
             Some(e) => e.clone(),
             None => build_eval_firmware(&path)?,
         };
-        let mut q = device::Qemu::start(&elf, 600 + n as u64 / 10, answer_timeout)?;
+        let mut q = device::Qemu::start(&elf, 600 + n as u64, answer_timeout)?;
         check_device(&mut q.link, &view)?;
         bar.set_prefix("device (QEMU mps2-an386)");
         device::evaluate(&mut q.link, &view, x, y, |i| bar.set_position(i as u64))?

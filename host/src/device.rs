@@ -180,7 +180,17 @@ impl<T: Read + Write> Link<T> {
     pub fn infer(&mut self, x: &[f32]) -> Result<Answer, DeviceError> {
         let mut payload = vec![0u8; x.len() * 4];
         link::write_f32s(x, &mut payload);
-        let (k, p) = self.request(kind::INFER, &payload)?;
+        self.infer_payload(kind::INFER, &payload)
+    }
+
+    /// Runs one inference on 8-bit raw inputs (a quarter of the bytes on the wire; the device
+    /// converts each byte to f32 exactly).
+    pub fn infer_u8(&mut self, x: &[u8]) -> Result<Answer, DeviceError> {
+        self.infer_payload(kind::INFER_U8, x)
+    }
+
+    fn infer_payload(&mut self, kind_: u8, payload: &[u8]) -> Result<Answer, DeviceError> {
+        let (k, p) = self.request(kind_, payload)?;
         if k != kind::RESULT {
             return Err(DeviceError::Protocol(format!(
                 "expected RESULT, got kind {k:#04x}"
@@ -389,13 +399,22 @@ pub fn evaluate<T: Read + Write>(
         ..Default::default()
     };
     let (mut host_ok, mut dev_ok, mut ins_sum) = (0usize, 0usize, 0f64);
+    // Integer inputs in 0..=255 (pixels, 8-bit sensors) travel as bytes: exact, 4x fewer bytes.
+    let bytes_ok = x
+        .iter()
+        .all(|v| (0.0..=255.0).contains(v) && v.fract() == 0.0);
     for (i, (raw, &label)) in x.chunks_exact(n_in).zip(labels).enumerate() {
         let mut xi = raw.to_vec();
         let host = view
             .run(&mut xi, &mut a, &mut b)
             .map_err(|e| DeviceError::Protocol(format!("host run: {e}")))?
             .to_vec();
-        let dev = link.infer(raw)?;
+        let dev = if bytes_ok {
+            let b: Vec<u8> = raw.iter().map(|v| *v as u8).collect();
+            link.infer_u8(&b)?
+        } else {
+            link.infer(raw)?
+        };
         if dev.outputs.len() != host.len() {
             return Err(DeviceError::Protocol(format!(
                 "the device returned {} outputs, the model file has {}",
