@@ -267,6 +267,14 @@ fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     }
     let m = &out.metrics;
     let last = m.epochs.last();
+    for l in &m.pretraining {
+        println!(
+            "pretrained layer {}: reconstruction error {:.5} -> {:.5}",
+            l.layer,
+            l.losses.first().copied().unwrap_or(f64::NAN),
+            l.losses.last().copied().unwrap_or(f64::NAN)
+        );
+    }
     println!(
         "trained {} epochs in {:.1} s",
         m.epochs.len(),
