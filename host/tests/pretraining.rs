@@ -460,3 +460,32 @@ fn cli_pretrain_then_fine_tune_with_init_then_export() {
     );
     assert!(exported.join("model.udnn").exists());
 }
+
+#[test]
+fn sparse_autoencoder_codes_are_sparse() {
+    // Mean hidden activation on held-out digits: near ρ with the KL penalty, far above without.
+    let cfg = digits_config();
+    let data = train::prepare_data(&cfg).unwrap();
+    let (tr, te) = (&data.train, data.test.as_ref().unwrap());
+    let layer = &encoders(&cfg, tr.features)[..1];
+    let mean_code = |method, weight| {
+        let p = PretrainConfig {
+            method,
+            epochs: 30,
+            lr: 0.5,
+            sparsity_target: 0.05,
+            sparsity_weight: weight,
+            ..Default::default()
+        };
+        let (stack, _) =
+            pretrain::pretrain_stack(&tr.x, tr.len(), layer, &p, 32, 1, &mut rng_for(0, 4))
+                .unwrap();
+        let y = stack[0].encode(&te.x, te.len());
+        y.iter().map(|&v| v as f64).sum::<f64>() / y.len() as f64
+    };
+    let plain = mean_code(Method::Autoencoder, 0.0);
+    let sparse = mean_code(Method::Sparse, 0.05);
+    eprintln!("mean hidden activation: plain {plain:.3}, sparse {sparse:.3} (target 0.05)");
+    assert!(sparse < 0.1, "{sparse}");
+    assert!(plain > 2.0 * sparse, "{plain} vs {sparse}");
+}
