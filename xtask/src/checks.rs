@@ -156,6 +156,13 @@ fn steps() -> Vec<Step> {
         "cargo xtask demo (digits: train, export, QEMU, compare)",
         || crate::demo::run(&crate::demo::parse(&[])?),
     ));
+    steps.push(Step::new(
+        "cargo xtask lab --quick (every experiment, reduced size; Cortex-M4F activation costs)",
+        || {
+            let out = cargo::root().join("target").join("lab-quick");
+            crate::lab::run(&["--quick".into(), "--out".into(), out.display().to_string()])
+        },
+    ));
     steps
 }
 

@@ -6,6 +6,7 @@
 //! | `demo [--dataset digits\|mnist] [--data-dir PATH] [--limit N]` | the main job: trains on the host, exports the model, builds the firmware with it, runs it in QEMU over the whole held-out set through the serial link and compares every output with the host's; last line `demo: host_acc=… device_acc=… identical=N/N instr_per_inference=… flash=… ram=…` |
 //! | `bench-mcu` | runs the benchmark firmware under `-icount shift=3,sleep=off` and reports instructions per inference and per MAC, flash, static RAM and peak stack; writes `target/bench/mcu.json` |
 //! | `bench-train [args]` | `cargo run --release -p microdnn-host -- bench-train [args]` |
+//! | `lab [--quick] [--out DIR] [NAME...]` | the lecture's experiments (`microdnn lab`), with the Cortex-M4F activation costs measured under QEMU `-icount` first; reports in `target/lab/` |
 //! | `run <bin>` | builds and runs any firmware binary (`demo`, `selftest`, `bench`) in QEMU, with its decoded log |
 //!
 //! QEMU (`qemu-system-arm`) is installed with apt when missing and running as root (CI);
@@ -17,6 +18,7 @@ mod checks;
 mod defmt_log;
 mod demo;
 mod elf_size;
+mod lab;
 mod qemu;
 
 use std::process::ExitCode;
@@ -33,6 +35,9 @@ commands:
   bench-mcu            instruction counts, flash, RAM and stack of the firmware (QEMU -icount);
                        writes target/bench/mcu.json
   bench-train [args]   cargo run --release -p microdnn-host -- bench-train [args]
+  lab [--quick] [--out DIR] [NAME...]
+                       the lecture's experiments (microdnn lab; Cortex-M4F activation costs
+                       under QEMU -icount first); reports in target/lab/NAME/report.md
   run <bin>            build and run any firmware binary (demo, selftest, bench) in QEMU
 ";
 
@@ -55,6 +60,7 @@ fn main() -> ExitCode {
         },
         Some("bench-mcu") => bench_mcu::run(),
         Some("bench-train") => bench_train(&rest),
+        Some("lab") => lab::run(&rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             Ok(())

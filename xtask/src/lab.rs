@@ -1,0 +1,180 @@
+//! `cargo xtask lab [--quick] [--out DIR] [NAME...]`: the lecture's experiments
+//! (`microdnn lab`), with the Cortex-M4F half of `activation-cost` measured first.
+//!
+//! 1. Builds the firmware's `activations` program twice (core math back end `libm`, and
+//!    `--features micromath` in a target directory of its own), runs both under QEMU
+//!    `-icount shift=3,sleep=off` and writes the executed instructions per element to
+//!    `DIR/activation-cost/mcu.json`.
+//! 2. Runs `microdnn lab NAME --out DIR [--quick]` for each experiment (default: all of them),
+//!    which reads that file into its report. Fails if any experiment errors.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+
+use crate::{cargo, qemu};
+
+/// The experiments of `microdnn lab`, in order.
+const EXPERIMENTS: [&str; 8] = [
+    "regularizers",
+    "dead-relu",
+    "vanishing",
+    "batchnorm",
+    "l2-boundary",
+    "parity",
+    "early-stopping",
+    "activation-cost",
+];
+
+struct Options {
+    quick: bool,
+    out: PathBuf,
+    names: Vec<String>,
+}
+
+fn parse(args: &[String]) -> Result<Options> {
+    let mut o = Options {
+        quick: false,
+        out: cargo::root().join("target").join("lab"),
+        names: Vec::new(),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => o.quick = true,
+            "--out" => {
+                let dir = PathBuf::from(it.next().context("--out needs a folder")?);
+                o.out = if dir.is_absolute() {
+                    dir
+                } else {
+                    std::env::current_dir()?.join(dir)
+                };
+            }
+            n if EXPERIMENTS.contains(&n) => o.names.push(n.to_owned()),
+            other => bail!(
+                "usage: cargo xtask lab [--quick] [--out DIR] [{}]... (unknown `{other}`)",
+                EXPERIMENTS.join("|")
+            ),
+        }
+    }
+    if o.names.is_empty() {
+        o.names = EXPERIMENTS.iter().map(|s| s.to_string()).collect();
+    }
+    Ok(o)
+}
+
+/// Instructions per element of each activation for one build of the `activations` program.
+fn measure_mcu(micromath: bool) -> Result<BTreeMap<String, f64>> {
+    let mut cmd = cargo::cargo_in_firmware();
+    cmd.args(["build", "--release", "--bin", "activations"]);
+    let elf = if micromath {
+        // A target directory of its own: the feature changes the core's build for every binary.
+        let dir = cargo::firmware_target_dir().join("micromath");
+        cmd.env("CARGO_TARGET_DIR", &dir)
+            .args(["--features", "micromath"]);
+        dir.join(cargo::THUMB_TARGET)
+            .join("release")
+            .join("activations")
+    } else {
+        cargo::firmware_elf("activations")
+    };
+    println!("xtask: $ {}", cargo::describe(&cmd));
+    cargo::run_status(&mut cmd)?;
+    let run = qemu::run(
+        &elf,
+        &qemu::RunOptions {
+            icount: true,
+            timeout: Duration::from_secs(120),
+        },
+    )?;
+    if let Err(e) = run.check() {
+        run.print_log();
+        return Err(e);
+    }
+    let mut out = BTreeMap::new();
+    for line in &run.log {
+        let Some(rest) = line.message.strip_prefix("ACT ") else {
+            continue;
+        };
+        let f: BTreeMap<&str, &str> = rest
+            .split_whitespace()
+            .filter_map(|w| w.split_once('='))
+            .collect();
+        let num = |k: &str| -> Result<f64> {
+            f.get(k)
+                .with_context(|| format!("`ACT` line without `{k}`: {rest}"))?
+                .parse::<f64>()
+                .with_context(|| format!("`ACT` line: `{k}` is not a number"))
+        };
+        let per = (num("instructions")? - num("copy_instructions")?) / num("elements")?;
+        out.insert(
+            f.get("name")
+                .context("`ACT` line without a name")?
+                .to_string(),
+            (per * 100.0).round() / 100.0,
+        );
+    }
+    if out.len() != 4 {
+        run.print_log();
+        bail!(
+            "the activations firmware logged {} `ACT` lines, not 4",
+            out.len()
+        );
+    }
+    Ok(out)
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let o = parse(args)?;
+    let t = Instant::now();
+    if o.names.iter().any(|n| n == "activation-cost") {
+        qemu::ensure_installed()?;
+        let libm = measure_mcu(false)?;
+        let micromath = measure_mcu(true)?;
+        for (name, m) in [("libm", &libm), ("micromath", &micromath)] {
+            let relu = m["relu"].max(1e-9);
+            let line: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{k}={v} ({:.1}x relu)", v / relu))
+                .collect();
+            println!(
+                "xtask: Cortex-M4F instructions/element, {name}: {}",
+                line.join(", ")
+            );
+        }
+        let dir = o.out.join("activation-cost");
+        std::fs::create_dir_all(&dir)?;
+        let v = json!({"elements": 256, "libm": libm, "micromath": micromath,
+                       "unit": "executed instructions per element (QEMU -icount), copy subtracted"});
+        std::fs::write(dir.join("mcu.json"), serde_json::to_string_pretty(&v)?)?;
+    }
+    for name in &o.names {
+        let mut cmd = cargo::cargo_in_root();
+        cmd.args([
+            "run",
+            "--release",
+            "-p",
+            "microdnn-host",
+            "--",
+            "lab",
+            name,
+            "--out",
+        ])
+        .arg(&o.out);
+        if o.quick {
+            cmd.arg("--quick");
+        }
+        println!("xtask: $ {}", cargo::describe(&cmd));
+        cargo::run_status(&mut cmd).with_context(|| format!("lab experiment {name}"))?;
+    }
+    println!(
+        "xtask: lab: {} experiment(s) in {:.0} s; reports in {}",
+        o.names.len(),
+        t.elapsed().as_secs_f64(),
+        o.out.display()
+    );
+    Ok(())
+}
