@@ -90,7 +90,7 @@ pub(super) fn run(opts: &LabOptions, r: &mut Report) -> anyhow::Result<()> {
     let (ns, epochs, seeds, depth): (&[usize], usize, u64, usize) = if opts.quick {
         (&[4, 6], 400, 2, 3)
     } else {
-        (&[6, 8], 800, 2, 4)
+        (&[6, 8, 10], 800, 2, 4)
     };
     let epochs = opts.epochs(epochs);
     r.p(format!(
