@@ -198,6 +198,7 @@ pub(super) fn run(opts: &LabOptions, r: &mut Report) -> anyhow::Result<()> {
             x_label: "dense layer (1 = next to the input)".into(),
             y_label: "log10 ‖∂L/∂W‖".into(),
             series: init_series,
+            legend_lower: true,
             ..Chart::default()
         },
     )?;
