@@ -74,11 +74,9 @@ fn train_export_run_in_qemu_and_compare() {
     std::fs::write(&path, &bytes).unwrap();
 
     // The run's test split, untransformed (the device applies the model's input transform).
-    let (all, _) = train::load_raw(&cfg).expect("data");
-    let mut rng = microdnn_host::random::rng_for(cfg.seed, 0);
-    let split =
-        microdnn_host::data::split::stratified_split(&all.y, cfg.data.test_fraction, &mut rng);
-    let test = all.split(&split).1;
+    let test = train::raw_test_split(&cfg)
+        .expect("data")
+        .expect("a test split");
     let elf = build_eval(&path);
     let mut q = Qemu::start(&elf, 300, Duration::from_secs(30)).expect("start QEMU");
     let info = q.link.info().expect("info");

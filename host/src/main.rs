@@ -387,20 +387,12 @@ pub(crate) fn test_data(
     if let Some(p) = data {
         cfg.data.path = Some(p);
     }
-    let (all, official_test) = train::load_raw(&cfg)?;
-    Ok(match official_test {
-        Some(t) => t,
-        None if all_of_it || run_cfg.is_none() => all,
-        None => {
-            let mut rng = microdnn_host::random::rng_for(cfg.seed, 0);
-            let s = microdnn_host::data::split::stratified_split(
-                &all.y,
-                cfg.data.test_fraction,
-                &mut rng,
-            );
-            all.split(&s).1
-        }
-    })
+    let whole = all_of_it || run_cfg.is_none();
+    match (whole, train::raw_test_split(&cfg)?) {
+        (false, Some(test)) => Ok(test),
+        (_, Some(test)) if cfg.data.dataset == DatasetKind::Mnist => Ok(test),
+        _ => Ok(train::load_raw(&cfg)?.0),
+    }
 }
 
 fn run_bench(a: BenchArgs) -> anyhow::Result<()> {

@@ -99,6 +99,22 @@ pub fn load_raw(cfg: &TrainConfig) -> anyhow::Result<(Dataset, Option<Dataset>)>
     })
 }
 
+/// The raw (untransformed) test split of a run: MNIST's official test set, or the same seeded
+/// stratified split of a CSV file that [`prepare_data`] holds out (`None` without one). What
+/// `microdnn evaluate` and `microdnn eval` score a trained model on.
+pub fn raw_test_split(cfg: &TrainConfig) -> anyhow::Result<Option<Dataset>> {
+    let (all, official_test) = load_raw(cfg)?;
+    Ok(match official_test {
+        Some(t) => Some(t),
+        None if cfg.data.test_fraction > 0.0 => {
+            let mut rng = rng_for(cfg.seed, 0);
+            let s = split::stratified_split(&all.y, cfg.data.test_fraction, &mut rng);
+            Some(all.split(&s).1)
+        }
+        None => None,
+    })
+}
+
 /// Loads, splits and transforms the data of a run (deterministic for a seed).
 pub fn prepare_data(cfg: &TrainConfig) -> anyhow::Result<PreparedData> {
     let (all, official_test) = load_raw(cfg)?;
