@@ -194,11 +194,13 @@ pub fn dense_reference(rows: &[f32], bias: &[f32], x: &[f32], y: &mut [f32]) -> 
 }
 
 /// Offset in the packed layout of weight `(row, col)` of a layer with `inputs` inputs and
-/// `outputs` outputs; `None` when out of range.
+/// `outputs` outputs; `None` when out of range, or when `inputs * outputs` does not fit in
+/// `usize` (no slice can hold such a layer).
 pub const fn packed_index(inputs: usize, outputs: usize, row: usize, col: usize) -> Option<usize> {
-    if row >= outputs || col >= inputs {
+    if row >= outputs || col >= inputs || inputs.checked_mul(outputs).is_none() {
         return None;
     }
+    // Every term below is at most `inputs * outputs`, which fits: nothing can overflow.
     let block = row / BLOCK_ROWS;
     let r = row % BLOCK_ROWS;
     let start = block * BLOCK_ROWS;
@@ -252,18 +254,27 @@ pub fn unpack(
 
 /// The forward error bound of [`dense`] for one output with `inputs` inputs: the factor
 /// `gamma(ceil(inputs/4) + 3)` to multiply by `sum |w x| + |b|` (see the module docs).
+///
+/// Infinite once `(ceil(inputs/4) + 3) u >= 1` (more than about 2^26 inputs): the analysis
+/// bounds nothing there.
 pub fn error_bound(inputs: usize) -> f64 {
-    let k = inputs.div_ceil(LANES) as f64 + 3.0;
-    let u = f64::from(f32::EPSILON) / 2.0;
-    k * u / (1.0 - k * u)
+    gamma(inputs.div_ceil(LANES) as f64 + 3.0)
 }
 
 /// The forward error bound of [`dense_reference`] for one output with `inputs` inputs:
-/// `gamma(inputs + 1)`, to multiply by `sum |w x| + |b|`.
+/// `gamma(inputs + 1)`, to multiply by `sum |w x| + |b|`. Infinite from 2^24 - 1 inputs on.
 pub fn reference_error_bound(inputs: usize) -> f64 {
-    let k = inputs as f64 + 1.0;
-    let u = f64::from(f32::EPSILON) / 2.0;
-    k * u / (1.0 - k * u)
+    gamma(inputs as f64 + 1.0)
+}
+
+/// `gamma(k) = k u / (1 - k u)` with `u = 2^-24`, or infinity when `k u >= 1`.
+fn gamma(k: f64) -> f64 {
+    let ku = k * (f64::from(f32::EPSILON) / 2.0);
+    if ku < 1.0 {
+        ku / (1.0 - ku)
+    } else {
+        f64::INFINITY
+    }
 }
 
 #[cfg(test)]

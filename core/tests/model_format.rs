@@ -459,6 +459,271 @@ fn unknown_codes() {
     assert_eq!(check(&f), Err(ModelError::BadDropoutRate { layer: 0 }));
 }
 
+/// Offsets in the file `encode(&params(_))` writes: header 0..64, layer table 64..160, input
+/// transform 160..240, layer 0 weights 240..560 and bias 560..592, layer 1 weights 592..688 and
+/// bias 688..700, padding to 704.
+#[test]
+fn layout_of_the_test_file() {
+    let f = encode(&params(20));
+    assert_eq!(get32(&f, header::LAYER_TABLE), 64);
+    assert_eq!(get32(&f, header::TRANSFORM), 160);
+    assert_eq!(get32(&f, L0 + record::WEIGHTS), 240);
+    assert_eq!(get32(&f, L0 + record::BIAS), 560);
+    assert_eq!(get32(&f, L1 + record::WEIGHTS), 592);
+    assert_eq!(get32(&f, L1 + record::BIAS), 688);
+    assert_eq!(f.len(), 704);
+}
+
+/// Moves the layer table to the end of the file, each record padded to `record_len` bytes with
+/// `pad`, and fixes the file length (not the CRC). Returns the table's new offset.
+fn move_table(f: &mut Vec<u8>, record_len: usize, pad: u8) -> usize {
+    let layers = usize::from(u16::from_le_bytes([
+        f[header::LAYER_COUNT],
+        f[header::LAYER_COUNT + 1],
+    ]));
+    let old = get32(f, header::LAYER_TABLE) as usize;
+    let table: Vec<u8> = (0..layers)
+        .flat_map(|i| {
+            let r = &f[old + i * model::LAYER_RECORD_LEN..][..model::LAYER_RECORD_LEN];
+            let mut r = r.to_vec();
+            r.resize(record_len, pad);
+            r
+        })
+        .collect();
+    let at = f.len();
+    f.extend(table);
+    f.resize(f.len().next_multiple_of(16), 0);
+    put32(f, header::LAYER_TABLE, at as u32);
+    f[header::RECORD_LEN..header::RECORD_LEN + 2]
+        .copy_from_slice(&(record_len as u16).to_le_bytes());
+    let n = f.len() as u32;
+    put32(f, header::FILE_LEN, n);
+    at
+}
+
+fn overlap(
+    layer: Option<u16>,
+    tensor: Tensor,
+    other_layer: Option<u16>,
+    other: Tensor,
+) -> ModelError {
+    ModelError::Overlap {
+        layer,
+        tensor,
+        other_layer,
+        other,
+    }
+}
+
+#[test]
+fn tensor_overlapping_the_header() {
+    // A tensor inside the 64-byte header.
+    let mut f = encode(&params(21));
+    put32(&mut f, L0 + record::BIAS, 16);
+    fix_crc(&mut f);
+    assert_eq!(
+        check(&f),
+        Err(overlap(Some(0), Tensor::Bias, None, Tensor::Header))
+    );
+    // A longer header (a later minor version) that covers the input transform.
+    let mut f = encode(&params(21));
+    move_table(&mut f, model::LAYER_RECORD_LEN, 0);
+    f[header::VERSION_MINOR] = 1;
+    put32(&mut f, header::HEADER_LEN, 176);
+    fix_crc(&mut f);
+    assert_eq!(
+        check(&f),
+        Err(overlap(None, Tensor::InputTransform, None, Tensor::Header))
+    );
+    // The layer table inside the header.
+    let mut f = encode(&params(21));
+    put32(&mut f, header::LAYER_TABLE, 32);
+    fix_crc(&mut f);
+    assert_eq!(
+        check(&f),
+        Err(overlap(None, Tensor::LayerTable, None, Tensor::Header))
+    );
+}
+
+#[test]
+fn tensor_overlapping_the_layer_table() {
+    // Layer 1's bias (12 bytes) on the first record: its bytes decode as finite floats.
+    let mut f = encode(&params(22));
+    put32(&mut f, L1 + record::BIAS, 64);
+    fix_crc(&mut f);
+    assert_eq!(
+        check(&f),
+        Err(overlap(Some(1), Tensor::Bias, None, Tensor::LayerTable))
+    );
+    // The input transform (80 bytes) over the records.
+    let mut f = encode(&params(22));
+    put32(&mut f, header::TRANSFORM, 80);
+    fix_crc(&mut f);
+    assert_eq!(
+        check(&f),
+        Err(overlap(
+            None,
+            Tensor::InputTransform,
+            None,
+            Tensor::LayerTable
+        ))
+    );
+}
+
+#[test]
+fn tensors_overlapping_each_other() {
+    type Case = (usize, u32, ModelError);
+    let cases: [Case; 4] = [
+        // Layer 1's bias inside its own weights.
+        (
+            L1 + record::BIAS,
+            592,
+            overlap(Some(1), Tensor::Bias, Some(1), Tensor::Weights),
+        ),
+        // Layer 1's weights on layer 0's (a shared tensor).
+        (
+            L1 + record::WEIGHTS,
+            240,
+            overlap(Some(1), Tensor::Weights, Some(0), Tensor::Weights),
+        ),
+        // Layer 0's bias over the last 16 bytes of its weights and the first 16 of its slot.
+        (
+            L0 + record::BIAS,
+            544,
+            overlap(Some(0), Tensor::Bias, Some(0), Tensor::Weights),
+        ),
+        // The input transform on layer 0's weights: reported when the weights are reached.
+        (
+            header::TRANSFORM,
+            240,
+            overlap(Some(0), Tensor::Weights, None, Tensor::InputTransform),
+        ),
+    ];
+    for (field, value, expect) in cases {
+        let mut f = encode(&params(23));
+        put32(&mut f, field, value);
+        fix_crc(&mut f);
+        assert_eq!(check(&f), Err(expect), "field {field} = {value}");
+    }
+    let msg = overlap(Some(1), Tensor::Bias, None, Tensor::LayerTable).to_string();
+    assert_eq!(msg, "layer 1 bias overlaps layer table");
+}
+
+#[test]
+fn reserved_bytes_must_be_zero() {
+    let reserved = |layer, field| Err(ModelError::Reserved { layer, field });
+    let mut f = encode(&params(24));
+    f[header::RESERVED + 2] = 7;
+    fix_crc(&mut f);
+    assert_eq!(check(&f), reserved(None, "header bytes 48..64 (reserved)"));
+    let mut f = encode(&params(24));
+    f[L1 + record::RESERVED + 2] = 1;
+    fix_crc(&mut f);
+    assert_eq!(
+        check(&f),
+        reserved(Some(1), "record bytes 44..48 (reserved)")
+    );
+    // f32 weights have no per-channel scales: (offset, length) is (0, 0).
+    let mut f = encode(&params(24));
+    put32(&mut f, L0 + record::SCALES, 704);
+    fix_crc(&mut f);
+    assert_eq!(
+        check(&f),
+        reserved(Some(0), "scales offset (f32 weights have no scales)")
+    );
+    let mut f = encode(&params(24));
+    put32(&mut f, L0 + record::SCALES + 4, 32);
+    fix_crc(&mut f);
+    assert!(matches!(
+        check(&f),
+        Err(ModelError::TensorLength {
+            layer: Some(0),
+            tensor: Tensor::Scales,
+            expected: 0,
+            found: 32
+        })
+    ));
+    // Softmax has no parameter; -0.0 is not zero bits either.
+    for v in [1.0f32, -0.0] {
+        let mut f = encode(&params(24));
+        put32(&mut f, L1 + record::ACT_PARAM, v.to_bits());
+        fix_crc(&mut f);
+        assert_eq!(
+            check(&f),
+            reserved(Some(1), "activation parameter (only leaky ReLU has one)"),
+            "{v}"
+        );
+    }
+    // A version-1.0 file has exactly the 1.0 header and record lengths.
+    let mut f = encode(&params(24));
+    move_table(&mut f, model::LAYER_RECORD_LEN + 8, 0);
+    fix_crc(&mut f);
+    assert_eq!(
+        check(&f),
+        Err(ModelError::BadHeader {
+            field: "layer record length"
+        })
+    );
+    let mut f = encode(&params(24));
+    move_table(&mut f, model::LAYER_RECORD_LEN, 0);
+    put32(&mut f, header::HEADER_LEN, 80);
+    fix_crc(&mut f);
+    assert_eq!(
+        check(&f),
+        Err(ModelError::BadHeader {
+            field: "header length"
+        })
+    );
+}
+
+#[test]
+fn a_later_minor_version_may_grow_the_header_and_records_and_use_reserved_bytes() {
+    let p = params(25);
+    let base = Aligned::new(&encode(&p));
+    let base = ModelView::new_checked(base.bytes()).unwrap();
+    // Version 1.3: a 144-byte header (covering the old table), 56-byte records, and every
+    // reserved byte and record extension set. A 1.0 reader ignores all of it.
+    let mut f = encode(&p);
+    move_table(&mut f, 56, 0x5A);
+    f[header::VERSION_MINOR] = 3;
+    put32(&mut f, header::HEADER_LEN, 144);
+    f[header::RESERVED..model::HEADER_LEN].fill(0xA5);
+    let table = get32(&f, header::LAYER_TABLE) as usize;
+    for i in 0..2 {
+        f[table + i * 56 + record::RESERVED..][..4].fill(0xC3);
+    }
+    fix_crc(&mut f);
+    let a = Aligned::new(&f);
+    let view = ModelView::new_checked(a.bytes()).unwrap();
+    assert_eq!(view.version_minor(), 3);
+    let (mut x0, mut x1) = ([0.75f32; 10], [0.75f32; 10]);
+    let (mut a0, mut b0, mut a1, mut b1) = ([0.0; 8], [0.0; 8], [0.0; 8], [0.0; 8]);
+    assert_eq!(
+        base.run(&mut x0, &mut a0, &mut b0).unwrap(),
+        view.run(&mut x1, &mut a1, &mut b1).unwrap()
+    );
+    // What would change the computation is still refused: scales on a layer.
+    let mut g = f.clone();
+    put32(&mut g, table + 56 + record::SCALES, 704);
+    fix_crc(&mut g);
+    assert_eq!(
+        check(&g),
+        Err(ModelError::Reserved {
+            layer: Some(1),
+            field: "scales offset (f32 weights have no scales)"
+        })
+    );
+    // The same bytes in a 1.0 file are rejected.
+    f[header::VERSION_MINOR] = 0;
+    fix_crc(&mut f);
+    assert_eq!(
+        check(&f),
+        Err(ModelError::BadHeader {
+            field: "header length"
+        })
+    );
+}
+
 /// Random mutations of valid files: validation must never panic, and whatever it accepts must
 /// run (through both the dynamic path and the typed network when the shapes allow it).
 #[test]
@@ -509,6 +774,6 @@ fn fuzz_mutations_never_panic() {
             }
         }
     }
-    // Mutations that only touch padding or reserved bytes (with a repaired CRC) stay valid.
+    // Mutations that only touch padding or weight values (with a repaired CRC) stay valid.
     assert!(accepted > 0 && accepted < cases, "accepted {accepted}");
 }

@@ -6,6 +6,8 @@
 pub enum Tensor {
     /// The file as a whole.
     File,
+    /// The header.
+    Header,
     /// The layer table.
     LayerTable,
     /// The input transform (scales and offsets).
@@ -24,6 +26,7 @@ impl core::fmt::Display for Tensor {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
             Tensor::File => "file",
+            Tensor::Header => "header",
             Tensor::LayerTable => "layer table",
             Tensor::InputTransform => "input transform",
             Tensor::Weights => "weights",
@@ -154,16 +157,16 @@ pub enum ModelError {
         /// The layer.
         layer: u16,
         /// Width coming in.
-        expected: u32,
+        expected: usize,
         /// The layer's declared inputs.
-        found: u32,
+        found: usize,
     },
     /// The file has a different number of layers than the network type compiled in.
     LayerCount {
         /// Layers the network type has.
-        expected: u16,
+        expected: usize,
         /// Layers in the file.
-        found: u16,
+        found: usize,
     },
     /// A layer's shape differs from the network type compiled in.
     LayerShape {
@@ -172,9 +175,48 @@ pub enum ModelError {
         /// `"inputs"` or `"outputs"`.
         dimension: &'static str,
         /// The compiled-in width.
-        expected: u32,
+        expected: usize,
         /// The width in the file.
-        found: u32,
+        found: usize,
+    },
+    /// A layer index past the model's last layer ([`ModelView::dense_layer`]).
+    ///
+    /// [`ModelView::dense_layer`]: super::ModelView::dense_layer
+    NoSuchLayer {
+        /// The index asked for.
+        layer: usize,
+        /// Layers in the file.
+        count: usize,
+    },
+    /// A tensor (or the whole file) is larger than the format's 32-bit offsets and lengths can
+    /// describe: the encoder cannot write it.
+    TooLarge {
+        /// The layer, if the tensor belongs to one.
+        layer: Option<u16>,
+        /// Which tensor.
+        tensor: Tensor,
+    },
+    /// Two parts of the file share bytes: a tensor overlaps the header, the layer table or
+    /// another tensor.
+    Overlap {
+        /// The layer of the part found to overlap, if it belongs to one.
+        layer: Option<u16>,
+        /// The part found to overlap.
+        tensor: Tensor,
+        /// The layer of the part it overlaps, if that belongs to one.
+        other_layer: Option<u16>,
+        /// The part it overlaps.
+        other: Tensor,
+    },
+    /// A field that this version reserves, or fixes to zero, holds something else: bytes the
+    /// format marks "reserved, zero" (checked in files of this reader's minor version or
+    /// older; later minors may use them), per-channel scales on f32 weights, or an activation
+    /// parameter on an activation that has none.
+    Reserved {
+        /// The layer, if the field is in a layer record.
+        layer: Option<u16>,
+        /// Which field.
+        field: &'static str,
     },
 }
 
@@ -261,6 +303,31 @@ impl core::fmt::Display for ModelError {
                 write!(f, "layer {layer}: dropout rate must be in [0, 1)")
             }
             E::EmptyLayer { layer } => write!(f, "layer {layer} has zero inputs or outputs"),
+            E::NoSuchLayer { layer, count } => {
+                write!(
+                    f,
+                    "layer {layer} does not exist: the model has {count} layers"
+                )
+            }
+            E::TooLarge { layer, tensor } => write!(
+                f,
+                "{}{tensor} is too large for the model format (sizes are 32-bit: under 4 GiB)",
+                LayerName(layer)
+            ),
+            E::Overlap {
+                layer,
+                tensor,
+                other_layer,
+                other,
+            } => write!(
+                f,
+                "{}{tensor} overlaps {}{other}",
+                LayerName(layer),
+                LayerName(other_layer)
+            ),
+            E::Reserved { layer, field } => {
+                write!(f, "{}{field} must be zero", LayerName(layer))
+            }
             E::ShapeChain {
                 layer,
                 expected,

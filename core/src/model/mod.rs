@@ -12,11 +12,11 @@
 //!      4     2  version major (1): a reader rejects a larger major
 //!      6     2  version minor (0): additions that older readers may ignore
 //!      8     4  byte-order mark 0x01020304 (bytes 04 03 02 01 in a little-endian file)
-//!     12     4  header length in bytes (>= 64; later minors may grow it)
+//!     12     4  header length in bytes (64; later minors may grow it)
 //!     16     4  file length in bytes
 //!     20     4  CRC-32 (IEEE) of the whole file with these four bytes taken as zero
 //!     24     2  layer count (>= 1)
-//!     26     2  layer record length in bytes (>= 48; later minors may grow it)
+//!     26     2  layer record length in bytes (48; later minors may grow it)
 //!     28     4  layer table offset
 //!     32     4  network inputs
 //!     36     4  network outputs (number of classes for a classifier)
@@ -41,6 +41,30 @@
 //!
 //! tensors: each starts at a multiple of the tensor alignment (16) from the start of the file
 //! ```
+//!
+//! # What a valid file is
+//!
+//! [`ModelView::new_checked`] accepts a file only if all of this holds, and reports the first
+//! violation as a [`ModelError`] naming the field, layer and tensor:
+//! - magic, major version, byte-order mark, declared file length (no byte missing or extra),
+//!   CRC and tensor alignment as above; 1 to [`MAX_LAYERS`] layers;
+//! - the header, the layer table, the input transform and every layer's weights, bias and
+//!   scales lie inside the file and no two of them share a byte ([`ModelError::Overlap`]);
+//! - each layer: a known kind, activation, weight type and layout; at least one input and one
+//!   output; tensor lengths that match its shape; inputs that equal the previous layer's
+//!   outputs (the first layer's: the network inputs; the last layer's outputs: the network
+//!   outputs); a dropout rate in `[0, 1)`; a finite activation parameter that is zero unless
+//!   the activation is leaky ReLU; no scales tensor (offset and length zero) for f32 weights;
+//! - every weight, bias and transform value is finite;
+//! - in a file of this reader's minor version or older, the header and records have exactly
+//!   the lengths of that version and every "reserved, zero" byte is zero
+//!   ([`ModelError::Reserved`]). A later minor version may grow the header and the records and
+//!   use reserved bytes for additions that older readers can ignore; anything that changes what
+//!   a layer computes (a new weight type, activation or layout code, a scales tensor, an
+//!   activation parameter) is refused by readers that do not know it, never ignored.
+//!
+//! Bytes that no header field, record or tensor covers (alignment padding) are not examined:
+//! the CRC protects them like the rest.
 //!
 //! Reading in place needs the file's first byte aligned to at least 4 in memory (16 for the
 //! best speed); [`ModelView::new_checked`] reports [`ModelError::Misaligned`] otherwise. On the
@@ -88,6 +112,7 @@ pub mod header {
     pub const OUTPUTS: usize = 36;
     pub const TRANSFORM: usize = 40;
     pub const ALIGN: usize = 44;
+    pub const RESERVED: usize = 48;
 }
 
 /// Byte offsets of the layer-record fields.
@@ -104,11 +129,21 @@ pub mod record {
     pub const WEIGHTS: usize = 20;
     pub const BIAS: usize = 28;
     pub const SCALES: usize = 36;
+    pub const RESERVED: usize = 44;
 }
 
-const _: () = assert!(header::ALIGN + 4 + 16 == HEADER_LEN);
-const _: () = assert!(record::SCALES + 8 + 4 == LAYER_RECORD_LEN);
+const _: () = assert!(header::ALIGN + 4 == header::RESERVED && header::RESERVED + 16 == HEADER_LEN);
+const _: () =
+    assert!(record::SCALES + 8 == record::RESERVED && record::RESERVED + 4 == LAYER_RECORD_LEN);
 const _: () = assert!(HEADER_LEN.is_multiple_of(TENSOR_ALIGN));
+
+/// Whether a file of this minor version is fully specified for this reader (its minor or
+/// older): then its header and records have exactly this version's lengths and its reserved
+/// bytes are zero. Later minors may use both.
+#[allow(clippy::absurd_extreme_comparisons)] // VERSION_MINOR is 0 today; it will grow.
+const fn knows_all_of(minor: u16) -> bool {
+    minor <= VERSION_MINOR
+}
 
 /// Layer kind codes.
 const KIND_DENSE: u8 = 1;
@@ -206,6 +241,7 @@ pub struct ModelView<'a> {
     layers: usize,
     table: usize,
     record_len: usize,
+    header_len: usize,
     inputs: usize,
     outputs: usize,
     transform: Option<(&'a [f32], &'a [f32])>,
@@ -265,10 +301,22 @@ impl<'a> ModelView<'a> {
         if stored != computed {
             return Err(E::BadChecksum { stored, computed });
         }
+        // Files of this reader's minor version (or older) have exactly its lengths and zero
+        // reserved bytes; later minors may grow both and use the reserved bytes.
+        let known_minor = knows_all_of(minor);
         let header_len = rd(header::HEADER_LEN)? as usize;
-        if header_len < HEADER_LEN || header_len > file_len {
+        if header_len < HEADER_LEN
+            || header_len > file_len
+            || known_minor && header_len != HEADER_LEN
+        {
             return Err(E::BadHeader {
                 field: "header length",
+            });
+        }
+        if known_minor && bytes[header::RESERVED..HEADER_LEN].iter().any(|&b| b != 0) {
+            return Err(E::Reserved {
+                layer: None,
+                field: "header bytes 48..64 (reserved)",
             });
         }
         if rd(header::ALIGN)? as usize != TENSOR_ALIGN {
@@ -289,7 +337,7 @@ impl<'a> ModelView<'a> {
             });
         }
         let record_len = u16_at(bytes, header::RECORD_LEN).ok_or(truncated(HEADER_LEN))? as usize;
-        if record_len < LAYER_RECORD_LEN {
+        if record_len < LAYER_RECORD_LEN || known_minor && record_len != LAYER_RECORD_LEN {
             return Err(E::BadHeader {
                 field: "layer record length",
             });
@@ -302,10 +350,18 @@ impl<'a> ModelView<'a> {
                 layer: None,
                 tensor: Tensor::LayerTable,
             })?;
-        if table < header_len || table_end > file_len {
+        if table_end > file_len {
             return Err(E::OutOfRange {
                 layer: None,
                 tensor: Tensor::LayerTable,
+            });
+        }
+        if table < header_len {
+            return Err(E::Overlap {
+                layer: None,
+                tensor: Tensor::LayerTable,
+                other_layer: None,
+                other: Tensor::Header,
             });
         }
         let inputs = rd(header::INPUTS)? as usize;
@@ -316,6 +372,7 @@ impl<'a> ModelView<'a> {
             layers,
             table,
             record_len,
+            header_len,
             inputs,
             outputs,
             transform: None,
@@ -343,8 +400,8 @@ impl<'a> ModelView<'a> {
             if l.inputs != width {
                 return Err(E::ShapeChain {
                     layer: i as u16,
-                    expected: width as u32,
-                    found: l.inputs as u32,
+                    expected: width,
+                    found: l.inputs,
                 });
             }
             width = l.outputs;
@@ -354,7 +411,73 @@ impl<'a> ModelView<'a> {
                 field: "network outputs (differs from the last layer's)",
             });
         }
+        view.check_overlaps()?;
         Ok(view)
+    }
+
+    /// Part `k` of the file that must not share bytes with another: 0 the layer table, 1 the
+    /// input transform, then each layer's weights, bias and scales. Returns the layer, the
+    /// part and its byte range (empty for an absent part). Only called once every part has been
+    /// validated to lie inside the file, so the ends cannot overflow.
+    fn part(&self, k: usize) -> (Option<u16>, Tensor, usize, usize) {
+        const PER_LAYER: usize = 3;
+        match k {
+            0 => {
+                let len = self.layers.saturating_mul(self.record_len);
+                (
+                    None,
+                    Tensor::LayerTable,
+                    self.table,
+                    self.table.saturating_add(len),
+                )
+            }
+            1 => match self.transform {
+                Some(_) => {
+                    let off = u32_at(self.bytes, header::TRANSFORM).unwrap_or(0) as usize;
+                    let len = self.inputs.saturating_mul(8);
+                    (None, Tensor::InputTransform, off, off.saturating_add(len))
+                }
+                None => (None, Tensor::InputTransform, 0, 0),
+            },
+            _ => {
+                let (i, j) = ((k - 2) / PER_LAYER, (k - 2) % PER_LAYER);
+                let (tensor, at) = match j {
+                    0 => (Tensor::Weights, record::WEIGHTS),
+                    1 => (Tensor::Bias, record::BIAS),
+                    _ => (Tensor::Scales, record::SCALES),
+                };
+                let r = self.record(i);
+                let off = u32_at(r, at).unwrap_or(0) as usize;
+                let len = u32_at(r, at + 4).unwrap_or(0) as usize;
+                (Some(i as u16), tensor, off, off.saturating_add(len))
+            }
+        }
+    }
+
+    /// Fails with [`ModelError::Overlap`] unless the layer table, the input transform and every
+    /// tensor are pairwise disjoint (and none overlaps the header: see [`ModelView::tensor`]).
+    /// Quadratic in the number of parts, without memory: 8 parts and 28 comparisons for a
+    /// 3-layer network, at most 770 parts for [`MAX_LAYERS`].
+    fn check_overlaps(&self) -> Result<(), ModelError> {
+        let parts = 2 + 3 * self.layers;
+        for k in 1..parts {
+            let (layer, tensor, start, end) = self.part(k);
+            if start == end {
+                continue;
+            }
+            for j in 0..k {
+                let (other_layer, other, s, e) = self.part(j);
+                if s < e && start < e && s < end {
+                    return Err(ModelError::Overlap {
+                        layer,
+                        tensor,
+                        other_layer,
+                        other,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Validates one tensor's range and alignment and returns it as f32s.
@@ -366,8 +489,16 @@ impl<'a> ModelView<'a> {
         len: usize,
     ) -> Result<&'a [f32], ModelError> {
         let end = off.checked_add(len);
-        if off < HEADER_LEN || end.is_none_or(|e| e > self.bytes.len()) {
+        if end.is_none_or(|e| e > self.bytes.len()) {
             return Err(ModelError::OutOfRange { layer, tensor });
+        }
+        if off < self.header_len {
+            return Err(ModelError::Overlap {
+                layer,
+                tensor,
+                other_layer: None,
+                other: Tensor::Header,
+            });
         }
         if !off.is_multiple_of(TENSOR_ALIGN) {
             return Err(ModelError::Misaligned { layer, tensor });
@@ -376,9 +507,10 @@ impl<'a> ModelView<'a> {
     }
 
     fn record(&self, i: usize) -> &'a [u8] {
-        let start = self.table + i * self.record_len;
-        self.bytes
-            .get(start..start + LAYER_RECORD_LEN)
+        // In range for every i < layers (validated); anything else reads as an empty record.
+        i.checked_mul(self.record_len)
+            .and_then(|o| o.checked_add(self.table))
+            .and_then(|start| self.bytes.get(start..start.checked_add(LAYER_RECORD_LEN)?))
             .unwrap_or(&[])
     }
 
@@ -405,6 +537,12 @@ impl<'a> ModelView<'a> {
                 layer: li,
                 tensor: Tensor::ActivationParameter,
                 index: 0,
+            });
+        }
+        if !matches!(activation, Activation::LeakyRelu { .. }) && act_param.to_bits() != 0 {
+            return Err(E::Reserved {
+                layer: li,
+                field: "activation parameter (only leaky ReLU has one)",
             });
         }
         let dtype = r.get(record::DTYPE).copied().unwrap_or(u8::MAX);
@@ -456,6 +594,19 @@ impl<'a> ModelView<'a> {
                     found,
                 });
             }
+        }
+        if field(record::SCALES) != 0 {
+            return Err(E::Reserved {
+                layer: li,
+                field: "scales offset (f32 weights have no scales)",
+            });
+        }
+        let reserved = r.get(record::RESERVED..LAYER_RECORD_LEN).unwrap_or(&[]);
+        if knows_all_of(self.minor) && reserved.iter().any(|&b| b != 0) {
+            return Err(E::Reserved {
+                layer: li,
+                field: "record bytes 44..48 (reserved)",
+            });
         }
         let weights = self.tensor(li, Tensor::Weights, field(record::WEIGHTS), wlen)?;
         let bias = self.tensor(li, Tensor::Bias, field(record::BIAS), blen)?;
@@ -525,12 +676,18 @@ impl<'a> ModelView<'a> {
 
     /// Multiply-accumulates per inference.
     pub fn macs(&self) -> usize {
-        self.layers().map(|l| l.inputs * l.outputs).sum()
+        // Tensors are disjoint parts of the file, so these sums are below its length: the
+        // saturation never happens, it only keeps the arithmetic visibly total.
+        self.layers().fold(0, |n, l| {
+            n.saturating_add(l.inputs.saturating_mul(l.outputs))
+        })
     }
 
     /// Parameters (weights and biases).
     pub fn params(&self) -> usize {
-        self.layers().map(|l| (l.inputs + 1) * l.outputs).sum()
+        self.layers().fold(0, |n, l| {
+            n.saturating_add(l.inputs.saturating_add(1).saturating_mul(l.outputs))
+        })
     }
 
     /// Largest layer output: the RAM, in f32s, of one activation buffer.
@@ -539,20 +696,23 @@ impl<'a> ModelView<'a> {
     }
 
     /// Layer `i` as a typed [`Layer`](crate::Layer) with compile-time widths, or
-    /// [`ModelError::LayerShape`] naming the layer and the dimension that differs.
+    /// [`ModelError::LayerShape`] naming the layer and the dimension that differs
+    /// ([`ModelError::NoSuchLayer`] past the last layer).
     pub fn dense_layer<const I: usize, const O: usize>(
         &self,
         i: usize,
     ) -> Result<crate::Layer<'a, I, O>, ModelError> {
-        let l = self.layer(i).ok_or(ModelError::LayerCount {
-            expected: (i + 1) as u16,
-            found: self.layers as u16,
+        let l = self.layer(i).ok_or(ModelError::NoSuchLayer {
+            layer: i,
+            count: self.layers,
         })?;
+        // `i` is below the layer count (at most MAX_LAYERS), so it fits in u16.
+        let layer = u16::try_from(i).unwrap_or(u16::MAX);
         let shape = |dimension, expected: usize, found: usize| ModelError::LayerShape {
-            layer: i as u16,
+            layer,
             dimension,
-            expected: expected as u32,
-            found: found as u32,
+            expected,
+            found,
         };
         if l.inputs != I {
             return Err(shape("inputs", I, l.inputs));
@@ -576,8 +736,8 @@ impl<'a> ModelView<'a> {
             Ok(())
         } else {
             Err(ModelError::LayerCount {
-                expected: n as u16,
-                found: self.layers as u16,
+                expected: n,
+                found: self.layers,
             })
         }
     }
@@ -772,36 +932,45 @@ pub fn encode(spec: &ModelSpec<'_>, out: &mut [u8]) -> Result<usize, ModelError>
     // Validate the spec before writing anything.
     let mut width = spec.inputs;
     for (i, l) in spec.layers.iter().enumerate() {
-        let li = Some(i as u16);
+        let li = Some(i as u16); // i < MAX_LAYERS
         if l.inputs != width {
             return Err(E::ShapeChain {
                 layer: i as u16,
-                expected: width as u32,
-                found: l.inputs as u32,
+                expected: width,
+                found: l.inputs,
             });
         }
         if l.inputs == 0 || l.outputs == 0 {
             return Err(E::EmptyLayer { layer: i as u16 });
         }
-        let expect_w = l.inputs.checked_mul(l.outputs).ok_or(E::OutOfRange {
-            layer: li,
-            tensor: Tensor::Weights,
-        })?;
-        let expect_b = l.outputs;
-        if l.packed_weights.len() != expect_w {
+        // Byte lengths the format can record (u32); the slices' own byte lengths always fit in
+        // usize, but are reported saturated all the same.
+        let too_large = |tensor| E::TooLarge { layer: li, tensor };
+        let wbytes = l
+            .inputs
+            .checked_mul(l.outputs)
+            .and_then(|n| n.checked_mul(4))
+            .filter(|&n| u32::try_from(n).is_ok())
+            .ok_or(too_large(Tensor::Weights))?;
+        let bbytes = l
+            .outputs
+            .checked_mul(4)
+            .filter(|&n| u32::try_from(n).is_ok())
+            .ok_or(too_large(Tensor::Bias))?;
+        if l.packed_weights.len().saturating_mul(4) != wbytes {
             return Err(E::TensorLength {
                 layer: li,
                 tensor: Tensor::Weights,
-                expected: expect_w * 4,
-                found: l.packed_weights.len() * 4,
+                expected: wbytes,
+                found: l.packed_weights.len().saturating_mul(4),
             });
         }
-        if l.bias.len() != expect_b {
+        if l.bias.len().saturating_mul(4) != bbytes {
             return Err(E::TensorLength {
                 layer: li,
                 tensor: Tensor::Bias,
-                expected: expect_b * 4,
-                found: l.bias.len() * 4,
+                expected: bbytes,
+                found: l.bias.len().saturating_mul(4),
             });
         }
         check_finite(li, Tensor::Weights, l.packed_weights)?;
@@ -819,19 +988,26 @@ pub fn encode(spec: &ModelSpec<'_>, out: &mut [u8]) -> Result<usize, ModelError>
         width = l.outputs;
     }
     if let Some((s, o)) = spec.input_transform {
+        // spec.inputs is the first layer's inputs, whose weights fit in u32 bytes: this fits.
+        let expected = spec.inputs.checked_mul(8).ok_or(E::TooLarge {
+            layer: None,
+            tensor: Tensor::InputTransform,
+        })?;
         if s.len() != spec.inputs || o.len() != spec.inputs {
             return Err(E::TensorLength {
                 layer: None,
                 tensor: Tensor::InputTransform,
-                expected: spec.inputs * 8,
-                found: (s.len() + o.len()) * 4,
+                expected,
+                found: s.len().saturating_add(o.len()).saturating_mul(4),
             });
         }
         check_finite(None, Tensor::InputTransform, s)?;
         check_finite(None, Tensor::InputTransform, o)?;
     }
     let total = encoded_len(spec);
-    if total > u32::MAX as usize {
+    // `encoded_len` saturates at usize::MAX, which is u32::MAX on a 32-bit target; a real total
+    // is a multiple of 16, so it never equals u32::MAX.
+    if total >= u32::MAX as usize {
         return Err(E::BadHeader {
             field: "file length (over 4 GiB)",
         });
@@ -844,6 +1020,8 @@ pub fn encode(spec: &ModelSpec<'_>, out: &mut [u8]) -> Result<usize, ModelError>
     };
     out.fill(0);
 
+    // From here every offset and length is below `total` (< 4 GiB), checked above: the
+    // arithmetic and the indexing below cannot fail.
     let put16 =
         |b: &mut [u8], off: usize, v: u16| b[off..off + 2].copy_from_slice(&v.to_le_bytes());
     let put32 =
