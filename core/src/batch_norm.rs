@@ -71,7 +71,9 @@ impl<const N: usize> BatchNorm<N> {
     /// `bias[o] = bias[o] * scale[o] + shift[o]`. The folded layer computes the same function
     /// up to rounding.
     pub fn fold_into<const I: usize>(&self, rows: &mut [[f32; I]; N], bias: &mut [f32; N]) {
-        fold_into_slices(&self.scale, &self.shift, rows.as_flattened_mut(), bias);
+        for (((row, b), s), t) in rows.iter_mut().zip(bias).zip(&self.scale).zip(&self.shift) {
+            fold_unit(*s, *t, row, b);
+        }
     }
 }
 
@@ -128,17 +130,51 @@ pub fn fold_stats(
 
 /// Folds a per-unit affine map into row-major dense weights and bias (slice form of
 /// [`BatchNorm::fold_into`]): `rows` holds `scale.len()` rows of equal length.
-pub fn fold_into_slices(scale: &[f32], shift: &[f32], rows: &mut [f32], bias: &mut [f32]) {
-    let inputs = rows.len() / scale.len().max(1);
-    for (((row, b), s), t) in rows
-        .chunks_mut(inputs.max(1))
-        .zip(bias.iter_mut())
-        .zip(scale)
-        .zip(shift)
-    {
-        row.iter_mut().for_each(|w| *w *= s);
-        *b = *b * s + t;
+///
+/// Fails with [`Error::Shape`], before changing anything, unless `shift` and `bias` have
+/// `scale.len()` entries and `rows` a whole number of entries per unit.
+pub fn fold_into_slices(
+    scale: &[f32],
+    shift: &[f32],
+    rows: &mut [f32],
+    bias: &mut [f32],
+) -> Result<(), Error> {
+    let n = scale.len();
+    for (what, len) in [("shift", shift.len()), ("bias", bias.len())] {
+        if len != n {
+            return Err(Error::Shape {
+                what,
+                expected: n,
+                found: len,
+            });
+        }
     }
+    let inputs = rows.len().checked_div(n).unwrap_or(0);
+    let whole = inputs.saturating_mul(n);
+    if whole != rows.len() {
+        return Err(Error::Shape {
+            what: "rows (scale.len() rows of equal length)",
+            expected: whole,
+            found: rows.len(),
+        });
+    }
+    if inputs == 0 {
+        // No weights: only the bias changes.
+        for ((b, s), t) in bias.iter_mut().zip(scale).zip(shift) {
+            fold_unit(*s, *t, &mut [], b);
+        }
+        return Ok(());
+    }
+    for (((row, b), s), t) in rows.chunks_mut(inputs).zip(bias).zip(scale).zip(shift) {
+        fold_unit(*s, *t, row, b);
+    }
+    Ok(())
+}
+
+/// `row *= s; b = b * s + t` for one unit.
+fn fold_unit(s: f32, t: f32, row: &mut [f32], b: &mut f32) {
+    row.iter_mut().for_each(|w| *w *= s);
+    *b = *b * s + t;
 }
 
 #[cfg(test)]
@@ -180,6 +216,40 @@ mod tests {
             fold_stats(&one, &one, &one, &one, 1e-5, &mut s, &mut t),
             Err(Error::Shape { what: "shift", .. })
         ));
+    }
+
+    #[test]
+    fn fold_into_slices_checks_every_length_before_writing() {
+        let (scale, shift) = ([2.0f32, 3.0], [0.5f32, -0.5]);
+        // 2 units x 3 inputs, then one weight too many: it used to stay unscaled silently.
+        let mut rows = [1.0f32; 7];
+        let mut bias = [1.0f32; 2];
+        assert_eq!(
+            fold_into_slices(&scale, &shift, &mut rows, &mut bias),
+            Err(Error::Shape {
+                what: "rows (scale.len() rows of equal length)",
+                expected: 6,
+                found: 7
+            })
+        );
+        assert_eq!((rows, bias), ([1.0; 7], [1.0; 2]), "nothing changed");
+        assert!(matches!(
+            fold_into_slices(&scale, &shift[..1], &mut rows[..6], &mut bias),
+            Err(Error::Shape { what: "shift", .. })
+        ));
+        assert!(matches!(
+            fold_into_slices(&scale, &shift, &mut rows[..6], &mut bias[..1]),
+            Err(Error::Shape { what: "bias", .. })
+        ));
+        assert!(fold_into_slices(&[], &[], &mut rows, &mut []).is_err());
+        // The hand-computed fold: row 0 x 2, row 1 x 3; bias 1*2+0.5, 1*3-0.5.
+        fold_into_slices(&scale, &shift, &mut rows[..6], &mut bias).unwrap();
+        assert_eq!(rows[..6], [2.0, 2.0, 2.0, 3.0, 3.0, 3.0]);
+        assert_eq!(bias, [2.5, 2.5]);
+        // Units without inputs: the bias still folds.
+        let mut bias = [1.0f32; 2];
+        fold_into_slices(&scale, &shift, &mut [], &mut bias).unwrap();
+        assert_eq!(bias, [2.5, 2.5]);
     }
 
     #[test]

@@ -213,7 +213,8 @@ pub fn lower(model: &Model, output: OutputActivation) -> Result<Lowered, ExportE
                             &shift,
                             &mut last.rows,
                             &mut last.bias,
-                        );
+                        )
+                        .map_err(ExportError::Shape)?;
                         for (j, e) in last.bias_abs_err.iter_mut().enumerate() {
                             *e = *e * (scale[j] as f64).abs()
                                 + (2.0 * U + SCALE_REL) * before[j]
