@@ -2,6 +2,20 @@
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// No panic reachable from the public API (see "Guarantees" in the crate docs): nothing that
+// panics by design outside the tests. The parsers of untrusted bytes (`model`'s reader and
+// `link`) also deny unchecked arithmetic, truncating casts and panicking indexing.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 
 pub mod activation;
 pub mod batch_norm;

@@ -130,6 +130,9 @@ pub mod record {
     pub const BIAS: usize = 28;
     pub const SCALES: usize = 36;
     pub const RESERVED: usize = 44;
+    pub const WEIGHTS_LEN: usize = WEIGHTS + 4;
+    pub const BIAS_LEN: usize = BIAS + 4;
+    pub const SCALES_LEN: usize = SCALES + 4;
 }
 
 const _: () = assert!(header::ALIGN + 4 == header::RESERVED && header::RESERVED + 16 == HEADER_LEN);
@@ -177,14 +180,29 @@ fn activation_from_code(code: u8, param: f32) -> Option<Activation> {
     })
 }
 
+// The reading side (everything a hostile file reaches) is linted against unchecked arithmetic,
+// truncating casts and panicking indexing: offsets and lengths come from the file.
+#[deny(
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::indexing_slicing
+)]
 fn u16_at(b: &[u8], off: usize) -> Option<u16> {
-    let s = b.get(off..off.checked_add(2)?)?;
-    Some(u16::from_le_bytes([s[0], s[1]]))
+    b.get(off..)?.first_chunk().copied().map(u16::from_le_bytes)
 }
 
+#[deny(
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::indexing_slicing
+)]
 fn u32_at(b: &[u8], off: usize) -> Option<u32> {
-    let s = b.get(off..off.checked_add(4)?)?;
-    Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    b.get(off..)?.first_chunk().copied().map(u32::from_le_bytes)
+}
+
+/// A layer index as stored in errors: every index reported is below [`MAX_LAYERS`].
+fn layer_id(i: usize) -> u16 {
+    u16::try_from(i).unwrap_or(u16::MAX)
 }
 
 fn f32_at(b: &[u8], off: usize) -> Option<f32> {
@@ -248,6 +266,11 @@ pub struct ModelView<'a> {
     minor: u16,
 }
 
+#[deny(
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::indexing_slicing
+)]
 impl<'a> ModelView<'a> {
     /// Validates `bytes` as a model file.
     pub fn new_checked(bytes: &'a [u8]) -> Result<Self, ModelError> {
@@ -259,12 +282,12 @@ impl<'a> ModelView<'a> {
         if bytes.len() < HEADER_LEN {
             // Still say "bad magic" first when even the magic is wrong: a clearer message for
             // a file that is not a model at all.
-            if bytes.len() >= 4 && bytes[..4] != MAGIC {
+            if bytes.get(..4).is_some_and(|m| m != MAGIC) {
                 return Err(E::BadMagic);
             }
             return Err(truncated(HEADER_LEN));
         }
-        if bytes[..4] != MAGIC {
+        if bytes.get(..4) != Some(&MAGIC[..]) {
             return Err(E::BadMagic);
         }
         let rd = |off| u32_at(bytes, off).ok_or(truncated(HEADER_LEN));
@@ -313,7 +336,8 @@ impl<'a> ModelView<'a> {
                 field: "header length",
             });
         }
-        if known_minor && bytes[header::RESERVED..HEADER_LEN].iter().any(|&b| b != 0) {
+        let reserved = bytes.get(header::RESERVED..HEADER_LEN).unwrap_or(&[]);
+        if known_minor && reserved.iter().any(|&b| b != 0) {
             return Err(E::Reserved {
                 layer: None,
                 field: "header bytes 48..64 (reserved)",
@@ -395,11 +419,11 @@ impl<'a> ModelView<'a> {
         let mut width = inputs;
         for i in 0..layers {
             let l = view.parse_layer(i)?;
-            check_finite(Some(i as u16), Tensor::Weights, l.weights)?;
-            check_finite(Some(i as u16), Tensor::Bias, l.bias)?;
+            check_finite(Some(layer_id(i)), Tensor::Weights, l.weights)?;
+            check_finite(Some(layer_id(i)), Tensor::Bias, l.bias)?;
             if l.inputs != width {
                 return Err(E::ShapeChain {
-                    layer: i as u16,
+                    layer: layer_id(i),
                     expected: width,
                     found: l.inputs,
                 });
@@ -440,16 +464,17 @@ impl<'a> ModelView<'a> {
                 None => (None, Tensor::InputTransform, 0, 0),
             },
             _ => {
-                let (i, j) = ((k - 2) / PER_LAYER, (k - 2) % PER_LAYER);
-                let (tensor, at) = match j {
-                    0 => (Tensor::Weights, record::WEIGHTS),
-                    1 => (Tensor::Bias, record::BIAS),
-                    _ => (Tensor::Scales, record::SCALES),
+                let k = k.saturating_sub(2);
+                let i = k.checked_div(PER_LAYER).unwrap_or(0);
+                let (tensor, at, len_at) = match k.checked_rem(PER_LAYER) {
+                    Some(0) => (Tensor::Weights, record::WEIGHTS, record::WEIGHTS_LEN),
+                    Some(1) => (Tensor::Bias, record::BIAS, record::BIAS_LEN),
+                    _ => (Tensor::Scales, record::SCALES, record::SCALES_LEN),
                 };
                 let r = self.record(i);
                 let off = u32_at(r, at).unwrap_or(0) as usize;
-                let len = u32_at(r, at + 4).unwrap_or(0) as usize;
-                (Some(i as u16), tensor, off, off.saturating_add(len))
+                let len = u32_at(r, len_at).unwrap_or(0) as usize;
+                (Some(layer_id(i)), tensor, off, off.saturating_add(len))
             }
         }
     }
@@ -459,7 +484,7 @@ impl<'a> ModelView<'a> {
     /// Quadratic in the number of parts, without memory: 8 parts and 28 comparisons for a
     /// 3-layer network, at most 770 parts for [`MAX_LAYERS`].
     fn check_overlaps(&self) -> Result<(), ModelError> {
-        let parts = 2 + 3 * self.layers;
+        let parts = self.layers.saturating_mul(3).saturating_add(2);
         for k in 1..parts {
             let (layer, tensor, start, end) = self.part(k);
             if start == end {
@@ -516,20 +541,20 @@ impl<'a> ModelView<'a> {
 
     fn parse_layer(&self, i: usize) -> Result<LayerView<'a>, ModelError> {
         use ModelError as E;
-        let li = Some(i as u16);
+        let li = Some(layer_id(i));
         let r = self.record(i);
         let field = |off| u32_at(r, off).unwrap_or(0) as usize;
         let kind = r.get(record::KIND).copied().unwrap_or(0);
         if kind != KIND_DENSE {
             return Err(E::UnknownLayerKind {
-                layer: i as u16,
+                layer: layer_id(i),
                 kind,
             });
         }
         let act_code = r.get(record::ACTIVATION).copied().unwrap_or(u8::MAX);
         let act_param = f32_at(r, record::ACT_PARAM).unwrap_or(f32::NAN);
         let activation = activation_from_code(act_code, act_param).ok_or(E::UnknownActivation {
-            layer: i as u16,
+            layer: layer_id(i),
             code: act_code,
         })?;
         if !act_param.is_finite() {
@@ -548,7 +573,7 @@ impl<'a> ModelView<'a> {
         let dtype = r.get(record::DTYPE).copied().unwrap_or(u8::MAX);
         if dtype != DTYPE_F32 {
             return Err(E::UnsupportedWeightType {
-                layer: i as u16,
+                layer: layer_id(i),
                 code: dtype,
                 known: dtype == DTYPE_I8,
             });
@@ -556,18 +581,18 @@ impl<'a> ModelView<'a> {
         let layout = r.get(record::LAYOUT).copied().unwrap_or(u8::MAX);
         if layout != LAYOUT_PACKED4 {
             return Err(E::UnsupportedLayout {
-                layer: i as u16,
+                layer: layer_id(i),
                 code: layout,
             });
         }
         let dropout_rate = f32_at(r, record::DROPOUT).unwrap_or(f32::NAN);
         if !(0.0..1.0).contains(&dropout_rate) {
-            return Err(E::BadDropoutRate { layer: i as u16 });
+            return Err(E::BadDropoutRate { layer: layer_id(i) });
         }
         let inputs = field(record::INPUTS);
         let outputs = field(record::OUTPUTS);
         if inputs == 0 || outputs == 0 {
-            return Err(E::EmptyLayer { layer: i as u16 });
+            return Err(E::EmptyLayer { layer: layer_id(i) });
         }
         let wlen = inputs
             .checked_mul(outputs)
@@ -580,12 +605,12 @@ impl<'a> ModelView<'a> {
             layer: li,
             tensor: Tensor::Bias,
         })?;
-        for (tensor, off, expected) in [
-            (Tensor::Weights, record::WEIGHTS, wlen),
-            (Tensor::Bias, record::BIAS, blen),
-            (Tensor::Scales, record::SCALES, 0),
+        for (tensor, len_at, expected) in [
+            (Tensor::Weights, record::WEIGHTS_LEN, wlen),
+            (Tensor::Bias, record::BIAS_LEN, blen),
+            (Tensor::Scales, record::SCALES_LEN, 0),
         ] {
-            let found = field(off + 4);
+            let found = field(len_at);
             if found != expected {
                 return Err(E::TensorLength {
                     layer: li,
@@ -774,20 +799,25 @@ impl<'a> ModelView<'a> {
         if self.layers == 0 {
             return Ok(&[]);
         }
+        // Every width is at most `need`, which both buffers hold: the `get`s cannot fail (and
+        // would give a shape error from the kernel if they did).
         let mut width = 0;
         for (k, l) in self.layers().enumerate() {
             let (src, dst) = if k == 0 {
-                (&*x, &mut cur[..l.outputs])
+                (&*x, cur.get_mut(..l.outputs).unwrap_or_default())
             } else {
                 core::mem::swap(&mut cur, &mut next);
-                (&next[..width], &mut cur[..l.outputs])
+                (
+                    next.get(..width).unwrap_or_default(),
+                    cur.get_mut(..l.outputs).unwrap_or_default(),
+                )
             };
             crate::kernel::dense(l.weights, l.bias, src, dst)?;
             l.activation.apply(dst);
             width = l.outputs;
         }
         let out: &'b [f32] = cur;
-        Ok(&out[..width])
+        Ok(out.get(..width).unwrap_or_default())
     }
 }
 
@@ -863,7 +893,8 @@ fn check_finite(layer: Option<u16>, tensor: Tensor, v: &[f32]) -> Result<(), Mod
         Some(index) => Err(ModelError::NonFinite {
             layer,
             tensor,
-            index: index as u32,
+            // Tensors of a file (or accepted by `encode`) are under 4 GiB: the index fits.
+            index: u32::try_from(index).unwrap_or(u32::MAX),
         }),
     }
 }
@@ -932,16 +963,16 @@ pub fn encode(spec: &ModelSpec<'_>, out: &mut [u8]) -> Result<usize, ModelError>
     // Validate the spec before writing anything.
     let mut width = spec.inputs;
     for (i, l) in spec.layers.iter().enumerate() {
-        let li = Some(i as u16); // i < MAX_LAYERS
+        let li = Some(layer_id(i)); // i < MAX_LAYERS
         if l.inputs != width {
             return Err(E::ShapeChain {
-                layer: i as u16,
+                layer: layer_id(i),
                 expected: width,
                 found: l.inputs,
             });
         }
         if l.inputs == 0 || l.outputs == 0 {
-            return Err(E::EmptyLayer { layer: i as u16 });
+            return Err(E::EmptyLayer { layer: layer_id(i) });
         }
         // Byte lengths the format can record (u32); the slices' own byte lengths always fit in
         // usize, but are reported saturated all the same.
@@ -976,7 +1007,7 @@ pub fn encode(spec: &ModelSpec<'_>, out: &mut [u8]) -> Result<usize, ModelError>
         check_finite(li, Tensor::Weights, l.packed_weights)?;
         check_finite(li, Tensor::Bias, l.bias)?;
         if !(0.0..1.0).contains(&l.dropout_rate) {
-            return Err(E::BadDropoutRate { layer: i as u16 });
+            return Err(E::BadDropoutRate { layer: layer_id(i) });
         }
         if !activation_code(&l.activation).1.is_finite() {
             return Err(E::NonFinite {
