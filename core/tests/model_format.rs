@@ -1,11 +1,14 @@
 //! The model format: a round trip, one test per class of malformed file, and a mutation fuzz test
-//! (random byte flips, truncations and extensions of valid files, 100k cases) asserting that
-//! validation never panics and that whatever it accepts runs.
+//! (random byte flips, field overwrites, truncations and extensions of valid files, 100k cases,
+//! a million and more with `cargo xtask mutate`) asserting that validation never panics and that
+//! whatever it accepts is well-formed and runs.
 
 use microdnn::model::{
     self, header, record, EncodeLayer, ModelError, ModelSpec, ModelView, Tensor,
 };
 use microdnn::{kernel, Activation, Rng};
+
+mod fuzz_bodies;
 
 microdnn::network! {
     /// The network type the test files are compiled against.
@@ -725,23 +728,76 @@ fn a_later_minor_version_may_grow_the_header_and_records_and_use_reserved_bytes(
 }
 
 /// Random mutations of valid files: validation must never panic, and whatever it accepts must
-/// run (through both the dynamic path and the typed network when the shapes allow it).
+/// be well-formed (checked from the raw bytes by `fuzz_bodies::assert_well_formed`) and run
+/// (through both the dynamic path and the typed network when the shapes allow it).
+///
+/// 100k cases by default; `MICRODNN_MUTATION_CASES=N` sets the count (`cargo xtask mutate
+/// --cases N` runs a million and more, in debug so overflow checks are on).
 #[test]
 fn fuzz_mutations_never_panic() {
-    let base = encode(&params(13));
+    let cases: u64 = std::env::var("MICRODNN_MUTATION_CASES")
+        .map(|v| {
+            v.parse()
+                .expect("MICRODNN_MUTATION_CASES: a number of cases")
+        })
+        .unwrap_or(100_000);
+    // The test file and the committed seed corpus: several shapes, with and without transform.
+    let mut bases = vec![encode(&params(13))];
+    let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/model_view");
+    for e in std::fs::read_dir(&seeds).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("seed-")
+        {
+            bases.push(std::fs::read(p).unwrap());
+        }
+    }
     let mut rng = Rng::new(2024);
-    let mut accepted = 0;
-    let cases = 100_000;
+    let mut accepted = 0u64;
+    let mut rejected = std::collections::BTreeMap::<String, u64>::new();
     for case in 0..cases {
+        let base = &bases[rng.next_u32() as usize % bases.len()];
         let mut f = base.clone();
-        match rng.next_u32() % 4 {
+        let len = f.len();
+        match rng.next_u32() % 8 {
             0 => {
-                let cut = rng.next_u32() as usize % f.len();
+                let cut = rng.next_u32() as usize % len;
                 f.truncate(cut);
             }
             1 => {
                 let extra = 1 + rng.next_u32() as usize % 32;
                 f.extend((0..extra).map(|_| rng.next_u32() as u8));
+                if rng.next_u32().is_multiple_of(2) {
+                    let n = f.len() as u32;
+                    put32(&mut f, header::FILE_LEN, n);
+                }
+            }
+            2..=4 => {
+                // Set 1-3 header or record fields (u32 at 4-byte offsets) to values that sit
+                // on boundaries: another field's value (an offset elsewhere: overlaps), the
+                // file length, 0, 1, one past, u32 extremes.
+                let table = get32(&f, header::LAYER_TABLE) as usize;
+                let fields = table + usize::from(f[header::LAYER_COUNT]) * model::LAYER_RECORD_LEN;
+                for _ in 0..1 + rng.next_u32() % 3 {
+                    let at = (rng.next_u32() as usize % (fields / 4)) * 4;
+                    let other = (rng.next_u32() as usize % (fields / 4)) * 4;
+                    let old = get32(&f, at);
+                    let v = match rng.next_u32() % 10 {
+                        0 => 0,
+                        1 => 1,
+                        2 => get32(&f, other),
+                        3 => get32(&f, other).wrapping_add(16),
+                        4 => len as u32,
+                        5 => (len as u32).wrapping_sub(16),
+                        6 => u32::MAX,
+                        7 => u32::MAX - 15,
+                        8 => old ^ (1 << (rng.next_u32() % 32)),
+                        _ => rng.next_u32(),
+                    };
+                    put32(&mut f, at, v);
+                }
             }
             _ => {
                 // Flip 1-8 bytes, biased toward the header and layer table.
@@ -749,31 +805,32 @@ fn fuzz_mutations_never_panic() {
                     let span = if rng.next_u32().is_multiple_of(2) {
                         160
                     } else {
-                        f.len()
+                        len
                     };
-                    let at = rng.next_u32() as usize % span.min(f.len());
+                    let at = rng.next_u32() as usize % span.min(len);
                     f[at] = rng.next_u32() as u8;
                 }
             }
         }
-        // Half the time, repair the CRC so the mutation reaches the deeper checks.
-        if case % 2 == 0 && f.len() >= model::HEADER_LEN {
+        // Most of the time, repair the CRC so the mutation reaches the deeper checks.
+        if case % 4 != 0 && f.len() >= model::HEADER_LEN {
             fix_crc(&mut f);
         }
         let a = Aligned::new(&f);
-        if let Ok(view) = ModelView::new_checked(a.bytes()) {
-            accepted += 1;
-            let mut x = vec![0.5f32; view.inputs()];
-            let w = view.max_width();
-            let (mut p, mut q) = (vec![0.0; w], vec![0.0; w]);
-            let y = view.run(&mut x, &mut p, &mut q).unwrap();
-            assert_eq!(y.len(), view.outputs());
-            if let Ok(net) = Small::from_model(&view) {
-                let mut bufs = SmallBuffers::new();
-                net.forward(&[0.1; 10], &mut bufs);
+        match ModelView::new_checked(a.bytes()) {
+            Ok(_) => {
+                accepted += 1;
+                // Well-formed, runs, typed and dynamic paths agree.
+                fuzz_bodies::model_view(&f);
+            }
+            Err(e) => {
+                let name = format!("{e:?}");
+                let name = name.split([' ', '(']).next().unwrap().to_owned();
+                *rejected.entry(name).or_default() += 1;
             }
         }
     }
+    println!("{cases} mutated files: {accepted} accepted; rejected: {rejected:?}");
     // Mutations that only touch padding or weight values (with a repaired CRC) stay valid.
     assert!(accepted > 0 && accepted < cases, "accepted {accepted}");
 }
