@@ -119,6 +119,14 @@ fn steps() -> Vec<Step> {
         root_cargo(&["test", "--workspace", "--release"]),
     ));
     steps.push(Step::command(
+        "tests (core, debug: overflow checks on)",
+        root_cargo(&["test", "-p", "microdnn"]),
+    ));
+    steps.push(Step::new(
+        "tests (core, i686-unknown-linux-gnu, debug: 32-bit usize)",
+        crate::fuzz::test_core_32bit,
+    ));
+    steps.push(Step::command(
         "tests (core, micromath, release)",
         root_cargo(&[
             "test",

@@ -2,12 +2,14 @@
 //!
 //! | command | what it does |
 //! |---|---|
-//! | `test` | every check CI runs, in order, stopping at the first failure: formatting, clippy (host and thumb), host tests, thumb builds of the core per feature set, then the firmware self-test and demo in QEMU |
+//! | `test` | every check CI runs, in order, stopping at the first failure: formatting, clippy (host and thumb), host tests (core also in debug and on a 32-bit target), thumb builds of the core per feature set, then the firmware self-test and demo in QEMU |
 //! | `demo [--dataset digits\|mnist] [--data-dir PATH] [--limit N]` | the main job: trains on the host, exports the model, builds the firmware with it, runs it in QEMU over the whole held-out set through the serial link and compares every output with the host's; last line `demo: host_acc=… device_acc=… identical=N/N instr_per_inference=… flash=… ram=…` |
 //! | `bench-mcu` | runs the benchmark firmware under `-icount shift=3,sleep=off` and reports instructions per inference and per MAC, flash, static RAM and peak stack; writes `target/bench/mcu.json` |
 //! | `bench-train [args]` | `cargo run --release -p microdnn-host -- bench-train [args]` |
 //! | `lab [--quick] [--out DIR] [NAME...]` | the lecture's experiments (`microdnn lab`), with the Cortex-M4F activation costs measured under QEMU `-icount` first; reports in `target/lab/` |
 //! | `run <bin>` | builds and runs any firmware binary (`demo`, `selftest`, `bench`) in QEMU, with its decoded log |
+//! | `mutate [--cases N] [--release]` | the model-file mutation test with `N` cases (default 1,000,000), in debug (overflow checks) |
+//! | `fuzz [--seconds N] [TARGET...]` | cargo-fuzz on the core's targets (`model_view`, `link_decoder`) for `N` s each (nightly) |
 //!
 //! QEMU (`qemu-system-arm`) is installed with apt when missing and running as root (CI);
 //! otherwise the command stops and says what to install.
@@ -18,6 +20,7 @@ mod checks;
 mod defmt_log;
 mod demo;
 mod elf_size;
+mod fuzz;
 mod lab;
 mod qemu;
 
@@ -39,6 +42,11 @@ commands:
                        the lecture's experiments (microdnn lab; Cortex-M4F activation costs
                        under QEMU -icount first); reports in target/lab/NAME/report.md
   run <bin>            build and run any firmware binary (demo, selftest, bench) in QEMU
+  mutate [--cases N] [--release]
+                       the model-file mutation test with N cases (default 1000000), in debug
+  fuzz [--seconds N] [model_view|link_decoder]...
+                       cargo-fuzz on the core's targets, N s each (default 60; needs nightly
+                       and cargo-fuzz), from the seeds in core/tests/corpus/
 ";
 
 fn main() -> ExitCode {
@@ -61,6 +69,8 @@ fn main() -> ExitCode {
         Some("bench-mcu") => bench_mcu::run(),
         Some("bench-train") => bench_train(&rest),
         Some("lab") => lab::run(&rest),
+        Some("mutate") => fuzz::mutate(&rest),
+        Some("fuzz") => fuzz::fuzz(&rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");
             Ok(())
