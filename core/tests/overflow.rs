@@ -278,3 +278,113 @@ fn frame_sizes_saturate_instead_of_wrapping() {
     // Small sizes are exact: 4 + 10 + 4 = 18 raw bytes, one COBS code byte, one delimiter.
     assert_eq!(link::max_encoded_len(10), 20);
 }
+
+mod props {
+    //! Every public function that takes a size, given sizes from the whole `usize` range
+    //! (biased to the edges): an answer, never a panic.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Sizes near 0, near powers of two that matter (2^16, 2^30, 2^32), near `usize::MAX`, and
+    /// anything.
+    fn size() -> impl Strategy<Value = usize> {
+        prop_oneof![
+            0usize..20,
+            (usize::MAX - 20)..=usize::MAX,
+            (0u32..40).prop_map(|k| (1usize << (k % usize::BITS)).wrapping_add(3) >> 1),
+            any::<usize>().prop_map(|v| v / 5),
+            any::<usize>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn packed_index_is_in_range_or_none(i in size(), o in size(), r in size(), c in size()) {
+            match kernel::packed_index(i, o, r, c) {
+                Some(k) => {
+                    prop_assert!(r < o && c < i);
+                    prop_assert_eq!(k as u128, layout_u128(i, o, r, c));
+                    prop_assert!((k as u128) < i as u128 * o as u128);
+                }
+                None => prop_assert!(r >= o || c >= i || i.checked_mul(o).is_none()),
+            }
+        }
+
+        #[test]
+        fn kernel_entry_points_check_sizes(i in size(), o in size(), n in 0usize..12) {
+            let (rows, mut packed) = (vec![0.5f32; n], vec![0.0f32; n]);
+            let fits = i.checked_mul(o) == Some(n);
+            prop_assert_eq!(kernel::pack(&rows, i, o, &mut packed).is_ok(), fits);
+            prop_assert_eq!(kernel::unpack(&rows, i, o, &mut packed).is_ok(), fits);
+            let b = kernel::error_bound(i);
+            prop_assert!(b >= 0.0 && b >= kernel::error_bound(i / 2));
+        }
+
+        #[test]
+        fn encode_takes_any_declared_shape(
+            inputs in size(), i0 in size(), o0 in size(), i1 in size(), o1 in size(),
+            transform in any::<bool>(),
+        ) {
+            let (w, b) = ([0.25f32; 16], [0.0f32; 4]);
+            let layers = [one_layer(i0, o0, &w, &b), one_layer(i1, o1, &w[..8], &b[..2])];
+            let t = [1.0f32; 4];
+            let spec = ModelSpec {
+                inputs,
+                layers: &layers,
+                input_transform: transform.then_some((&t[..], &t[..])),
+            };
+            let mut out = vec![0u8; 1024];
+            let n = model::encoded_len(&spec);
+            if let Ok(len) = model::encode(&spec, &mut out) {
+                prop_assert_eq!(len, n);
+                let words = fuzz_like_aligned(&out[..len]);
+                prop_assert!(ModelView::new_checked(&bytemuck::cast_slice(&words)[..len]).is_ok());
+            }
+        }
+
+        #[test]
+        fn link_sizes_and_answers(p in size(), inputs in any::<u32>(), len in 0usize..70, k in 0u8..6) {
+            prop_assert!(link::max_encoded_len(p) >= p.saturating_add(10));
+            prop_assert_eq!(link::decoder_capacity(p), link::max_encoded_len(p) - 1);
+            let mut dev = Claims(inputs, [0.0]);
+            let payload = vec![0x3Fu8; len];
+            let mut wire = vec![0u8; link::max_encoded_len(len)];
+            let n = link::encode_frame(k, 1, &payload, &mut wire).unwrap();
+            let mut dec = FrameDecoder::<128>::new();
+            let (mut scratch, mut buf, mut tx) = ([0.0f32; 20], [0u8; 128], [0u8; 160]);
+            for &b in &wire[..n] {
+                if let Some(r) = dec.push(b) {
+                    prop_assert!(link::respond(&mut dev, r, &mut scratch, &mut buf, &mut tx) > 0);
+                }
+            }
+        }
+
+        #[test]
+        fn fold_into_slices_takes_any_lengths(s in 0usize..6, t in 0usize..6, r in 0usize..30, b in 0usize..6) {
+            let (scale, shift) = (vec![2.0f32; s], vec![1.0f32; t]);
+            let (mut rows, mut bias) = (vec![1.0f32; r], vec![0.0f32; b]);
+            let ok = microdnn::batch_norm::fold_into_slices(&scale, &shift, &mut rows, &mut bias).is_ok();
+            prop_assert_eq!(ok, t == s && b == s && (if s == 0 { r == 0 } else { r % s == 0 }));
+            if !ok {
+                prop_assert!(rows.iter().all(|&v| v == 1.0) && bias.iter().all(|&v| v == 0.0));
+            }
+        }
+
+        #[test]
+        fn dense_layer_takes_any_index(i in size()) {
+            let words = small_model();
+            let view = ModelView::new_checked(bytemuck::cast_slice(&words)).unwrap();
+            let r = view.dense_layer::<4, 2>(i);
+            prop_assert_eq!(r.is_ok(), i == 1);
+        }
+    }
+
+    fn fuzz_like_aligned(bytes: &[u8]) -> Vec<u128> {
+        let mut words = vec![0u128; bytes.len().div_ceil(16)];
+        bytemuck::cast_slice_mut::<u128, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        words
+    }
+}
