@@ -14,7 +14,11 @@ use super::{quantize_multiplier, QuantError, QuantParams, QuantizedMultiplier};
 
 /// TFLite Micro's int8 `RELU` (`ReluQuantized`): rescales from the input to the output
 /// quantization and clamps below at the output's real zero:
-/// `clamp(zy + M(x - zx), zy, 127)` with `M = QuantizeMultiplier(float(sx / sy))`.
+/// `clamp(zy + M(x - zx), zy, 127)` with `M = QuantizeMultiplier(double(sx) / double(sy))`.
+///
+/// (The TFLite Micro source at commit `90b983c` divides in `f32` first; the tested build,
+/// `tflite-micro` 0.dev20261023, divides in double, and the fixture `relu_multiplier_rounding`
+/// tells the two apart. This follows the tested build.)
 ///
 /// ```
 /// use microdnn::quant::{QRelu, QuantParams};
@@ -36,7 +40,7 @@ impl QRelu {
     /// TFLite Micro's `CalculateReluOpData<int8_t>`. Fails with
     /// [`QuantError::MultiplierOutOfRange`] when `input.scale / output.scale` is `2^30` or more.
     pub fn prepare(input: QuantParams, output: QuantParams) -> Result<Self, QuantError> {
-        let real = f64::from(input.scale() / output.scale());
+        let real = f64::from(input.scale()) / f64::from(output.scale());
         let multiplier =
             QuantizedMultiplier::from_real(real).map_err(|_| QuantError::MultiplierOutOfRange {
                 what: "relu",
@@ -108,8 +112,10 @@ impl QRelu6 {
 }
 
 /// TFLite Micro's int8 `LEAKY_RELU` (`reference_ops::QuantizeLeakyRelu`): two multipliers, the
-/// identity `float(sx / sy)` for `x >= zx` and `float(sx * alpha / sy)` below; a negative alpha
-/// is applied as a negated non-negative multiplier.
+/// identity `sx / sy` for `x >= zx` and `sx * alpha / sy` below (in double, as the tested build
+/// computes them; the source at commit `90b983c` rounds both to `f32` first, and the fixture
+/// `leaky_relu_multiplier_rounding` tells them apart); a negative alpha is applied as a negated
+/// non-negative multiplier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct QLeakyRelu {
@@ -136,14 +142,16 @@ impl QLeakyRelu {
             what,
             channel: None,
         };
-        let (alpha_multiplier, alpha_shift) =
-            quantize_multiplier(f64::from(input.scale() * alpha / output.scale()))?;
+        let (alpha_multiplier, alpha_shift) = quantize_multiplier(
+            f64::from(input.scale()) * f64::from(alpha) / f64::from(output.scale()),
+        )?;
         if !(QuantizedMultiplier::MIN_SHIFT..=QuantizedMultiplier::MAX_SHIFT).contains(&alpha_shift)
         {
             return Err(out_of_range("alpha"));
         }
-        let identity = QuantizedMultiplier::from_real(f64::from(input.scale() / output.scale()))
-            .map_err(|_| out_of_range("identity"))?;
+        let identity =
+            QuantizedMultiplier::from_real(f64::from(input.scale()) / f64::from(output.scale()))
+                .map_err(|_| out_of_range("identity"))?;
         Ok(QLeakyRelu {
             input_zero_point: input.zero_point(),
             output_zero_point: output.zero_point(),

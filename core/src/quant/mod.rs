@@ -27,7 +27,10 @@
 //! `reference/integer_ops/{fully_connected,logistic,tanh}.h`, `reference/{softmax,
 //! leaky_relu}.h`) with gemmlowp's `fixedpoint/fixedpoint.h`, in TFLite's default
 //! double-rounding build (`TFLITE_SINGLE_ROUNDING` off, as in CMSIS-NN's default); fixtures
-//! from the `tflite-micro` Python package `0.dev20261023182759` and TensorFlow 2.21.0.
+//! from the `tflite-micro` Python package `0.dev20261023182759` and TensorFlow 2.21.0. That
+//! build computes the per-tensor `FULLY_CONNECTED`, `RELU` and `LEAKY_RELU` multipliers in
+//! double where the August source rounds to `f32` first; this module follows the build (the
+//! fixtures tell the two apart, see `core/tests/fixtures/tflm/README.md`).
 //!
 //! # Kernels and layout
 //! [`kernel::dense_reference`] is TFLite Micro's loop, over row-major weights. The fast

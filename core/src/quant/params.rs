@@ -287,10 +287,15 @@ pub fn per_channel_multipliers(
     Ok(())
 }
 
-/// The single output multiplier of an int8 `FULLY_CONNECTED` layer with one weight scale, as
-/// TFLite's `GetQuantizedConvolutionMultipler` computes it: note the product of the input and
-/// filter scales is rounded to `f32` first,
-/// `QuantizeMultiplier(double(float(input_scale * filter_scale)) / double(output_scale))`.
+/// The single output multiplier of an int8 `FULLY_CONNECTED` layer with one weight scale
+/// (TFLite's `GetQuantizedConvolutionMultipler`):
+/// `QuantizeMultiplier(double(input_scale) * double(filter_scale) / double(output_scale))`.
+///
+/// The TFLite Micro source at commit `90b983c` (August 2026) rounds the product
+/// `input_scale * filter_scale` to `f32` first; the build this crate is tested against
+/// (`tflite-micro` 0.dev20261023, whose machine code converts both scales to double before
+/// multiplying) does not, and the fixture `fc_multiplier_rounding_per_tensor` has outputs on
+/// which the two differ. This follows the tested build.
 pub fn per_tensor_multiplier(
     input: QuantParams,
     filter_scale: f32,
@@ -302,7 +307,7 @@ pub fn per_tensor_multiplier(
             channel: None,
         });
     }
-    let real = f64::from(input.scale() * filter_scale) / f64::from(output.scale());
+    let real = f64::from(input.scale()) * f64::from(filter_scale) / f64::from(output.scale());
     QuantizedMultiplier::from_real(real).map_err(|_| QuantError::MultiplierOutOfRange {
         what: "output",
         channel: None,
