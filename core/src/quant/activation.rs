@@ -219,7 +219,7 @@ impl FixedPointInput {
         let (q, left_shift) = libm::frexp(real);
         // A float scale has 24 significant bits: q * 2^31 is an integer below 2^31.
         let multiplier = libm::round(q * (1u64 << 31) as f64);
-        if left_shift < 0 || !(multiplier < (1u64 << 31) as f64) {
+        if left_shift < 0 || multiplier >= (1u64 << 31) as f64 {
             return Err(QuantError::InputScaleOutOfRange { op });
         }
         let max_input_rescaled: u64 = ((1 << INPUT_INTEGER_BITS) - 1) << (31 - INPUT_INTEGER_BITS);
@@ -405,7 +405,7 @@ impl QSoftmax {
             * (1u64 << (31 - SCALED_DIFF_INTEGER_BITS)) as f64)
             .min(max_real_multiplier);
         // QuantizeMultiplierGreaterThanOne checks real > 1.
-        if !(real > 1.0) {
+        if real.is_nan() || real <= 1.0 {
             return Err(QuantError::InputScaleOutOfRange { op: "softmax" });
         }
         let (input_multiplier, input_left_shift) = quantize_multiplier(real)?;
