@@ -488,7 +488,11 @@ mod tests {
         for _ in 0..100_000 {
             let mant = 1.0 + rng.next_u32() as f64 / 2f64.powi(32);
             let e = (rng.next_u32() % 80) as i32 - 60;
-            let sign = if rng.next_u32().is_multiple_of(4) { -1.0 } else { 1.0 };
+            let sign = if rng.next_u32().is_multiple_of(4) {
+                -1.0
+            } else {
+                1.0
+            };
             let real = sign * mant * 2f64.powi(e);
             assert_eq!(
                 quantize_multiplier(real),
