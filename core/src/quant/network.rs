@@ -1,6 +1,6 @@
 //! int8 networks whose layer widths are checked at compile time: [`qnetwork!`](crate::qnetwork).
 //!
-//! The int8 twin of [`network!`](crate::network): each layer's `[i8; N]` output buffer is passed
+//! The int8 twin of [`network!`](macro@crate::network): each layer's `[i8; N]` output buffer is passed
 //! to the next layer as a `&[i8; N]`, so widths that do not line up are a type error (E0308).
 //!
 //! ```
