@@ -461,7 +461,7 @@ impl QSoftmax {
                     fixed::saturating_rounding_doubling_high_mul(shifted_scale, e),
                     exponent,
                 );
-                clamp_i32(unsat - 128, -128, 127) as i8
+                clamp_i32(unsat.wrapping_sub(128), -128, 127) as i8
             } else {
                 -128
             };
@@ -516,5 +516,138 @@ impl QActivation {
             QActivation::Tanh(_) => "tanh",
             QActivation::Softmax(_) => "softmax",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    fn p(scale: f32, zero_point: i8) -> QuantParams {
+        QuantParams::new(scale, zero_point).unwrap()
+    }
+
+    #[test]
+    fn fixed_output_quantizations_are_required() {
+        let input = p(0.1, 3);
+        assert_eq!(
+            QLogistic::prepare(input, p(1.0 / 256.0, 0)),
+            Err(QuantError::OutputQuantization { op: "logistic" })
+        );
+        assert!(QLogistic::prepare(input, p(1.0 / 128.0, -128)).is_err());
+        assert!(QTanh::prepare(input, p(1.0 / 128.0, -128)).is_err());
+        assert!(QTanh::prepare(input, p(1.0 / 256.0, 0)).is_err());
+        assert!(QTanh::prepare(input, p(1.0 / 128.0, 0)).is_ok());
+        assert!(QSoftmax::prepare(1.0, input, p(1.0 / 256.0, -127)).is_err());
+        assert_eq!(
+            QSoftmax::prepare(f32::NAN, input, p(1.0 / 256.0, -128)),
+            Err(QuantError::NonFinite { what: "beta" })
+        );
+        assert!(QSoftmax::prepare(-1.0, input, p(1.0 / 256.0, -128)).is_err());
+        assert_eq!(
+            QLeakyRelu::prepare(input, input, f32::INFINITY),
+            Err(QuantError::NonFinite { what: "alpha" })
+        );
+    }
+
+    #[test]
+    fn hand_computed_parameters() {
+        // Logistic/tanh: scale 2^-3 -> 2^-3 * 2^27 = 2^24 = 0.5 * 2^25: multiplier 2^30,
+        // left shift 25, radius floor(15 * 2^27 / 2^25) = 60.
+        let l = QLogistic::prepare(p(0.125, 0), p(1.0 / 256.0, -128)).unwrap();
+        let i = l.input();
+        assert_eq!(
+            (i.multiplier, i.left_shift, i.range_radius),
+            (1 << 30, 25, 60)
+        );
+        // Softmax: beta 1, scale 2^-4: 2^-4 * 2^26 = 2^22 -> (2^30, 23); diff_min =
+        // -floor(31 * 2^26 / 2^23) = -248.
+        let s = QSoftmax::prepare(1.0, p(0.0625, 0), p(1.0 / 256.0, -128)).unwrap();
+        assert_eq!(s.params(), (1 << 30, 23, -248));
+        // Capped: beta * scale * 2^26 above 2^31 - 1 -> multiplier 2^31 - 1, shift 31, and
+        // diff_min -floor(31 * 2^26 / 2^31) = 0: only the maxima count.
+        let s = QSoftmax::prepare(1.0, p(64.0, 0), p(1.0 / 256.0, -128)).unwrap();
+        assert_eq!(s.params(), (i32::MAX, 31, 0));
+        let mut x = [5i8, 5, 4, -128];
+        s.apply(&mut x);
+        assert_eq!(x, [0, 0, -128, -128]); // 1/2 each for the two maxima
+                                           // ReLU6 in the input quantization: six = round(6 / 0.05) + (-100) = 20.
+        let r6 = QRelu6::prepare(p(0.05, -100));
+        assert_eq!(r6.range(), (-100, 20));
+        let mut x = [-128i8, -100, 0, 20, 21, 127];
+        r6.apply(&mut x);
+        assert_eq!(x, [-100, -100, 0, 20, 20, 20]);
+        // Leaky ReLU, same scales, alpha 0.5: (x - zx) * 0.5 below, identity above.
+        let lr = QLeakyRelu::prepare(p(0.5, 10), p(0.5, 10), 0.5).unwrap();
+        let mut x = [10i8, 20, 0, -128, 127];
+        lr.apply(&mut x);
+        // -10 * 0.5 = -5 exactly; -138 * 0.5 = -69 exactly
+        assert_eq!(x, [10, 20, 5, 10 - 69, 127]);
+        // Negative alpha: the negative side is mirrored.
+        let lr = QLeakyRelu::prepare(p(0.5, 0), p(0.5, 0), -0.25).unwrap();
+        let mut x = [-8i8, 8, -128];
+        lr.apply(&mut x);
+        assert_eq!(x, [2, 8, 32]);
+    }
+
+    #[test]
+    fn total_for_extreme_scales() {
+        let scales = [
+            f32::from_bits(1), // smallest subnormal
+            1e-30,
+            3.7e-9,
+            1e-3,
+            0.0625,
+            1.0,
+            15.9,
+            16.0,
+            1e10,
+            f32::MAX,
+        ];
+        let all: std::vec::Vec<i8> = (-128..=127).collect();
+        let out256 = p(1.0 / 256.0, -128);
+        let out128 = p(1.0 / 128.0, 0);
+        for &si in &scales {
+            for zi in [-128i8, 0, 127] {
+                let input = p(si, zi);
+                let mut ops = std::vec::Vec::new();
+                ops.push(QActivation::Relu6(QRelu6::prepare(input)));
+                if let Ok(op) = QLogistic::prepare(input, out256) {
+                    ops.push(QActivation::Logistic(op));
+                }
+                if let Ok(op) = QTanh::prepare(input, out128) {
+                    ops.push(QActivation::Tanh(op));
+                }
+                for beta in [1e-30, 1.0, 1e30] {
+                    if let Ok(op) = QSoftmax::prepare(beta, input, out256) {
+                        ops.push(QActivation::Softmax(op));
+                    }
+                }
+                for &so in &scales {
+                    let output = p(so, (zi / 2).wrapping_neg());
+                    if let Ok(op) = QRelu::prepare(input, output) {
+                        ops.push(QActivation::Relu(op));
+                    }
+                    for alpha in [-3.0, 0.0, 0.01, 1e20] {
+                        if let Ok(op) = QLeakyRelu::prepare(input, output, alpha) {
+                            ops.push(QActivation::LeakyRelu(op));
+                        }
+                    }
+                }
+                for op in ops {
+                    let mut x = all.clone();
+                    op.apply(&mut x);
+                    let mut one = [zi];
+                    op.apply(&mut one);
+                }
+            }
+        }
+        // The same operators are refused, not mis-computed, where TFLite has no algorithm.
+        assert_eq!(
+            QLogistic::prepare(p(f32::from_bits(1), 0), out256),
+            Err(QuantError::InputScaleOutOfRange { op: "logistic" })
+        );
+        assert!(QSoftmax::prepare(1.0, p(1e-30, 0), out256).is_err());
     }
 }
