@@ -27,6 +27,7 @@ pub mod link;
 pub mod math;
 pub mod model;
 pub mod network;
+pub mod quant;
 pub mod rng;
 
 pub use activation::Activation;
