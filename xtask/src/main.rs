@@ -20,6 +20,7 @@ mod demo;
 mod elf_size;
 mod lab;
 mod qemu;
+mod setup;
 
 use std::process::ExitCode;
 
@@ -52,10 +53,11 @@ fn main() -> ExitCode {
             _ => Err(anyhow::anyhow!("usage: cargo xtask test [--keep-going]")),
         },
         Some("demo") => demo::parse(&rest).and_then(|o| demo::run(&o)),
-        Some("run") => match rest.first() {
-            Some(bin) => run_firmware(bin),
-            None => Err(anyhow::anyhow!(
-                "usage: cargo xtask run <demo|selftest|bench>"
+        Some("run") => match rest.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+            [bin] => run_firmware(bin, microdnn_targets::DEFAULT_TARGET),
+            [bin, "--target", target] => run_firmware(bin, target),
+            _ => Err(anyhow::anyhow!(
+                "usage: cargo xtask run <demo|selftest|bench|eval> [--target NAME]"
             )),
         },
         Some("bench-mcu") => bench_mcu::run(),
@@ -82,11 +84,21 @@ fn main() -> ExitCode {
     }
 }
 
-/// `cargo xtask demo` / `run BIN`: build and run a firmware binary, print its decoded log.
-fn run_firmware(bin: &str) -> anyhow::Result<()> {
+/// `cargo xtask run BIN [--target NAME]`: build a firmware program and run it, in QEMU with
+/// its decoded log, or on a real board with `probe-rs run` (defmt over RTT).
+fn run_firmware(bin: &str, target: &str) -> anyhow::Result<()> {
+    let target = microdnn_targets::find(target)?;
+    setup::rust_targets([target])?;
+    if let microdnn_targets::Runner::ProbeRs { chip } = target.runner {
+        let elf = cargo::build_firmware(target, &[bin])?.remove(0);
+        let mut cmd = std::process::Command::new("probe-rs");
+        cmd.args(["run", "--chip", chip]).arg(&elf);
+        println!("xtask: $ {}", cargo::describe(&cmd));
+        return cargo::run_status(&mut cmd);
+    }
     qemu::ensure_installed()?;
-    let elf = cargo::build_firmware(bin)?;
-    let run = qemu::run(&elf, &qemu::RunOptions::default())?;
+    let elf = cargo::build_firmware(target, &[bin])?.remove(0);
+    let run = qemu::run(target, &elf, &qemu::RunOptions::default())?;
     run.print_log();
     run.check()
 }

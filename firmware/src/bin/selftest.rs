@@ -1,4 +1,5 @@
-//! On-target self-test: the core's checks, run on the emulated Cortex-M4F.
+//! On-target self-test: the core's checks, run on every board (the kernel shapes that fit the
+//! board's RAM; the board's demo network).
 //!
 //! A plain table of test functions run in sequence (no test framework): each logs `PASS` or
 //! `FAIL` with details, then a summary line `N passed, M failed`; the exit code is failure if
@@ -8,13 +9,26 @@
 
 use cortex_m_rt::entry;
 use microdnn::{kernel, math, Activation, BatchNorm, Dense, Error, Rng};
-use microdnn_firmware::board;
-use microdnn_firmware::model::{self, Mnist, MnistBuffers};
+use microdnn_firmware::memory::RAM_BYTES;
+use microdnn_firmware::model::{self, Demo, DemoBuffers};
+use microdnn_firmware::{board, runtime};
 
-/// Largest `inputs * outputs` among the kernel shapes below.
-const MAX_WEIGHTS: usize = 786 * 131;
-/// Largest `inputs` or `outputs` among the kernel shapes below.
-const MAX_WIDTH: usize = 1024;
+/// Largest `inputs * outputs` of a kernel shape tested on this board: every shape below with
+/// 2 MiB of RAM or more, up to 128x65 with 128 KiB, up to 65x11 on the smallest boards.
+const MAX_WEIGHTS: usize = if RAM_BYTES >= 2 << 20 {
+    786 * 131
+} else if RAM_BYTES >= 128 << 10 {
+    128 * 65
+} else {
+    65 * 11
+};
+/// Largest `inputs` or `outputs` of a kernel shape tested on this board.
+const MAX_WIDTH: usize = if RAM_BYTES >= 128 << 10 { 1024 } else { 128 };
+
+/// Whether a kernel shape fits this board's scratch memory.
+const fn fits(inputs: usize, outputs: usize) -> bool {
+    inputs * outputs <= MAX_WEIGHTS && inputs <= MAX_WIDTH && outputs <= MAX_WIDTH
+}
 
 /// Kernel shapes `(inputs, outputs)`: odd sizes, every tail of the 4-column groups and 4-row
 /// blocks, and the demo network's layers with their neighbours.
@@ -47,8 +61,8 @@ struct Scratch {
     x: [f32; MAX_WIDTH],
     fast: [f32; MAX_WIDTH],
     other: [f32; MAX_WIDTH],
-    net: MnistBuffers,
-    layers: MnistBuffers,
+    net: DemoBuffers,
+    layers: DemoBuffers,
 }
 
 impl Scratch {
@@ -60,8 +74,8 @@ impl Scratch {
             x: [0.0; MAX_WIDTH],
             fast: [0.0; MAX_WIDTH],
             other: [0.0; MAX_WIDTH],
-            net: MnistBuffers::new(),
-            layers: MnistBuffers::new(),
+            net: DemoBuffers::new(),
+            layers: DemoBuffers::new(),
         }
     }
 
@@ -134,7 +148,7 @@ const TESTS: &[(&str, Test)] = &[
 ];
 
 fn dense_matches_spec(s: &mut Scratch) -> TestResult {
-    for (inputs, outputs) in SHAPES {
+    for (inputs, outputs) in SHAPES.into_iter().filter(|&(i, o)| fits(i, o)) {
         s.random_layer(inputs, outputs)?;
         let n = inputs * outputs;
         let (x, bias) = (&s.x[..inputs], &s.bias[..outputs]);
@@ -157,13 +171,19 @@ fn dense_matches_spec(s: &mut Scratch) -> TestResult {
             return Err("fast kernel differs from the spec");
         }
     }
-    defmt::info!("  {=usize} shapes, all outputs bit-identical", SHAPES.len());
+    let tested = SHAPES.iter().filter(|&&(i, o)| fits(i, o)).count();
+    defmt::info!(
+        "  {=usize} shapes, all outputs bit-identical ({=usize} larger shapes skipped: {=usize} bytes of RAM)",
+        tested,
+        SHAPES.len() - tested,
+        RAM_BYTES
+    );
     Ok(())
 }
 
 fn dense_within_bound_of_reference(s: &mut Scratch) -> TestResult {
     let mut worst = 0.0f64; // largest |fast - reference| / tolerance seen
-    for (inputs, outputs) in SHAPES {
+    for (inputs, outputs) in SHAPES.into_iter().filter(|&(i, o)| fits(i, o)) {
         s.random_layer(inputs, outputs)?;
         let n = inputs * outputs;
         let (x, bias) = (&s.x[..inputs], &s.bias[..outputs]);
@@ -235,7 +255,7 @@ fn kernel_shape_errors(s: &mut Scratch) -> TestResult {
 }
 
 fn pack_unpack_round_trip(s: &mut Scratch) -> TestResult {
-    for (inputs, outputs) in SHAPES {
+    for (inputs, outputs) in SHAPES.into_iter().filter(|&(i, o)| fits(i, o)) {
         s.random_layer(inputs, outputs)?;
         let n = inputs * outputs;
         // Reuse `packed` as the source and `rows` as the destination: compare with a fresh draw.
@@ -253,8 +273,10 @@ fn pack_unpack_round_trip(s: &mut Scratch) -> TestResult {
 }
 
 fn typed_dense_matches_kernel(s: &mut Scratch) -> TestResult {
-    const I: usize = 784;
-    const O: usize = 128;
+    // The demo network's second layer (128x64, or 32x16 on small boards).
+    const I: usize = model::SHAPES[1].0;
+    const O: usize = model::SHAPES[1].1;
+    const _: () = assert!(fits(I, O));
     s.random_layer(I, O)?;
     let (chunks, _) = s.packed[..I * O].as_chunks::<I>();
     let weights: &[[f32; I]; O] = chunks.try_into().map_err(|_| "weights view")?;
@@ -503,7 +525,7 @@ fn batch_norm_fold(_: &mut Scratch) -> TestResult {
 }
 
 /// The demo network run layer by layer by hand.
-fn forward_by_layers(net: &Mnist<'_>, x: &[f32; 784], b: &mut MnistBuffers) {
+fn forward_by_layers(net: &Demo<'_>, x: &[f32; model::INPUTS], b: &mut DemoBuffers) {
     net.fc1.dense.forward(x, &mut b.fc1);
     net.fc1.activation.apply(&mut b.fc1);
     net.fc2.dense.forward(&b.fc1, &mut b.fc2);
@@ -553,7 +575,7 @@ fn mc_dropout_matches_host(s: &mut Scratch) -> TestResult {
         return Err("Rng sequence differs from the host's");
     }
     let net = model::network();
-    let mc = Mnist {
+    let mc = Demo {
         fc1: net.fc1.with_dropout(model::MC_DROPOUT_RATE),
         fc2: net.fc2.with_dropout(model::MC_DROPOUT_RATE),
         fc3: net.fc3,
@@ -582,7 +604,11 @@ fn mc_dropout_matches_host(s: &mut Scratch) -> TestResult {
 fn main() -> ! {
     static mut SCRATCH: Scratch = Scratch::new();
 
-    defmt::println!("selftest: {=usize} tests", TESTS.len());
+    defmt::println!(
+        "selftest on {=str}: {=usize} tests",
+        board::NAME,
+        TESTS.len()
+    );
     let (mut passed, mut failed) = (0usize, 0usize);
     for (name, test) in TESTS {
         match test(SCRATCH) {
@@ -597,5 +623,5 @@ fn main() -> ! {
         }
     }
     defmt::println!("{=usize} passed, {=usize} failed", passed, failed);
-    board::exit(failed == 0)
+    runtime::exit(failed == 0)
 }
