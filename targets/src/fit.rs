@@ -117,3 +117,23 @@ pub fn check(
     }
     Ok(needs)
 }
+
+/// [`check`] for a model file on disk (read, validated, then sized).
+pub fn check_file(
+    target: &Target,
+    path: &std::path::Path,
+) -> Result<Needs, Box<dyn std::error::Error + Send + Sync>> {
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    // ModelView wants 16-byte-aligned bytes, as on the device.
+    let mut words = vec![0u128; bytes.len().div_ceil(16)];
+    for (w, c) in words.iter_mut().zip(bytes.chunks(16)) {
+        let mut b = [0u8; 16];
+        b[..c.len()].copy_from_slice(c);
+        *w = u128::from_le_bytes(b);
+    }
+    let aligned: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let view = ModelView::new_checked(&aligned[..bytes.len()])
+        .map_err(|e| format!("{}: not a valid microdnn model: {e}", path.display()))?;
+    check(target, &view, bytes.len())
+}

@@ -60,7 +60,7 @@ fn main() -> ExitCode {
                 "usage: cargo xtask run <demo|selftest|bench|eval> [--target NAME]"
             )),
         },
-        Some("bench-mcu") => bench_mcu::run(),
+        Some("bench-mcu") => bench_mcu::run(&rest),
         Some("bench-train") => bench_train(&rest),
         Some("lab") => lab::run(&rest),
         Some("help" | "-h" | "--help") => {
