@@ -18,6 +18,7 @@
 //! - [`eval_model`]: the model compiled into the `eval` program (`MICRODNN_MODEL`, or the demo
 //!   network), with its network type derived from the file at build time;
 //! - [`server`]: the `eval` program's link loop, generic over `embedded_io::{Read, Write}`;
+//! - [`bits`]: bit-for-bit comparison of results with NaNs canonicalised;
 //! - [`cmsdk_uart`]: ARM's CMSDK APB UART (the MPS2/MPS3 boards); [`nb_serial`]: any
 //!   embedded-hal serial port (a HAL's) as an `embedded-io` port.
 //!
@@ -37,6 +38,7 @@ use defmt_semihosting as _;
 // `pub mod board` (the folder `boards/$MICRODNN_BOARD/`) and `pub mod memory`.
 include!(concat!(env!("OUT_DIR"), "/board.rs"));
 
+pub mod bits;
 pub mod cmsdk_uart;
 pub mod eval_model;
 pub mod icount;

@@ -19,7 +19,7 @@ use cortex_m_rt::entry;
 use microdnn::{kernel, Activation};
 use microdnn_firmware::icount::InstructionCounter;
 use microdnn_firmware::model::{self, DemoBuffers, EXPECTED_OUTPUT_BITS};
-use microdnn_firmware::{board, runtime, stack::StackMeter};
+use microdnn_firmware::{bits, board, runtime, stack::StackMeter};
 
 /// Runs `f` three times under the counter; warns if the counts differ, returns the last one.
 fn measure(counter: &InstructionCounter, what: &str, mut f: impl FnMut()) -> u64 {
@@ -150,7 +150,7 @@ fn main() -> ! {
         .fc3
         .iter()
         .zip(EXPECTED_OUTPUT_BITS)
-        .filter(|(v, e)| v.to_bits() == *e)
+        .filter(|(v, e)| bits::same_as(**v, *e))
         .count();
     defmt::println!(
         "BENCH check identical_outputs={=usize} of={=usize}",

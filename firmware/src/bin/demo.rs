@@ -8,7 +8,7 @@
 use cortex_m_rt::entry;
 use microdnn::argmax;
 use microdnn_firmware::model::{self, DemoBuffers, EXPECTED_CLASS, EXPECTED_OUTPUT_BITS};
-use microdnn_firmware::{board, runtime};
+use microdnn_firmware::{bits, board, runtime};
 
 #[entry]
 fn main() -> ! {
@@ -32,7 +32,7 @@ fn main() -> ! {
     let y = net.forward(&model::INPUT, BUFFERS);
     let mut identical = 0usize;
     for (k, (v, expected)) in y.iter().zip(EXPECTED_OUTPUT_BITS).enumerate() {
-        let same = v.to_bits() == expected;
+        let same = bits::same_as(*v, expected);
         identical += usize::from(same);
         defmt::println!(
             "y[{=usize}] = {=f32} (bits {=u32:#010x}, host {=u32:#010x}) {=str}",

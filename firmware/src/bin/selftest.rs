@@ -11,7 +11,7 @@ use cortex_m_rt::entry;
 use microdnn::{kernel, math, Activation, BatchNorm, Dense, Error, Rng};
 use microdnn_firmware::memory::RAM_BYTES;
 use microdnn_firmware::model::{self, Demo, DemoBuffers};
-use microdnn_firmware::{board, runtime};
+use microdnn_firmware::{bits, board, runtime};
 
 /// Largest `inputs * outputs` of a kernel shape tested on this board: every shape below with
 /// 2 MiB of RAM or more, up to 128x65 with 128 KiB, up to 65x11 on the smallest boards.
@@ -145,7 +145,40 @@ const TESTS: &[(&str, Test)] = &[
         "Monte-Carlo dropout pass and PRNG are bit-identical to the host's",
         mc_dropout_matches_host,
     ),
+    (
+        "a NaN computed here compares equal to the host's NaN bits",
+        nan_comparison,
+    ),
 ];
+
+/// The x86-64 host's default NaN (what `inf - inf` gives there).
+const HOST_X86_NAN: u32 = 0xffc0_0000;
+
+fn nan_comparison(s: &mut Scratch) -> TestResult {
+    // One output, four inputs: lanes 0 + 1 overflow to +inf, lanes 2 + 3 to -inf, and the
+    // contract's `(l0 + l1) + (l2 + l3)` is inf + (-inf): NaN.
+    let (rows, bias) = ([1.0f32, 1.0, -1.0, -1.0], [0.0f32]);
+    let x = [f32::MAX; 4];
+    let mut y = [0.0f32];
+    kernel::dense_spec(&rows, &bias, &x, &mut y).map_err(|_| "dense_spec")?;
+    kernel::pack(&rows, 4, 1, &mut s.packed[..4]).map_err(|_| "pack")?;
+    kernel::dense(&s.packed[..4], &bias, &x, &mut s.fast[..1]).map_err(|_| "dense")?;
+    defmt::info!(
+        "  inf + (-inf) here: {=u32:#010x}, the kernel: {=u32:#010x}",
+        y[0].to_bits(),
+        s.fast[0].to_bits()
+    );
+    if !y[0].is_nan() || !s.fast[0].is_nan() {
+        return Err("inf + (-inf) is not a NaN");
+    }
+    if !bits::same_as(y[0], HOST_X86_NAN) || !bits::same(y[0], s.fast[0]) {
+        return Err("a NaN does not compare equal to the host's NaN");
+    }
+    if bits::same(0.0, -0.0) || bits::same(y[0], f32::INFINITY) {
+        return Err("the comparison confuses signed zeros or NaN and infinity");
+    }
+    Ok(())
+}
 
 fn dense_matches_spec(s: &mut Scratch) -> TestResult {
     for (inputs, outputs) in SHAPES.into_iter().filter(|&(i, o)| fits(i, o)) {
@@ -158,7 +191,7 @@ fn dense_matches_spec(s: &mut Scratch) -> TestResult {
         let differing = s.fast[..outputs]
             .iter()
             .zip(&s.other[..outputs])
-            .filter(|(a, b)| a.to_bits() != b.to_bits())
+            .filter(|(a, b)| !bits::same(**a, **b))
             .count();
         if differing > 0 {
             defmt::error!(
@@ -263,7 +296,7 @@ fn pack_unpack_round_trip(s: &mut Scratch) -> TestResult {
         let mut rng = Rng::new(((inputs as u64) << 32) ^ outputs as u64);
         if s.rows[..n]
             .iter()
-            .any(|w| w.to_bits() != rng.uniform(-1.0, 1.0).to_bits())
+            .any(|w| !bits::same(*w, rng.uniform(-1.0, 1.0)))
         {
             defmt::error!("{=usize}x{=usize}: unpack(pack(w)) != w", inputs, outputs);
             return Err("pack/unpack is not a round trip");
@@ -288,7 +321,7 @@ fn typed_dense_matches_kernel(s: &mut Scratch) -> TestResult {
     kernel::dense(&s.packed[..I * O], bias, x, &mut s.fast[..O]).map_err(|_| "dense")?;
     if y.iter()
         .zip(&s.fast[..O])
-        .any(|(a, b)| a.to_bits() != b.to_bits())
+        .any(|(a, b)| !bits::same(*a, *b))
     {
         return Err("Dense::forward differs from kernel::dense");
     }
@@ -300,7 +333,7 @@ fn typed_dense_matches_kernel(s: &mut Scratch) -> TestResult {
     if oracle
         .iter()
         .zip(&s.other[..O])
-        .any(|(a, b)| a.to_bits() != b.to_bits())
+        .any(|(a, b)| !bits::same(*a, *b))
     {
         return Err("Dense::forward_reference differs from kernel::dense_reference");
     }
@@ -377,7 +410,7 @@ fn relu_and_leaky_relu(_: &mut Scratch) -> TestResult {
         (f32::INFINITY, f32::INFINITY),
     ];
     for (x, want) in relu_cases {
-        if math::relu(x).to_bits() != want.to_bits() {
+        if !bits::same(math::relu(x), want) {
             defmt::error!("relu({=f32}) = {=f32}", x, math::relu(x));
             return Err("relu");
         }
@@ -391,7 +424,7 @@ fn relu_and_leaky_relu(_: &mut Scratch) -> TestResult {
         (3.0, 3.0),
         (-1.0e30, -1.0e30 * slope),
     ] {
-        if math::leaky_relu(x, slope).to_bits() != want.to_bits() {
+        if !bits::same(math::leaky_relu(x, slope), want) {
             return Err("leaky relu");
         }
     }
@@ -405,7 +438,7 @@ fn relu_and_leaky_relu(_: &mut Scratch) -> TestResult {
         let mut y = xs;
         act.apply(&mut y);
         for (x, y) in xs.iter().zip(&y) {
-            if act.apply_scalar(*x).map(f32::to_bits) != Some(y.to_bits()) {
+            if !act.apply_scalar(*x).is_some_and(|v| bits::same(v, *y)) {
                 return Err("Activation::apply differs from apply_scalar");
             }
         }
@@ -540,11 +573,15 @@ fn network_equals_layers(s: &mut Scratch) -> TestResult {
     forward_by_layers(&net, &model::INPUT, &mut s.layers);
     if y.iter()
         .zip(&s.layers.fc3)
-        .any(|(a, b)| a.to_bits() != b.to_bits())
+        .any(|(a, b)| !bits::same(*a, *b))
     {
         return Err("network forward differs from the layer-by-layer forward");
     }
-    if s.net != s.layers {
+    let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(a, b)| bits::same(*a, *b));
+    if !(same(&s.net.fc1, &s.layers.fc1)
+        && same(&s.net.fc2, &s.layers.fc2)
+        && same(&s.net.fc3, &s.layers.fc3))
+    {
         return Err("hidden activations differ");
     }
     Ok(())
@@ -556,7 +593,7 @@ fn network_matches_host(s: &mut Scratch) -> TestResult {
     let same = y
         .iter()
         .zip(model::EXPECTED_OUTPUT_BITS)
-        .filter(|(v, e)| v.to_bits() == *e)
+        .filter(|(v, e)| bits::same_as(**v, *e))
         .count();
     defmt::info!("  {=usize} of 10 outputs bit-identical to the host", same);
     if same != 10 {
@@ -583,7 +620,7 @@ fn mc_dropout_matches_host(s: &mut Scratch) -> TestResult {
     let y = mc.forward_mc(&model::INPUT, &mut s.net, &mut Rng::new(model::MC_SEED));
     if y.iter()
         .zip(model::EXPECTED_MC_OUTPUT_BITS)
-        .any(|(v, e)| v.to_bits() != e)
+        .any(|(v, e)| !bits::same_as(*v, e))
     {
         return Err("Monte-Carlo dropout output differs from the host's");
     }
@@ -593,7 +630,7 @@ fn mc_dropout_matches_host(s: &mut Scratch) -> TestResult {
     if y0
         .iter()
         .zip(&plain)
-        .any(|(a, b)| a.to_bits() != b.to_bits())
+        .any(|(a, b)| !bits::same(*a, *b))
     {
         return Err("forward_mc without dropout differs from forward");
     }
