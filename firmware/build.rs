@@ -86,7 +86,11 @@ fn region_len(memory_x: &str, region: &str) -> Option<u64> {
         if name.split_whitespace().next() != Some(region) {
             return None;
         }
-        let len = rest.split("LENGTH").nth(1)?.trim_start().strip_prefix('=')?;
+        let len = rest
+            .split("LENGTH")
+            .nth(1)?
+            .trim_start()
+            .strip_prefix('=')?;
         let len = len.trim().trim_end_matches(',').trim();
         let (digits, scale) = match len.as_bytes().last()? {
             b'K' | b'k' => (&len[..len.len() - 1], 1024),
@@ -105,7 +109,9 @@ fn region_len(memory_x: &str, region: &str) -> Option<u64> {
 fn select_board(out: &Path) -> (u64, u64) {
     println!("cargo:rerun-if-env-changed=MICRODNN_BOARD");
     let board = env::var("MICRODNN_BOARD").unwrap_or_else(|_| "mps2".to_owned());
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("boards").join(&board);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("boards")
+        .join(&board);
     if !dir.join("mod.rs").is_file() {
         let mut known: Vec<String> = fs::read_dir("boards")
             .map(|d| {
@@ -173,7 +179,9 @@ macro_rules! expected {
             fc2: net.fc2.with_dropout(MC_DROPOUT_RATE),
             fc3: net.fc3,
         };
-        let y_mc = mc_net.forward_mc(x, &mut bufs, &mut Rng::new(MC_SEED)).to_vec();
+        let y_mc = mc_net
+            .forward_mc(x, &mut bufs, &mut Rng::new(MC_SEED))
+            .to_vec();
         Expected { y, class, y_mc }
     }};
 }

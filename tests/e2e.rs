@@ -41,7 +41,9 @@ fn nan_input(view: &microdnn::ModelView<'_>) -> Vec<f32> {
     let (n, units) = (l0.inputs, l0.outputs);
     let mut rows = vec![0.0f32; n * units];
     microdnn::kernel::unpack(l0.weights, n, units, &mut rows).unwrap();
-    let (scale, _) = view.input_transform().expect("the run's model has an input transform");
+    let (scale, _) = view
+        .input_transform()
+        .expect("the run's model has an input transform");
     let (mut a, mut b) = (vec![0.0; view.max_width()], vec![0.0; view.max_width()]);
     for p in 0..units {
         for q in p + 1..units {
@@ -146,15 +148,32 @@ fn train_export_run_in_qemu_and_compare(target: &str) {
     // (0xffc0_0000 and 0x7fc0_0000), and the comparison must call them identical.
     let huge = nan_input(&view);
     let (mut a, mut b) = (vec![0.0; view.max_width()], vec![0.0; view.max_width()]);
-    let host_nan = view.run(&mut huge.clone(), &mut a, &mut b).unwrap().to_vec();
-    assert!(host_nan.iter().any(|v| v.is_nan()), "the input produces a NaN: {host_nan:?}");
+    let host_nan = view
+        .run(&mut huge.clone(), &mut a, &mut b)
+        .unwrap()
+        .to_vec();
+    assert!(
+        host_nan.iter().any(|v| v.is_nan()),
+        "the input produces a NaN: {host_nan:?}"
+    );
     let dev_nan = q.link.infer(&huge).expect("device answers");
-    assert!(dev_nan.outputs.iter().any(|v| v.is_nan()), "{:?}", dev_nan.outputs);
+    assert!(
+        dev_nan.outputs.iter().any(|v| v.is_nan()),
+        "{:?}",
+        dev_nan.outputs
+    );
     let r = device::evaluate(&mut q.link, &view, &huge, &[0], |_| {}).expect("evaluate NaNs");
-    assert_eq!((r.samples, r.identical), (1, 1), "NaN outputs compare identical: {r:?}");
+    assert_eq!(
+        (r.samples, r.identical),
+        (1, 1),
+        "NaN outputs compare identical: {r:?}"
+    );
     let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     let (host_bits, dev_bits) = (bits(&host_nan), bits(&dev_nan.outputs));
-    assert!(dev_bits.contains(&0x7fc0_0000), "ARM's default NaN: {dev_bits:08x?}");
+    assert!(
+        dev_bits.contains(&0x7fc0_0000),
+        "ARM's default NaN: {dev_bits:08x?}"
+    );
     if cfg!(target_arch = "x86_64") {
         assert!(
             host_bits.contains(&0xffc0_0000) && host_bits != dev_bits,

@@ -40,7 +40,10 @@ static WRAPS: AtomicU32 = AtomicU32::new(0);
 fn SysTick() {
     // Load then store (no read-modify-write atomics on the Cortex-M0): only this handler writes
     // while the counter runs, and it cannot interrupt itself.
-    WRAPS.store(WRAPS.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+    WRAPS.store(
+        WRAPS.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
 }
 
 /// A free-running 64-bit tick counter on SysTick; owns the SysTick peripheral.

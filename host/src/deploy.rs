@@ -275,8 +275,8 @@ pub fn run_eval(a: DeviceEvalArgs) -> anyhow::Result<()> {
     let view = file.view()?;
     if a.device == "qemu" && a.firmware.is_none() {
         // Before anything is loaded or built: a model too large for the board is refused here.
-        let needs = microdnn_targets::fit::check_file(target, &path)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let needs =
+            microdnn_targets::fit::check_file(target, &path).map_err(|e| anyhow::anyhow!("{e}"))?;
         let memory = target.memory().map_err(anyhow::Error::msg)?;
         println!(
             "{}: the model needs about {} of {} bytes of flash and {} of {} bytes of RAM",

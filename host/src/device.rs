@@ -296,8 +296,8 @@ impl Qemu {
             ))
         })?;
         cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         // SAFETY: runs in the child between fork and exec; prctl(PR_SET_PDEATHSIG) is
         // async-signal-safe, touches no memory of the parent and only sets a property of the
         // child (SIGKILL when the spawning thread exits).
@@ -482,14 +482,20 @@ pub fn evaluate<T: Read + Write>(
         if dev.class as usize != hc {
             r.class_disagreements += 1;
         }
-        if host.iter().zip(&dev.outputs).all(|(h, d)| same_bits(*h, *d)) {
+        if host
+            .iter()
+            .zip(&dev.outputs)
+            .all(|(h, d)| same_bits(*h, *d))
+        {
             r.identical += 1;
         }
         for (h, d) in host.iter().zip(&dev.outputs) {
             if !same_bits(*h, *d) {
                 // A NaN on one side only counts as an infinite difference.
                 let diff = (*h as f64 - *d as f64).abs();
-                r.max_abs_diff = r.max_abs_diff.max(if diff.is_nan() { f64::INFINITY } else { diff });
+                r.max_abs_diff =
+                    r.max_abs_diff
+                        .max(if diff.is_nan() { f64::INFINITY } else { diff });
             }
         }
         ins_sum += dev.instructions as f64;

@@ -123,8 +123,7 @@ pub fn check_file(
     target: &Target,
     path: &std::path::Path,
 ) -> Result<Needs, Box<dyn std::error::Error + Send + Sync>> {
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     // ModelView wants 16-byte-aligned bytes, as on the device.
     let mut words = vec![0u128; bytes.len().div_ceil(16)];
     for (w, c) in words.iter_mut().zip(bytes.chunks(16)) {

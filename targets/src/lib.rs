@@ -152,7 +152,17 @@ pub const TARGETS: &[Target] = &[
         core: "Cortex-M55 (Helium)",
         board_name: "ARM MPS3 AN547 (secure)",
         triple: "thumbv8m.main-none-eabihf",
-        rustflags: &["-C", "target-cpu=cortex-m55"],
+        // Helium's floating-point lanes flush subnormals to zero: only the kernel's audited loop
+        // uses them (and recomputes a block when a flush is flagged); LLVM's vectorisers,
+        // which would put any other f32 code on them, are off.
+        rustflags: &[
+            "-C",
+            "target-cpu=cortex-m55",
+            "-C",
+            "no-vectorize-loops",
+            "-C",
+            "no-vectorize-slp",
+        ],
         board: "mps3-an547",
         features: &[],
         runner: Runner::Qemu {

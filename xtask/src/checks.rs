@@ -148,7 +148,11 @@ fn steps() -> Vec<Step> {
     }
     // The core on the other cores' triples, with defmt (heapless, critical-section and defmt
     // on the Cortex-M0, which has no compare-and-swap).
-    for triple in ["thumbv6m-none-eabi", "thumbv7m-none-eabi", "thumbv8m.main-none-eabihf"] {
+    for triple in [
+        "thumbv6m-none-eabi",
+        "thumbv7m-none-eabi",
+        "thumbv8m.main-none-eabihf",
+    ] {
         steps.push(Step::command(
             format!("clippy (core, {triple}, defmt)"),
             move || {

@@ -160,7 +160,14 @@ pub fn run(o: &Options) -> Result<()> {
             "\n== 3/4 build the firmware with the model: {} ({} on {}){step} ==",
             target.name, target.core, target.board_name
         );
-        let result = run_target(target, &model, &run_dir, &device_s, data_s.as_deref(), o.limit);
+        let result = run_target(
+            target,
+            &model,
+            &run_dir,
+            &device_s,
+            data_s.as_deref(),
+            o.limit,
+        );
         match &result {
             Ok(r) => println!(
                 "\ndemo: target={} host_acc={:.4} device_acc={:.4} identical={}/{} instr_per_inference={:.0} flash={} ram={}",

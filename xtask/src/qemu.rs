@@ -148,7 +148,10 @@ pub fn run(target: &Target, elf: &Path, opts: &RunOptions) -> Result<Run> {
         serial: tq::Serial::None,
     };
     let Some(mut cmd) = tq::command(target, elf, &options) else {
-        bail!("target `{}` runs on hardware only (no QEMU machine)", target.name);
+        bail!(
+            "target `{}` runs on hardware only (no QEMU machine)",
+            target.name
+        );
     };
     let mut child = cmd
         .stdin(Stdio::null())

@@ -149,7 +149,49 @@ const TESTS: &[(&str, Test)] = &[
         "a NaN computed here compares equal to the host's NaN bits",
         nan_comparison,
     ),
+    (
+        "subnormal products and sums: kernel::dense is bit-identical to dense_spec",
+        subnormals,
+    ),
 ];
+
+fn subnormals(s: &mut Scratch) -> TestResult {
+    // Products and partial sums below f32::MIN_POSITIVE (no flush to zero, in the scalar FPU
+    // and in Helium's vector lanes alike), on every block height and a tail.
+    const I: usize = 13;
+    const O: usize = 9;
+    let mut rng = Rng::new(3);
+    s.rows[..I * O]
+        .iter_mut()
+        .for_each(|w| *w = rng.uniform(-1.0, 1.0) * 1.0e-20);
+    s.bias[..O]
+        .iter_mut()
+        .for_each(|b| *b = rng.uniform(-1.0, 1.0) * 1.0e-39);
+    s.x[..I]
+        .iter_mut()
+        .for_each(|x| *x = rng.uniform(-1.0, 1.0) * 1.0e-19);
+    kernel::pack(&s.rows[..I * O], I, O, &mut s.packed[..I * O]).map_err(|_| "pack")?;
+    let (x, bias) = (&s.x[..I], &s.bias[..O]);
+    kernel::dense(&s.packed[..I * O], bias, x, &mut s.fast[..O]).map_err(|_| "dense")?;
+    kernel::dense_spec(&s.rows[..I * O], bias, x, &mut s.other[..O]).map_err(|_| "spec")?;
+    let subnormal = s.fast[..O].iter().filter(|v| v.is_subnormal()).count();
+    if subnormal == 0 {
+        return Err("the case produced no subnormal output");
+    }
+    if s.fast[..O]
+        .iter()
+        .zip(&s.other[..O])
+        .any(|(a, b)| a.to_bits() != b.to_bits())
+    {
+        return Err("subnormal results differ from the spec");
+    }
+    defmt::info!(
+        "  {=usize} of {=usize} outputs subnormal, all bit-identical",
+        subnormal,
+        O
+    );
+    Ok(())
+}
 
 /// The x86-64 host's default NaN (what `inf - inf` gives there).
 const HOST_X86_NAN: u32 = 0xffc0_0000;
@@ -319,10 +361,7 @@ fn typed_dense_matches_kernel(s: &mut Scratch) -> TestResult {
     let mut y = [0.0f32; O];
     dense.forward(x, &mut y);
     kernel::dense(&s.packed[..I * O], bias, x, &mut s.fast[..O]).map_err(|_| "dense")?;
-    if y.iter()
-        .zip(&s.fast[..O])
-        .any(|(a, b)| !bits::same(*a, *b))
-    {
+    if y.iter().zip(&s.fast[..O]).any(|(a, b)| !bits::same(*a, *b)) {
         return Err("Dense::forward differs from kernel::dense");
     }
     // The packed-layout oracle reads the same weights as the naive loop reads row-major.
@@ -627,11 +666,7 @@ fn mc_dropout_matches_host(s: &mut Scratch) -> TestResult {
     // Dropout rate 0 everywhere: forward_mc is the plain forward.
     let plain = *net.forward(&model::INPUT, &mut s.layers);
     let y0 = net.forward_mc(&model::INPUT, &mut s.net, &mut Rng::new(1));
-    if y0
-        .iter()
-        .zip(&plain)
-        .any(|(a, b)| !bits::same(*a, *b))
-    {
+    if y0.iter().zip(&plain).any(|(a, b)| !bits::same(*a, *b)) {
         return Err("forward_mc without dropout differs from forward");
     }
     Ok(())
