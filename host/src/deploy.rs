@@ -273,6 +273,15 @@ pub fn run_eval(a: DeviceEvalArgs) -> anyhow::Result<()> {
     let target = microdnn_targets::find(&a.target)?;
     let (path, file) = read_model(&a.model)?;
     let view = file.view()?;
+    if a.device == "qemu" && target.qemu_machine().is_none() {
+        bail!(
+            "target `{}` ({}) runs on hardware only: flash it (`cargo xtask run eval --target {}`) \
+             and give its serial port, e.g. --device /dev/ttyACM0",
+            target.name,
+            target.board_name,
+            target.name
+        );
+    }
     if a.device == "qemu" && a.firmware.is_none() {
         // Before anything is loaded or built: a model too large for the board is refused here.
         let needs =

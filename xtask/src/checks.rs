@@ -163,6 +163,19 @@ fn steps() -> Vec<Step> {
             },
         ));
     }
+    // The core's Helium build (its one `unsafe` module), in a target directory of its own so
+    // the flags do not rebuild the host's dependencies.
+    steps.push(Step::command(
+        "clippy (core, thumbv8m.main-none-eabihf, target-cpu=cortex-m55: Helium, defmt)",
+        || {
+            let mut cmd = cargo::cargo_in_root();
+            cmd.args(["clippy", "-p", "microdnn", "--target", "thumbv8m.main-none-eabihf"])
+                .args(["--features", "defmt", "--", "-D", "warnings"])
+                .env("CARGO_TARGET_DIR", cargo::root().join("target/helium"))
+                .env("CARGO_ENCODED_RUSTFLAGS", "-C\x1ftarget-cpu=cortex-m55");
+            cmd
+        },
+    ));
     for t in distinct_builds() {
         steps.push(Step::command(
             format!("clippy (firmware, {}, release)", t.build_id()),
@@ -229,6 +242,23 @@ fn steps() -> Vec<Step> {
     steps.push(Step::new(
         "cargo xtask demo --target all (digits: train, export, every QEMU target, compare)",
         || crate::demo::run(&crate::demo::parse(&["--target".into(), "all".into()])?),
+    ));
+    steps.push(Step::new(
+        "cargo xtask demo --dataset mnist --limit 500 --target all (where MNIST is available)",
+        || {
+            let mnist = cargo::root().join("../shared/data/mnist");
+            if !mnist.is_dir() {
+                println!(
+                    "xtask: no MNIST at {}: skipped (the digits demo above covers every target)",
+                    mnist.display()
+                );
+                return Ok(());
+            }
+            let args: Vec<String> = ["--dataset", "mnist", "--limit", "500", "--target", "all"]
+                .map(String::from)
+                .to_vec();
+            crate::demo::run(&crate::demo::parse(&args)?)
+        },
     ));
     steps.push(Step::new(
         "cargo xtask lab --quick (every experiment, reduced size; Cortex-M4F activation costs)",
