@@ -155,7 +155,9 @@ mod tests {
             .collect();
         assert_eq!(
             env["CARGO_ENCODED_RUSTFLAGS"].as_deref(),
-            Some("-C\x1ftarget-cpu=cortex-m55")
+            Some(
+                "-C\x1ftarget-cpu=cortex-m55\x1f-C\x1fno-vectorize-loops\x1f-C\x1fno-vectorize-slp"
+            )
         );
         assert_eq!(env["MICRODNN_BOARD"].as_deref(), Some("mps3-an547"));
         assert_eq!(env["RUSTFLAGS"], None);

@@ -136,3 +136,80 @@ pub fn check_file(
         .map_err(|e| format!("{}: not a valid microdnn model: {e}", path.display()))?;
     check(target, &view, bytes.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use microdnn::model::{encode, encoded_len, EncodeLayer, ModelSpec};
+
+    /// Writes a model file of the given layer shapes (zero weights); returns its path and size.
+    fn model_file(name: &str, shapes: &[(usize, usize)]) -> (std::path::PathBuf, usize) {
+        let weights: Vec<Vec<f32>> = shapes.iter().map(|&(i, o)| vec![0.0; i * o]).collect();
+        let biases: Vec<Vec<f32>> = shapes.iter().map(|&(_, o)| vec![0.0; o]).collect();
+        let layers: Vec<EncodeLayer<'_>> = shapes
+            .iter()
+            .zip(weights.iter().zip(&biases))
+            .map(|(&(inputs, outputs), (w, b))| EncodeLayer {
+                inputs,
+                outputs,
+                activation: microdnn::Activation::Relu,
+                dropout_rate: 0.0,
+                packed_weights: w,
+                bias: b,
+            })
+            .collect();
+        let spec = ModelSpec {
+            inputs: shapes[0].0,
+            layers: &layers,
+            input_transform: None,
+        };
+        let mut bytes = vec![0u8; encoded_len(&spec)];
+        encode(&spec, &mut bytes).unwrap();
+        let path = std::env::temp_dir().join(format!(
+            "microdnn-targets-{}-{name}.udnn",
+            std::process::id()
+        ));
+        std::fs::write(&path, &bytes).unwrap();
+        (path, bytes.len())
+    }
+
+    #[test]
+    fn mnist_fits_the_m4f_and_m55_not_the_m0_whose_sizes_are_named() {
+        let (path, len) = model_file("mnist", &[(784, 128), (128, 64), (64, 10)]);
+        let find = |n| crate::find(n).unwrap();
+        // 109,386 parameters of 4 bytes, plus the header and layer table.
+        assert!(len > 109_386 * 4 && len < 109_386 * 4 + 1024, "{len}");
+        let needs = check_file(find("cortex-m4f"), &path).unwrap();
+        assert_eq!(needs.flash_bytes, len as u64 + EVAL_PROGRAM_FLASH);
+        // Activations (128 + 64 + 10) x 4, inputs twice, one INFER frame of 784 floats, the
+        // answer and its frame, the receive chunk.
+        assert!(
+            needs.buffer_bytes > 808 + 2 * 784 * 4 + 784 * 4,
+            "{needs:?}"
+        );
+        check_file(find("cortex-m55"), &path).unwrap();
+        let e = check_file(find("cortex-m0"), &path)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not fit target `cortex-m0`"), "{e}");
+        assert!(e.contains(&format!("model file {len}")), "{e}");
+        assert!(e.contains("the board has 262144"), "{e}");
+        assert!(!e.contains("RAM"), "the RAM fits: {e}");
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_wide_input_overflows_the_m0_ram() {
+        // 3000 inputs: 12 KB of weights fit the flash, but the input buffers do not fit 16 KiB.
+        let (path, _) = model_file("wide", &[(3000, 1), (1, 2)]);
+        let e = check_file(crate::find("cortex-m0").unwrap(), &path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("RAM: needs") && e.contains("the board has 16384"),
+            "{e}"
+        );
+        assert!(!e.contains("flash:"), "{e}");
+        std::fs::remove_file(&path).unwrap();
+    }
+}
