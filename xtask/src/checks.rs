@@ -169,10 +169,16 @@ fn steps() -> Vec<Step> {
         "clippy (core, thumbv8m.main-none-eabihf, target-cpu=cortex-m55: Helium, defmt)",
         || {
             let mut cmd = cargo::cargo_in_root();
-            cmd.args(["clippy", "-p", "microdnn", "--target", "thumbv8m.main-none-eabihf"])
-                .args(["--features", "defmt", "--", "-D", "warnings"])
-                .env("CARGO_TARGET_DIR", cargo::root().join("target/helium"))
-                .env("CARGO_ENCODED_RUSTFLAGS", "-C\x1ftarget-cpu=cortex-m55");
+            cmd.args([
+                "clippy",
+                "-p",
+                "microdnn",
+                "--target",
+                "thumbv8m.main-none-eabihf",
+            ])
+            .args(["--features", "defmt", "--", "-D", "warnings"])
+            .env("CARGO_TARGET_DIR", cargo::root().join("target/helium"))
+            .env("CARGO_ENCODED_RUSTFLAGS", "-C\x1ftarget-cpu=cortex-m55");
             cmd
         },
     ));

@@ -59,9 +59,8 @@ fn main() -> ExitCode {
             _ => Err(anyhow::anyhow!("usage: cargo xtask test [--keep-going]")),
         },
         Some("demo") => demo::parse(&rest).and_then(|o| demo::run(&o)),
-        Some("run") => parse_run(&rest).and_then(|(bin, target, model)| {
-            run_firmware(&bin, &target, model.as_deref())
-        }),
+        Some("run") => parse_run(&rest)
+            .and_then(|(bin, target, model)| run_firmware(&bin, &target, model.as_deref())),
         Some("bench-mcu") => bench_mcu::run(&rest),
         Some("bench-train") => bench_train(&rest),
         Some("lab") => lab::run(&rest),
