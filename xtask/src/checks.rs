@@ -250,9 +250,12 @@ fn steps() -> Vec<Step> {
         || crate::demo::run(&crate::demo::parse(&["--target".into(), "all".into()])?),
     ));
     steps.push(Step::new(
-        "cargo xtask demo --dataset mnist --limit 500 --target all (where MNIST is available)",
+        "cargo xtask demo --dataset mnist --limit 500 --target all (MNIST from ../shared/data/mnist or $MICRODNN_MNIST)",
         || {
-            let mnist = cargo::root().join("../shared/data/mnist");
+            // The project's shared data folder beside the repository (as on CI), or elsewhere.
+            let mnist = std::env::var_os("MICRODNN_MNIST")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| cargo::root().join("../shared/data/mnist"));
             if !mnist.is_dir() {
                 println!(
                     "xtask: no MNIST at {}: skipped (the digits demo above covers every target)",
@@ -260,9 +263,10 @@ fn steps() -> Vec<Step> {
                 );
                 return Ok(());
             }
-            let args: Vec<String> = ["--dataset", "mnist", "--limit", "500", "--target", "all"]
+            let mut args: Vec<String> = ["--dataset", "mnist", "--limit", "500", "--target", "all"]
                 .map(String::from)
                 .to_vec();
+            args.extend(["--data-dir".to_owned(), mnist.display().to_string()]);
             crate::demo::run(&crate::demo::parse(&args)?)
         },
     ));
