@@ -198,7 +198,7 @@ pub const TARGETS: &[Target] = &[
         runner: Runner::ProbeRs {
             chip: "STM32F446RETx",
         },
-        systick_hz: 180_000_000,
+        systick_hz: 168_000_000,
         serial: "USART2 (PA2/PA3) = ST-LINK virtual COM port (/dev/ttyACM0), 115200 baud",
     },
 ];

@@ -1,7 +1,7 @@
 //! ST Nucleo-F446RE (STM32F446RE) on `stm32f4xx-hal`: a real board, flashed and run with
 //! `probe-rs run --chip STM32F446RETx` (defmt over RTT, the `rtt` feature).
 //!
-//! Clock: the ST-LINK's 8 MHz MCO as HSE bypass, PLL to 180 MHz. Serial: USART2 on PA2 (TX) /
+//! Clock: the ST-LINK's 8 MHz MCO as HSE bypass, PLL to 168 MHz (180 MHz would need the over-drive mode). Serial: USART2 on PA2 (TX) /
 //! PA3 (RX), wired to the ST-LINK's virtual COM port: `/dev/ttyACM0` on the host, which
 //! `microdnn eval --device /dev/ttyACM0` opens.
 
@@ -15,11 +15,11 @@ use crate::nb_serial::NbSerial;
 /// The board's name (the folder's).
 pub const NAME: &str = "nucleo-f446re";
 /// The core clock, which drives SysTick.
-pub const SYSTICK_HZ: u32 = 180_000_000;
+pub const SYSTICK_HZ: u32 = 168_000_000;
 /// The host link's serial port: the HAL's USART2, adapted to `embedded-io`.
 pub type Serial = NbSerial<HalSerial<pac::USART2>>;
 
-/// Brings up the clocks (HSE 8 MHz bypass, PLL 180 MHz) and USART2 at 115200 baud. Call once.
+/// Brings up the clocks (HSE 8 MHz bypass, PLL 168 MHz) and USART2 at 115200 baud. Call once.
 pub fn serial() -> Serial {
     let Some(dp) = pac::Peripherals::take() else {
         defmt::panic!("nucleo-f446re: device peripherals already taken")
