@@ -1,9 +1,9 @@
 //! ST Nucleo-F446RE (STM32F446RE) on `stm32f4xx-hal`: a real board, flashed and run with
 //! `probe-rs run --chip STM32F446RETx` (defmt over RTT, the `rtt` feature).
 //!
-//! Clock: the ST-LINK's 8 MHz MCO as HSE bypass, PLL to 168 MHz (180 MHz would need the over-drive mode). Serial: USART2 on PA2 (TX) /
-//! PA3 (RX), wired to the ST-LINK's virtual COM port: `/dev/ttyACM0` on the host, which
-//! `microdnn eval --device /dev/ttyACM0` opens.
+//! Clock: the ST-LINK's 8 MHz MCO as HSE bypass, PLL to 168 MHz (180 MHz would need the
+//! over-drive mode). Serial: USART2 on PA2 (TX) / PA3 (RX), wired to the ST-LINK's virtual COM
+//! port: `/dev/ttyACM0` on the host, which `microdnn eval --device /dev/ttyACM0` opens.
 
 use stm32f4xx_hal::pac;
 use stm32f4xx_hal::prelude::*;
