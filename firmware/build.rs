@@ -14,7 +14,12 @@
 //!   network encoded as a model file. The network type is derived from the file's layer shapes,
 //!   so the compiled-in type always matches the file it is built with.
 //!
-//! It also puts `memory.x` on the linker's search path.
+//! It also selects the board: `MICRODNN_BOARD` names a folder of `boards/` (default `mps2`, QEMU's
+//! Cortex-M4F), whose `mod.rs` becomes the crate's `board` module (through the generated
+//! `board.rs`) and whose `memory.x` goes on the linker's search path. The board's flash size
+//! picks the demo network (784-128-64-10, or 64-32-16-10 below 512 KiB: cfg
+//! `microdnn_small_demo`) and whether a row-major copy of its weights fits beside the packed one
+//! for the benchmark's naive baseline (cfg `microdnn_row_major_copy`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -27,7 +32,15 @@ use microdnn::{kernel, Dense, Layer, Rng};
 mod shape {
     include!("src/model_shape.rs");
 }
-use shape::{Mnist, MnistBuffers, ACTIVATIONS, MC_DROPOUT_RATE, MC_SEED, SEED, SHAPES};
+use shape::{
+    Mnist, MnistBuffers, Small, SmallBuffers, ACTIVATIONS, MC_DROPOUT_RATE, MC_SEED, MNIST_SHAPES,
+    SEED, SMALL_SHAPES,
+};
+
+/// Boards with less flash than this run the small demo network.
+const SMALL_DEMO_BELOW_FLASH: u64 = 512 * 1024;
+/// Flash kept free for code when deciding whether a row-major copy of the weights fits.
+const CODE_RESERVE: u64 = 128 * 1024;
 
 /// One generated layer: row-major and packed weights, bias.
 struct LayerData {
@@ -65,44 +78,147 @@ fn f32_array_literal(values: &[f32]) -> String {
     s
 }
 
+/// Length in bytes of a region of a `memory.x` (`LENGTH = 4M`, `256K`, `0x4000`).
+fn region_len(memory_x: &str, region: &str) -> Option<u64> {
+    memory_x.lines().find_map(|line| {
+        let line = line.split("/*").next()?.trim();
+        let (name, rest) = line.split_once(':')?;
+        if name.split_whitespace().next() != Some(region) {
+            return None;
+        }
+        let len = rest
+            .split("LENGTH")
+            .nth(1)?
+            .trim_start()
+            .strip_prefix('=')?;
+        let len = len.trim().trim_end_matches(',').trim();
+        let (digits, scale) = match len.as_bytes().last()? {
+            b'K' | b'k' => (&len[..len.len() - 1], 1024),
+            b'M' | b'm' => (&len[..len.len() - 1], 1024 * 1024),
+            _ => (len, 1),
+        };
+        let value = match digits.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16).ok()?,
+            None => digits.trim().parse().ok()?,
+        };
+        Some(value * scale)
+    })
+}
+
+/// Selects the board; returns its flash and RAM sizes.
+fn select_board(out: &Path) -> (u64, u64) {
+    println!("cargo:rerun-if-env-changed=MICRODNN_BOARD");
+    let board = env::var("MICRODNN_BOARD").unwrap_or_else(|_| "mps2".to_owned());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("boards")
+        .join(&board);
+    if !dir.join("mod.rs").is_file() {
+        let mut known: Vec<String> = fs::read_dir("boards")
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        known.sort();
+        panic!(
+            "MICRODNN_BOARD={board}: no board folder {} (known: {})",
+            dir.display(),
+            known.join(", ")
+        );
+    }
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let memory_x = fs::read_to_string(dir.join("memory.x"))
+        .unwrap_or_else(|e| panic!("{}/memory.x: {e}", dir.display()));
+    let flash = region_len(&memory_x, "FLASH").expect("memory.x: FLASH region with a LENGTH");
+    let ram = region_len(&memory_x, "RAM").expect("memory.x: RAM region with a LENGTH");
+    fs::write(out.join("memory.x"), &memory_x).expect("write memory.x");
+    println!("cargo:rustc-link-search={}", out.display());
+    // cortex-m-rt's link script (which includes memory.x) and defmt's, for the programs.
+    println!("cargo:rustc-link-arg-bins=-Tlink.x");
+    println!("cargo:rustc-link-arg-bins=-Tdefmt.x");
+    let code = format!(
+        "/// The board: `boards/{board}/`, selected by `MICRODNN_BOARD` at build time.\n\
+         #[path = {path:?}]\npub mod board;\n\
+         /// The board's memory, from its `memory.x`.\npub mod memory {{\n\
+         /// Bytes of flash.\n    pub const FLASH_BYTES: usize = {flash};\n\
+         /// Bytes of RAM.\n    pub const RAM_BYTES: usize = {ram};\n}}\n",
+        path = dir.join("mod.rs").display().to_string(),
+    );
+    fs::write(out.join("board.rs"), code).expect("write board.rs");
+    (flash, ram)
+}
+
+/// What the generated `model_data.rs` says about the demo network.
+struct Expected {
+    y: Vec<f32>,
+    class: usize,
+    y_mc: Vec<f32>,
+}
+
+/// Runs the demo network `$net` (buffers `$bufs`) on `input` with the generated `layers`, plain
+/// and with Monte-Carlo dropout, with microdnn's own forward pass.
+macro_rules! expected {
+    ($net:ident, $bufs:ident, $layers:expr, $input:expr) => {{
+        let layers: &[LayerData] = $layers;
+        let fc1 = Dense::from_slices(&layers[0].packed, &layers[0].bias).expect("fc1");
+        let fc2 = Dense::from_slices(&layers[1].packed, &layers[1].bias).expect("fc2");
+        let fc3 = Dense::from_slices(&layers[2].packed, &layers[2].bias).expect("fc3");
+        let net = $net {
+            fc1: Layer::new(fc1, ACTIVATIONS[0]),
+            fc2: Layer::new(fc2, ACTIVATIONS[1]),
+            fc3: Layer::new(fc3, ACTIVATIONS[2]),
+        };
+        let x = $input.as_slice().try_into().expect("input width");
+        let mut bufs = $bufs::new();
+        let y = net.forward(x, &mut bufs).to_vec();
+        let class = net.predict(x, &mut bufs);
+        // One Monte-Carlo dropout pass (dropout on fc1 and fc2): the device must reproduce it.
+        let mc_net = $net {
+            fc1: net.fc1.with_dropout(MC_DROPOUT_RATE),
+            fc2: net.fc2.with_dropout(MC_DROPOUT_RATE),
+            fc3: net.fc3,
+        };
+        let y_mc = mc_net
+            .forward_mc(x, &mut bufs, &mut Rng::new(MC_SEED))
+            .to_vec();
+        Expected { y, class, y_mc }
+    }};
+}
+
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
-    fs::copy("memory.x", out.join("memory.x")).expect("copy memory.x");
-    println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=memory.x");
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=src/model_shape.rs");
+    println!("cargo:rustc-check-cfg=cfg(microdnn_small_demo)");
+    println!("cargo:rustc-check-cfg=cfg(microdnn_row_major_copy)");
+    let (flash, _ram) = select_board(&out);
+
+    let small = flash < SMALL_DEMO_BELOW_FLASH;
+    let shapes = if small { SMALL_SHAPES } else { MNIST_SHAPES };
+    if small {
+        println!("cargo:rustc-cfg=microdnn_small_demo");
+    }
+    let weight_bytes: u64 = shapes.iter().map(|&(i, o)| (i * o * 4) as u64).sum();
+    let row_major_copy = 2 * weight_bytes + CODE_RESERVE <= flash;
+    if row_major_copy {
+        println!("cargo:rustc-cfg=microdnn_row_major_copy");
+    }
 
     let mut rng = Rng::new(SEED);
-    let layers: Vec<LayerData> = SHAPES
+    let layers: Vec<LayerData> = shapes
         .iter()
         .map(|&(i, o)| generate_layer(&mut rng, i, o))
         .collect();
     // Pixel-like input in [0, 1).
-    let input: Vec<f32> = (0..SHAPES[0].0).map(|_| rng.next_f32()).collect();
+    let input: Vec<f32> = (0..shapes[0].0).map(|_| rng.next_f32()).collect();
 
     // The expected output, computed here with microdnn's own forward pass.
-    let dense = |k: usize| &layers[k];
-    let fc1 = Dense::<784, 128>::from_slices(&dense(0).packed, &dense(0).bias).expect("fc1");
-    let fc2 = Dense::<128, 64>::from_slices(&dense(1).packed, &dense(1).bias).expect("fc2");
-    let fc3 = Dense::<64, 10>::from_slices(&dense(2).packed, &dense(2).bias).expect("fc3");
-    let net = Mnist {
-        fc1: Layer::new(fc1, ACTIVATIONS[0]),
-        fc2: Layer::new(fc2, ACTIVATIONS[1]),
-        fc3: Layer::new(fc3, ACTIVATIONS[2]),
+    let Expected { y, class, y_mc } = if small {
+        expected!(Small, SmallBuffers, &layers, input)
+    } else {
+        expected!(Mnist, MnistBuffers, &layers, input)
     };
-    let x: &[f32; 784] = input.as_slice().try_into().expect("input width");
-    let mut bufs = MnistBuffers::new();
-    let y = *net.forward(x, &mut bufs);
-    let class = net.predict(x, &mut bufs);
-    // One Monte-Carlo dropout pass (dropout on fc1 and fc2), and the first numbers of the PRNG:
-    // the device must reproduce both bit for bit.
-    let mc_net = Mnist {
-        fc1: net.fc1.with_dropout(MC_DROPOUT_RATE),
-        fc2: net.fc2.with_dropout(MC_DROPOUT_RATE),
-        fc3: net.fc3,
-    };
-    let y_mc = *mc_net.forward_mc(x, &mut bufs, &mut Rng::new(MC_SEED));
     let mut check_rng = Rng::new(SEED);
     let rng_check: Vec<String> = (0..4)
         .map(|_| format!("{:#010x}", check_rng.next_u32()))
@@ -113,8 +229,13 @@ fn main() {
     for (k, layer) in layers.iter().enumerate() {
         let name = format!("fc{}", k + 1);
         let upper = name.to_uppercase();
-        let (inputs, outputs) = SHAPES[k];
-        for (kind, values) in [("packed", &layer.packed), ("rows", &layer.rows)] {
+        let (inputs, outputs) = shapes[k];
+        let kinds: &[(&str, &Vec<f32>)] = if row_major_copy {
+            &[("packed", &layer.packed), ("rows", &layer.rows)]
+        } else {
+            &[("packed", &layer.packed)]
+        };
+        for &(kind, values) in kinds {
             let path = out.join(format!("{name}.{kind}.bin"));
             write_f32s(&path, values);
             writeln!(
@@ -135,8 +256,9 @@ fn main() {
     }
     writeln!(
         code,
-        "/// The demo input (784 values in [0, 1)).\npub static INPUT: [f32; 784] = {};",
-        f32_array_literal(&input)
+        "/// The demo input ({n} values in [0, 1)).\npub static INPUT: [f32; {n}] = {};",
+        f32_array_literal(&input),
+        n = input.len()
     )
     .unwrap();
     let bits = |y: &[f32]| -> String {
@@ -163,11 +285,11 @@ fn main() {
     .unwrap();
     fs::write(out.join("model_data.rs"), code).expect("write model_data.rs");
 
-    write_eval_model(&out, &layers);
+    write_eval_model(&out, &layers, &shapes);
 }
 
 /// Writes the `eval` program's model and the Rust that names its network type.
-fn write_eval_model(out: &Path, demo_layers: &[LayerData]) {
+fn write_eval_model(out: &Path, demo_layers: &[LayerData], shapes: &[(usize, usize); 3]) {
     println!("cargo:rerun-if-env-changed=MICRODNN_MODEL");
     let (bytes, source) = match env::var_os("MICRODNN_MODEL") {
         Some(p) => {
@@ -181,7 +303,7 @@ fn write_eval_model(out: &Path, demo_layers: &[LayerData]) {
         None => {
             let enc: Vec<EncodeLayer<'_>> = demo_layers
                 .iter()
-                .zip(SHAPES)
+                .zip(shapes.iter().copied())
                 .zip(ACTIVATIONS)
                 .map(|((l, (inputs, outputs)), activation)| EncodeLayer {
                     inputs,
@@ -193,7 +315,7 @@ fn write_eval_model(out: &Path, demo_layers: &[LayerData]) {
                 })
                 .collect();
             let spec = ModelSpec {
-                inputs: SHAPES[0].0,
+                inputs: shapes[0].0,
                 layers: &enc,
                 input_transform: None,
             };

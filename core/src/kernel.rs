@@ -15,7 +15,14 @@
 //! `vmla.f32` rounds the product, so x86-64 (scalar or vectorised, where the four lanes map onto
 //! one vector register) and `thumbv7em-none-eabihf` compute **bit-identical** outputs.
 //! [`dense_spec`] is this contract written as a plain scalar loop; the fast [`dense`] is tested
-//! to match it bit for bit, on the host and on the emulated Cortex-M.
+//! to match it bit for bit, on the host and on every emulated Cortex-M (M0 to M55).
+//!
+//! On a Cortex-M55 build (`-C target-cpu=cortex-m55`, `cfg(microdnn_helium)` from `build.rs`)
+//! the lanes of a block's rows run in Helium vector registers, one register per row, with the
+//! same per-lane order (`helium.rs`, the core's only `unsafe`): 0.99 executed instructions per
+//! MAC on 784-128-64-10 instead of 2.39 on the Cortex-M4F. Helium flushes subnormals to zero;
+//! the loop detects a flush from FPSCR's cumulative flags and the block is recomputed with the
+//! scalar loop, so results stay bit-identical (the firmware's self-test checks a subnormal case).
 //!
 //! # Packed weight layout
 //!
@@ -140,13 +147,22 @@ fn block<const H: usize>(w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32]) {
     let (xg, xt) = x.as_chunks::<LANES>();
     let split = (xg.len() * LANES * H).min(w.len());
     let (wg, wt) = w.split_at(split);
-    let (wg, _) = wg.as_chunks::<LANES>();
-    for (xc, wc) in xg.iter().zip(wg.chunks_exact(H)) {
-        for (a, wr) in acc.iter_mut().zip(wc) {
-            a[0] += wr[0] * xc[0];
-            a[1] += wr[1] * xc[1];
-            a[2] += wr[2] * xc[2];
-            a[3] += wr[3] * xc[3];
+    // Helium (Cortex-M55): the same lanes, one vector register per row (`crate::helium`);
+    // if the vector unit flushed a subnormal to zero, the block is recomputed below.
+    #[cfg(microdnn_helium)]
+    let exact = crate::helium::lanes::<H>(wg, xg.as_flattened(), &mut acc);
+    #[cfg(not(microdnn_helium))]
+    let exact = false;
+    if !exact {
+        acc = [[0.0f32; LANES]; H];
+        let (wg, _) = wg.as_chunks::<LANES>();
+        for (xc, wc) in xg.iter().zip(wg.chunks_exact(H)) {
+            for (a, wr) in acc.iter_mut().zip(wc) {
+                a[0] += wr[0] * xc[0];
+                a[1] += wr[1] * xc[1];
+                a[2] += wr[2] * xc[2];
+                a[3] += wr[3] * xc[3];
+            }
         }
     }
     if !xt.is_empty() {

@@ -2,14 +2,15 @@
 //!
 //! QEMU does not emulate the DWT cycle counter, and without `-icount` SysTick follows the host's
 //! wall clock. With `-icount shift=3,sleep=off` every guest instruction advances the virtual clock
-//! by 2^3 ns, and SysTick (the 25 MHz processor clock of `mps2-an386`, 40 ns per tick) advances by
-//! exactly one tick every [`INSTRUCTIONS_PER_TICK`] = 5 executed instructions, repeatably on any
-//! host. The figures are *executed instructions (QEMU icount)*, not cycles.
+//! by 2^3 ns, and SysTick, driven by the board's processor clock ([`crate::board::SYSTICK_HZ`]:
+//! 25 MHz on the MPS2 boards, so 40 ns or 5 instructions per tick), advances repeatably on any
+//! host. [`ticks_to_instructions`] converts exactly (`ticks * 10^9 / (SYSTICK_HZ * 2^3)`, rounded
+//! down). The figures are *executed instructions (QEMU icount)*, not cycles.
 //!
 //! The 24-bit down-counter is extended to 64 bits by counting its wraps in the SysTick exception.
 //! [`InstructionCounter::start`] calibrates the cost of a measurement itself (reading the counter
 //! twice around an empty closure) and [`InstructionCounter::measure`] subtracts it. Resolution is
-//! one tick (5 instructions).
+//! one tick (from under 1 to 8 instructions, depending on the board's clock).
 //!
 //! Without `-icount` the numbers are meaningless (but harmless).
 
@@ -20,9 +21,13 @@ use cortex_m_rt::exception;
 
 /// QEMU `-icount` shift the figures assume (`-icount shift=3,sleep=off`).
 pub const ICOUNT_SHIFT: u32 = 3;
-/// Executed instructions per SysTick tick: 40 ns per tick at 25 MHz / 2^[`ICOUNT_SHIFT`] ns per
-/// instruction.
-pub const INSTRUCTIONS_PER_TICK: u64 = 40 >> ICOUNT_SHIFT;
+
+/// Executed instructions in `ticks` SysTick ticks under `-icount shift=ICOUNT_SHIFT`:
+/// `ticks * 10^9 / (SYSTICK_HZ * 2^ICOUNT_SHIFT)`, rounded down.
+pub const fn ticks_to_instructions(ticks: u64) -> u64 {
+    let hz = crate::board::SYSTICK_HZ as u128;
+    ((ticks as u128 * 1_000_000_000) / (hz << ICOUNT_SHIFT)) as u64
+}
 /// SysTick reload value: the full 24-bit range, so one wrap is 2^24 ticks.
 const RELOAD: u32 = 0x00FF_FFFF;
 /// Ticks per wrap of the counter.
@@ -33,7 +38,12 @@ static WRAPS: AtomicU32 = AtomicU32::new(0);
 
 #[exception]
 fn SysTick() {
-    WRAPS.fetch_add(1, Ordering::Relaxed);
+    // Load then store (no read-modify-write atomics on the Cortex-M0): only this handler writes
+    // while the counter runs, and it cannot interrupt itself.
+    WRAPS.store(
+        WRAPS.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
 }
 
 /// A free-running 64-bit tick counter on SysTick; owns the SysTick peripheral.
@@ -92,13 +102,13 @@ impl InstructionCounter {
     }
 
     /// Runs `f` and returns its result with the number of instructions it executed (calibrated
-    /// overhead removed; resolution [`INSTRUCTIONS_PER_TICK`]).
+    /// overhead removed; resolution one tick).
     #[inline(never)]
     pub fn measure<R>(&self, f: impl FnOnce() -> R) -> (R, u64) {
         let start = self.now_ticks();
         let result = core::hint::black_box(f());
         let end = self.now_ticks();
-        let instructions = (end - start) * INSTRUCTIONS_PER_TICK;
+        let instructions = ticks_to_instructions(end - start);
         (result, instructions.saturating_sub(self.overhead))
     }
 }

@@ -1,5 +1,6 @@
-// The demo network's definition, shared word for word by `build.rs` (on the host, where it
-// computes the expected outputs with microdnn's own `forward`) and `src/model.rs` (on the device).
+// The demo networks' definitions, shared word for word by `build.rs` (on the host, where it
+// computes the expected outputs with microdnn's own `forward`) and `src/model.rs` (on the device,
+// which picks one by the board's flash: see `build.rs`).
 
 microdnn::network! {
     /// The demo network: 784-128-64-10 (an MNIST-sized classifier), ReLU, ReLU, softmax.
@@ -10,6 +11,16 @@ microdnn::network! {
     }
 }
 
+microdnn::network! {
+    /// The demo network of boards with less than 512 KiB of flash: 64-32-16-10 (a digits-sized
+    /// classifier), ReLU, ReLU, softmax.
+    pub struct Small(SmallBuffers) {
+        fc1: Dense<64, 32>,
+        fc2: Dense<32, 16>,
+        fc3: Dense<16, 10>,
+    }
+}
+
 /// Activations of `fc1`, `fc2`, `fc3`.
 pub const ACTIVATIONS: [microdnn::Activation; 3] = [
     microdnn::Activation::Relu,
@@ -17,8 +28,11 @@ pub const ACTIVATIONS: [microdnn::Activation; 3] = [
     microdnn::Activation::Softmax,
 ];
 
-/// `(inputs, outputs)` of `fc1`, `fc2`, `fc3`.
-pub const SHAPES: [(usize, usize); 3] = [(784, 128), (128, 64), (64, 10)];
+/// `(inputs, outputs)` of `fc1`, `fc2`, `fc3` of [`Mnist`].
+pub const MNIST_SHAPES: [(usize, usize); 3] = [(784, 128), (128, 64), (64, 10)];
+
+/// `(inputs, outputs)` of `fc1`, `fc2`, `fc3` of [`Small`].
+pub const SMALL_SHAPES: [(usize, usize); 3] = [(64, 32), (32, 16), (16, 10)];
 
 /// Seed of the deterministic weights and input (`microdnn::Rng`).
 pub const SEED: u64 = 0x6d69_6372_6f64_6e6e; // "microdnn"

@@ -218,13 +218,19 @@ pub fn run_info(a: InfoArgs) -> anyhow::Result<()> {
 
 #[derive(clap::Args)]
 pub struct DeviceEvalArgs {
-    /// `qemu` (the firmware in QEMU mps2-an386) or a serial port such as /dev/ttyACM0.
+    /// `qemu` (the firmware in QEMU, on the board of --target) or a serial port such as
+    /// /dev/ttyACM0.
     #[arg(long, default_value = "qemu")]
     device: String,
+    /// The board (see microdnn-targets): cortex-m0, cortex-m3, cortex-m4f, cortex-m7,
+    /// cortex-m33, cortex-m55, stm32f405 (QEMU), nucleo-f446re (hardware).
+    #[arg(long, default_value = microdnn_targets::DEFAULT_TARGET)]
+    target: String,
     /// Export folder (or model.udnn).
     #[arg(long)]
     model: PathBuf,
-    /// Firmware ELF with this model compiled in (QEMU); default: build firmware/ `eval` with it.
+    /// Firmware ELF with this model compiled in (QEMU); default: build firmware/ `eval` for
+    /// --target with it.
     #[arg(long)]
     firmware: Option<PathBuf>,
     /// Data set (default: the exported run's).
@@ -244,27 +250,48 @@ pub struct DeviceEvalArgs {
     json: Option<PathBuf>,
 }
 
-/// Builds the firmware's `eval` program with `model` compiled in; returns the ELF.
-pub fn build_eval_firmware(model: &Path) -> anyhow::Result<PathBuf> {
-    let fw = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../firmware");
-    let model = std::fs::canonicalize(model)?;
-    let status =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .current_dir(&fw)
-            .args(["build", "--release", "--quiet", "--bin", "eval"])
-            .env("MICRODNN_MODEL", &model)
-            .env_remove("CARGO_TARGET_DIR")
-            .status()
-            .context("running cargo to build the firmware")?;
-    if !status.success() {
-        bail!("building the firmware (firmware/, bin eval) failed");
-    }
-    Ok(fw.join("target/thumbv7em-none-eabihf/release/eval"))
+/// Builds the firmware's `eval` program for `target` with `model` compiled in; returns the ELF.
+/// The model must fit the board: checked before building (`microdnn_targets::fit`).
+pub fn build_eval_firmware(
+    target: &microdnn_targets::Target,
+    model: &Path,
+) -> anyhow::Result<PathBuf> {
+    microdnn_targets::fit::check_file(target, model).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut elfs = microdnn_targets::firmware::build(
+        target,
+        &microdnn_targets::firmware::Build {
+            bins: &["eval"],
+            model: Some(model),
+            quiet: true,
+        },
+    )
+    .map_err(anyhow::Error::msg)?;
+    Ok(elfs.remove(0))
 }
 
 pub fn run_eval(a: DeviceEvalArgs) -> anyhow::Result<()> {
+    let target = microdnn_targets::find(&a.target)?;
     let (path, file) = read_model(&a.model)?;
     let view = file.view()?;
+    if a.device == "qemu" && target.qemu_machine().is_none() {
+        bail!(
+            "target `{}` ({}) runs on hardware only: flash it (`cargo xtask run eval --target {}`) \
+             and give its serial port, e.g. --device /dev/ttyACM0",
+            target.name,
+            target.board_name,
+            target.name
+        );
+    }
+    if a.device == "qemu" && a.firmware.is_none() {
+        // Before anything is loaded or built: a model too large for the board is refused here.
+        let needs =
+            microdnn_targets::fit::check_file(target, &path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let memory = target.memory().map_err(anyhow::Error::msg)?;
+        println!(
+            "{}: the model needs about {} of {} bytes of flash and {} of {} bytes of RAM",
+            target.name, needs.flash_bytes, memory.flash_bytes, needs.ram_bytes, memory.ram_bytes
+        );
+    }
     let record: Option<ExportRecord> = path
         .parent()
         .map(|d| d.join(SUMMARY_FILE))
@@ -321,11 +348,15 @@ pub fn run_eval(a: DeviceEvalArgs) -> anyhow::Result<()> {
     let mut report: EvalReport = if a.device == "qemu" {
         let elf = match &a.firmware {
             Some(e) => e.clone(),
-            None => build_eval_firmware(&path)?,
+            None => build_eval_firmware(target, &path)?,
         };
-        let mut q = device::Qemu::start(&elf, 600 + n as u64, answer_timeout)?;
+        let mut q = device::Qemu::start(target, &elf, 600 + n as u64, answer_timeout)?;
         check_device(&mut q.link, &view)?;
-        bar.set_prefix("device (QEMU mps2-an386)");
+        bar.set_prefix(format!(
+            "device ({}, QEMU {})",
+            target.name,
+            target.qemu_machine().map(|m| m.0).unwrap_or("?")
+        ));
         device::evaluate(&mut q.link, &view, x, y, |i| bar.set_position(i as u64))?
     } else {
         let mut link = device::open_serial(&a.device, a.baud, answer_timeout)?;
@@ -341,7 +372,8 @@ pub fn run_eval(a: DeviceEvalArgs) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", j.display()))?;
     }
     println!(
-        "eval: host_acc={:.4} device_acc={:.4} identical={}/{} max_diff={:e} instr_per_inference={:.0}",
+        "eval: target={} host_acc={:.4} device_acc={:.4} identical={}/{} max_diff={:e} instr_per_inference={:.0}",
+        if a.device == "qemu" { target.name } else { a.device.as_str() },
         report.host_accuracy, report.device_accuracy, report.identical, report.samples, report.max_abs_diff, report.instructions_mean
     );
     if report.identical != report.samples {

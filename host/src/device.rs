@@ -1,19 +1,45 @@
 //! Talking to a device over the link of [`microdnn::link`]: a real board's serial port, or the
-//! emulated UART of a Cortex-M4F in QEMU, and comparing its answers with the host's.
+//! emulated serial port of any board of `microdnn_targets::TARGETS` in QEMU, and comparing its
+//! answers with the host's.
 //!
 //! "The host's outputs" are those of the core crate running the same model file on the host
 //! ([`microdnn::ModelView::run`]): the same arithmetic the device runs, so outputs are expected to
-//! be bit-identical.
+//! be bit-identical. Bit-for-bit comparisons canonicalise NaNs first ([`same_bits`]): x86-64 and
+//! ARM produce different default NaNs (0xffc0_0000 and 0x7fc0_0000) for the same invalid
+//! operation, and either way the output is "not a number".
 
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use microdnn::link::{self, kind, DeviceInfo, ErrorCode, FrameDecoder};
 use microdnn::ModelView;
+use microdnn_targets::Target;
 use serde::Serialize;
+
+/// Payload of the frame the `eval` firmware sends once it listens (`kind::PONG`, sequence 0;
+/// `firmware/src/server.rs`).
+pub const HELLO: &[u8] = b"microdnn eval ready";
+
+/// The canonical quiet NaN every NaN is compared as (ARM's default NaN).
+pub const CANONICAL_NAN: u32 = 0x7fc0_0000;
+
+/// The bits of `v`, with every NaN replaced by [`CANONICAL_NAN`].
+pub fn canonical_bits(v: f32) -> u32 {
+    if v.is_nan() {
+        CANONICAL_NAN
+    } else {
+        v.to_bits()
+    }
+}
+
+/// Whether two floats are the same bit for bit, NaNs canonicalised (any NaN equals any NaN;
+/// `+0.0` and `-0.0` differ).
+pub fn same_bits(a: f32, b: f32) -> bool {
+    canonical_bits(a) == canonical_bits(b)
+}
 
 /// Largest decoded frame the host accepts (a RESULT with 4096 outputs).
 const MAX_FRAME: usize = link::decoder_capacity(16 * 1024 + 64);
@@ -130,7 +156,12 @@ impl<T: Read + Write> Link<T> {
     /// Sends a request and waits for the answer with the same sequence number.
     fn request(&mut self, kind: u8, payload: &[u8]) -> Result<(u8, Vec<u8>), DeviceError> {
         let seq = self.send(kind, payload)?;
-        let (k, s, p) = self.receive()?;
+        let (mut k, mut s, mut p) = self.receive()?;
+        // A hello sent at boot may still be waiting (a board that started before the host
+        // connected): it is not an answer.
+        while k == kind::PONG && s == 0 && p == HELLO && seq != 0 {
+            (k, s, p) = self.receive()?;
+        }
         // A frame the device could not decode is answered with sequence number 0.
         if s != seq && !(k == kind::ERROR && s == 0) {
             return Err(DeviceError::Protocol(format!(
@@ -151,6 +182,24 @@ impl<T: Read + Write> Link<T> {
             };
         }
         Ok((k, p))
+    }
+
+    /// Waits for the device's hello frame (sent once when it starts listening), ignoring
+    /// anything before it.
+    pub fn wait_for_hello(&mut self) -> Result<(), DeviceError> {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            if Instant::now() > deadline {
+                return Err(DeviceError::Timeout(self.timeout));
+            }
+            match self.receive() {
+                Ok((kind::PONG, 0, p)) if p == HELLO => return Ok(()),
+                // Boot noise: another frame, or bytes that do not decode.
+                Ok(_) => continue,
+                Err(DeviceError::Protocol(m)) if m.starts_with("undecodable") => continue,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Echo test.
@@ -208,7 +257,8 @@ impl<T: Read + Write> Link<T> {
     }
 }
 
-/// A firmware running in QEMU (`mps2-an386`), its UART connected to a Unix socket.
+/// A firmware running in QEMU (any emulated board of `microdnn_targets`), its serial port
+/// connected to a Unix socket.
 ///
 /// The emulator never outlives its use: it is killed when this is dropped, when `max_seconds`
 /// have passed (a watchdog thread), and, through `PR_SET_PDEATHSIG`, when the thread that
@@ -223,36 +273,31 @@ pub struct Qemu {
 }
 
 impl Qemu {
-    /// Starts `elf` with `-icount shift=3,sleep=off` (so instruction counts are exact) and
-    /// connects to its UART. `max_seconds` bounds the whole run.
+    /// Starts `elf` on `target`'s QEMU machine with `-icount shift=3,sleep=off` (so instruction
+    /// counts are exact), connects to its serial port and waits for the firmware's hello frame
+    /// (QEMU's STM32 USART drops bytes sent before the firmware enables it). `max_seconds`
+    /// bounds the whole run.
     pub fn start(
+        target: &Target,
         elf: &Path,
         max_seconds: u64,
         answer_timeout: Duration,
     ) -> Result<Self, DeviceError> {
         let dir = tempfile::tempdir()?;
         let socket = dir.path().join("uart.sock");
-        let mut cmd = Command::new("qemu-system-arm");
-        cmd.args([
-            "-machine",
-            "mps2-an386",
-            "-cpu",
-            "cortex-m4",
-            "-nographic",
-            "-monitor",
-            "none",
-            "-icount",
-            "shift=3,sleep=off",
-            "-semihosting-config",
-            "enable=on,target=native",
-            "-serial",
-        ])
-        .arg(format!("unix:{},server=on,wait=on", socket.display()))
-        .arg("-kernel")
-        .arg(elf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        let options = microdnn_targets::qemu::Options {
+            icount: true,
+            serial: microdnn_targets::qemu::Serial::UnixSocket(socket.clone()),
+        };
+        let mut cmd = microdnn_targets::qemu::command(target, elf, &options).ok_or_else(|| {
+            DeviceError::Qemu(format!(
+                "target `{}` runs on hardware only: use --device /dev/ttyACM0 (or your board's port)",
+                target.name
+            ))
+        })?;
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         // SAFETY: runs in the child between fork and exec; prctl(PR_SET_PDEATHSIG) is
         // async-signal-safe, touches no memory of the parent and only sets a property of the
         // child (SIGKILL when the spawning thread exits).
@@ -316,13 +361,15 @@ impl Qemu {
                 }
             }
         });
-        Ok(Self {
+        let mut q = Self {
             child,
             done,
             socket,
             _dir: dir,
             link: Link::new(stream, answer_timeout),
-        })
+        };
+        q.link.wait_for_hello()?;
+        Ok(q)
     }
 
     /// The socket the UART is connected to.
@@ -362,6 +409,8 @@ pub fn open_serial(
 pub struct EvalReport {
     /// Examples evaluated.
     pub samples: usize,
+    /// Multiply-accumulates per inference of the model.
+    pub macs: usize,
     /// Accuracy of the core running the model file on the host.
     pub host_accuracy: f64,
     /// Accuracy of the device.
@@ -395,6 +444,7 @@ pub fn evaluate<T: Read + Write>(
     let w = view.max_width();
     let (mut a, mut b) = (vec![0.0f32; w], vec![0.0f32; w]);
     let mut r = EvalReport {
+        macs: view.macs(),
         instructions_min: u64::MAX,
         ..Default::default()
     };
@@ -435,12 +485,18 @@ pub fn evaluate<T: Read + Write>(
         if host
             .iter()
             .zip(&dev.outputs)
-            .all(|(h, d)| h.to_bits() == d.to_bits())
+            .all(|(h, d)| same_bits(*h, *d))
         {
             r.identical += 1;
         }
         for (h, d) in host.iter().zip(&dev.outputs) {
-            r.max_abs_diff = r.max_abs_diff.max((*h as f64 - *d as f64).abs());
+            if !same_bits(*h, *d) {
+                // A NaN on one side only counts as an infinite difference.
+                let diff = (*h as f64 - *d as f64).abs();
+                r.max_abs_diff =
+                    r.max_abs_diff
+                        .max(if diff.is_nan() { f64::INFINITY } else { diff });
+            }
         }
         ins_sum += dev.instructions as f64;
         r.instructions_min = r.instructions_min.min(dev.instructions);
@@ -548,6 +604,35 @@ mod tests {
                 outputs: vec![6.5, -6.5]
             }
         );
+    }
+
+    #[test]
+    fn nans_compare_equal_whatever_their_bits() {
+        // x86-64's default NaN (0.0/0.0, inf - inf) and ARM's.
+        let x86 = f32::from_bits(0xffc0_0000);
+        let arm = f32::from_bits(0x7fc0_0000);
+        assert_ne!(x86.to_bits(), arm.to_bits());
+        assert!(same_bits(x86, arm));
+        assert!(same_bits(f32::from_bits(0x7f80_0001), arm)); // a signalling NaN too
+        assert_eq!(canonical_bits(x86), CANONICAL_NAN);
+        // Everything else is compared bit for bit: signed zeros differ, NaN is not a number.
+        assert!(!same_bits(0.0, -0.0));
+        assert!(!same_bits(arm, f32::INFINITY));
+        assert!(same_bits(1.5, 1.5));
+        // The same invalid operation on this host: inf - inf is a NaN, equal to ARM's.
+        let inf = std::hint::black_box(f32::INFINITY);
+        assert!(same_bits(inf - inf, arm));
+    }
+
+    #[test]
+    fn a_stale_hello_is_not_an_answer() {
+        let mut l = fake();
+        let mut frame = vec![0u8; link::max_encoded_len(HELLO.len())];
+        let n = link::encode_frame(kind::PONG, 0, HELLO, &mut frame).unwrap();
+        l.io.outbox.extend(&frame[..n]);
+        assert_eq!(l.ping(b"after").unwrap(), b"after");
+        l.io.outbox.extend(&frame[..n]);
+        l.wait_for_hello().unwrap();
     }
 
     #[test]

@@ -92,3 +92,95 @@ fn bad_data_gives_a_clear_error() {
         "{err}"
     );
 }
+
+/// A 784-128-64-10 model file (zero weights): MNIST-sized, 437 KB.
+fn mnist_sized_model(dir: &std::path::Path) -> std::path::PathBuf {
+    use microdnn::model::{encode, encoded_len, EncodeLayer, ModelSpec};
+    let shapes = [(784usize, 128usize), (128, 64), (64, 10)];
+    let weights: Vec<Vec<f32>> = shapes.iter().map(|&(i, o)| vec![0.0; i * o]).collect();
+    let biases: Vec<Vec<f32>> = shapes.iter().map(|&(_, o)| vec![0.0; o]).collect();
+    let layers: Vec<EncodeLayer<'_>> = shapes
+        .iter()
+        .zip(weights.iter().zip(&biases))
+        .map(|(&(inputs, outputs), (w, b))| EncodeLayer {
+            inputs,
+            outputs,
+            activation: microdnn::Activation::Relu,
+            dropout_rate: 0.0,
+            packed_weights: w,
+            bias: b,
+        })
+        .collect();
+    let spec = ModelSpec {
+        inputs: 784,
+        layers: &layers,
+        input_transform: None,
+    };
+    let mut bytes = vec![0u8; encoded_len(&spec)];
+    encode(&spec, &mut bytes).unwrap();
+    let path = dir.join("model.udnn");
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn run_err(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success(), "{cmd:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn eval_names_the_known_targets_for_an_unknown_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = mnist_sized_model(dir.path());
+    let err = run_err(
+        microdnn()
+            .args([
+                "eval",
+                "--device",
+                "qemu",
+                "--target",
+                "cortex-m99",
+                "--model",
+            ])
+            .arg(&model),
+    );
+    assert!(err.contains("unknown target `cortex-m99`"), "{err}");
+    for known in [
+        "cortex-m0",
+        "cortex-m3",
+        "cortex-m4f",
+        "cortex-m7",
+        "cortex-m33",
+        "cortex-m55",
+        "stm32f405",
+    ] {
+        assert!(err.contains(known), "{known} missing from: {err}");
+    }
+}
+
+#[test]
+fn eval_refuses_a_model_too_large_for_the_board_before_building() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = mnist_sized_model(dir.path());
+    let file_bytes = std::fs::metadata(&model).unwrap().len();
+    let err = run_err(
+        microdnn()
+            .args([
+                "eval",
+                "--device",
+                "qemu",
+                "--target",
+                "cortex-m0",
+                "--model",
+            ])
+            .arg(&model)
+            .args(["--dataset", "mnist", "--data", "/nonexistent"]),
+    );
+    // The micro:bit has 256 KiB of flash: the sizes are named. The check comes first: the
+    // data folder does not exist, and that is not what the error is about.
+    assert!(err.contains("does not fit target `cortex-m0`"), "{err}");
+    assert!(err.contains(&format!("model file {file_bytes}")), "{err}");
+    assert!(err.contains("the board has 262144"), "{err}");
+    assert!(!err.contains("nonexistent"), "{err}");
+}

@@ -5,8 +5,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-/// Target triple of the firmware (Cortex-M4F with hardware FPU).
-pub const THUMB_TARGET: &str = "thumbv7em-none-eabihf";
+use microdnn_targets::{firmware, Target};
 
 /// The repository root (the host workspace).
 pub fn root() -> PathBuf {
@@ -14,16 +13,6 @@ pub fn root() -> PathBuf {
         .parent()
         .expect("xtask lives one level below the workspace root")
         .to_path_buf()
-}
-
-/// The firmware crate, a cargo workspace of its own.
-pub fn firmware_dir() -> PathBuf {
-    root().join("firmware")
-}
-
-/// The firmware's own target directory (never the host's `CARGO_TARGET_DIR`).
-pub fn firmware_target_dir() -> PathBuf {
-    firmware_dir().join("target")
 }
 
 fn cargo_bin() -> String {
@@ -37,17 +26,10 @@ pub fn cargo_in_root() -> Command {
     cmd
 }
 
-/// `cargo` run from the firmware folder, so cargo reads `firmware/.cargo/config.toml` (target,
-/// runner, link scripts). Flags set for host builds must not leak into it: `RUSTFLAGS` would
-/// replace the config's link arguments.
-pub fn cargo_in_firmware() -> Command {
-    let mut cmd = Command::new(cargo_bin());
-    cmd.current_dir(firmware_dir())
-        .env("CARGO_TARGET_DIR", firmware_target_dir())
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_BUILD_TARGET");
-    cmd
+/// `cargo SUBCOMMAND` in the firmware folder, set up for `target` (see
+/// `microdnn_targets::firmware::cargo`).
+pub fn cargo_in_firmware(target: &Target, subcommand: &str) -> Command {
+    firmware::cargo(target, subcommand)
 }
 
 /// Runs a command with inherited stdio; an error unless it exits with success.
@@ -81,22 +63,23 @@ pub fn describe(cmd: &Command) -> String {
     s
 }
 
-/// Builds one firmware binary in release mode and returns the path of its ELF.
-pub fn build_firmware(bin: &str) -> Result<PathBuf> {
-    let mut cmd = cargo_in_firmware();
-    cmd.args(["build", "--release", "--bin", bin]);
-    run_status(&mut cmd)?;
-    let elf = firmware_elf(bin);
-    if !elf.is_file() {
-        bail!("built the firmware but found no ELF at {}", elf.display());
-    }
-    Ok(elf)
-}
-
-/// Where the release ELF of a firmware binary lands.
-pub fn firmware_elf(bin: &str) -> PathBuf {
-    firmware_target_dir()
-        .join(THUMB_TARGET)
-        .join("release")
-        .join(bin)
+/// Builds firmware programs for a target in release mode (no model: the `eval` program gets the
+/// demo network) and returns their ELFs, in order.
+pub fn build_firmware(target: &Target, bins: &[&str]) -> Result<Vec<PathBuf>> {
+    println!(
+        "xtask: building the firmware for {} ({}, board {}): {}",
+        target.name,
+        target.triple,
+        target.board,
+        bins.join(", ")
+    );
+    firmware::build(
+        target,
+        &firmware::Build {
+            bins,
+            model: None,
+            quiet: false,
+        },
+    )
+    .map_err(anyhow::Error::msg)
 }

@@ -5,8 +5,13 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use crate::cargo::{self, THUMB_TARGET};
-use crate::qemu;
+use microdnn_targets::{firmware, Target, TARGETS};
+
+use crate::cargo;
+use crate::{qemu, setup};
+
+/// The triple the core's feature sets are checked on (the default board's).
+const THUMB_TARGET: &str = "thumbv7em-none-eabihf";
 
 /// One check.
 struct Step {
@@ -40,12 +45,18 @@ fn root_cargo(args: &'static [&'static str]) -> impl Fn() -> Command {
     }
 }
 
-fn firmware_cargo(args: &'static [&'static str]) -> impl Fn() -> Command {
-    move || {
-        let mut cmd = cargo::cargo_in_firmware();
-        cmd.args(args);
-        cmd
-    }
+/// One target per distinct firmware build (the Cortex-M7 runs the Cortex-M4F's ELF).
+fn distinct_builds() -> Vec<&'static Target> {
+    let mut seen = Vec::new();
+    TARGETS
+        .iter()
+        .filter(|t| {
+            let id = t.build_id();
+            let new = !seen.contains(&id);
+            seen.push(id);
+            new
+        })
+        .collect()
 }
 
 /// The core's feature sets checked on the thumb target.
@@ -63,13 +74,38 @@ fn feature_label(set: &[&str]) -> &'static str {
 
 fn steps() -> Vec<Step> {
     let mut steps = vec![
-        // First: the host tests include an end-to-end test in QEMU.
+        // First: everything later steps build with (a fresh machine has no thumb targets).
+        Step::new(
+            "Rust targets and components of the pinned toolchain",
+            setup::everything,
+        ),
+        // The host tests include an end-to-end test in QEMU.
         Step::new("qemu-system-arm available", qemu::ensure_installed),
         Step::command(
             "rustfmt (workspace)",
             root_cargo(&["fmt", "--all", "--check"]),
         ),
-        Step::command("rustfmt (firmware)", firmware_cargo(&["fmt", "--check"])),
+        Step::command(
+            "rustfmt (firmware)",
+            root_cargo(&["fmt", "--manifest-path", "firmware/Cargo.toml", "--check"]),
+        ),
+        // The board folders are compiled in through a generated `#[path]`, which `cargo fmt`
+        // does not follow.
+        Step::command("rustfmt (firmware boards)", || {
+            let mut cmd = Command::new("rustfmt");
+            cmd.current_dir(cargo::root())
+                .args(["--edition", "2021", "--check"]);
+            let boards = firmware::firmware_dir().join("boards");
+            for t in distinct_builds() {
+                let dir = boards.join(t.board);
+                for file in ["mod.rs", "uart.rs"] {
+                    if dir.join(file).is_file() {
+                        cmd.arg(dir.join(file));
+                    }
+                }
+            }
+            cmd
+        }),
         Step::command(
             "rustfmt (xtask)",
             root_cargo(&["fmt", "--manifest-path", "xtask/Cargo.toml", "--check"]),
@@ -110,10 +146,52 @@ fn steps() -> Vec<Step> {
             },
         ));
     }
+    // The core on the other cores' triples, with defmt (heapless, critical-section and defmt
+    // on the Cortex-M0, which has no compare-and-swap).
+    for triple in [
+        "thumbv6m-none-eabi",
+        "thumbv7m-none-eabi",
+        "thumbv8m.main-none-eabihf",
+    ] {
+        steps.push(Step::command(
+            format!("clippy (core, {triple}, defmt)"),
+            move || {
+                let mut cmd = cargo::cargo_in_root();
+                cmd.args(["clippy", "-p", "microdnn", "--target", triple])
+                    .args(["--features", "defmt", "--", "-D", "warnings"]);
+                cmd
+            },
+        ));
+    }
+    // The core's Helium build (its one `unsafe` module), in a target directory of its own so
+    // the flags do not rebuild the host's dependencies.
     steps.push(Step::command(
-        "clippy (firmware, release)",
-        firmware_cargo(&["clippy", "--release", "--", "-D", "warnings"]),
+        "clippy (core, thumbv8m.main-none-eabihf, target-cpu=cortex-m55: Helium, defmt)",
+        || {
+            let mut cmd = cargo::cargo_in_root();
+            cmd.args([
+                "clippy",
+                "-p",
+                "microdnn",
+                "--target",
+                "thumbv8m.main-none-eabihf",
+            ])
+            .args(["--features", "defmt", "--", "-D", "warnings"])
+            .env("CARGO_TARGET_DIR", cargo::root().join("target/helium"))
+            .env("CARGO_ENCODED_RUSTFLAGS", "-C\x1ftarget-cpu=cortex-m55");
+            cmd
+        },
     ));
+    for t in distinct_builds() {
+        steps.push(Step::command(
+            format!("clippy (firmware, {}, release)", t.build_id()),
+            move || {
+                let mut cmd = firmware::cargo(t, "clippy");
+                cmd.args(["--release", "--bins", "--", "-D", "warnings"]);
+                cmd
+            },
+        ));
+    }
     steps.push(Step::command(
         "tests (workspace, release)",
         root_cargo(&["test", "--workspace", "--release"]),
@@ -148,21 +226,57 @@ fn steps() -> Vec<Step> {
             },
         ));
     }
-    steps.push(Step::command(
-        "build (firmware, release)",
-        firmware_cargo(&["build", "--release", "--bins"]),
-    ));
-    steps.push(Step::new("firmware self-test in QEMU", || {
-        run_firmware("selftest")
-    }));
-    steps.push(Step::new("firmware demo in QEMU", || run_firmware("demo")));
+    for t in distinct_builds() {
+        steps.push(Step::new(
+            format!("build (firmware, {}, release)", t.build_id()),
+            move || {
+                let mut cmd = firmware::cargo(t, "build");
+                cmd.args(["--release", "--bins"]);
+                println!("xtask: $ {}", cargo::describe(&cmd));
+                cargo::run_status(&mut cmd)
+            },
+        ));
+    }
+    for t in microdnn_targets::qemu_targets() {
+        steps.push(Step::new(
+            format!(
+                "firmware self-test and demo in QEMU: {} ({})",
+                t.name, t.core
+            ),
+            move || {
+                run_firmware(t, "selftest")?;
+                run_firmware(t, "demo")
+            },
+        ));
+    }
     steps.push(Step::new(
-        "firmware benchmark in QEMU (-icount)",
-        crate::bench_mcu::run,
+        "cargo xtask bench-mcu --all (-icount: every QEMU target)",
+        || crate::bench_mcu::run(&["--all".into()]),
     ));
     steps.push(Step::new(
-        "cargo xtask demo (digits: train, export, QEMU, compare)",
-        || crate::demo::run(&crate::demo::parse(&[])?),
+        "cargo xtask demo --target all (digits: train, export, every QEMU target, compare)",
+        || crate::demo::run(&crate::demo::parse(&["--target".into(), "all".into()])?),
+    ));
+    steps.push(Step::new(
+        "cargo xtask demo --dataset mnist --limit 500 --target all (MNIST from ../shared/data/mnist or $MICRODNN_MNIST)",
+        || {
+            // The project's shared data folder beside the repository (as on CI), or elsewhere.
+            let mnist = std::env::var_os("MICRODNN_MNIST")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| cargo::root().join("../shared/data/mnist"));
+            if !mnist.is_dir() {
+                println!(
+                    "xtask: no MNIST at {}: skipped (the digits demo above covers every target)",
+                    mnist.display()
+                );
+                return Ok(());
+            }
+            let mut args: Vec<String> = ["--dataset", "mnist", "--limit", "500", "--target", "all"]
+                .map(String::from)
+                .to_vec();
+            args.extend(["--data-dir".to_owned(), mnist.display().to_string()]);
+            crate::demo::run(&crate::demo::parse(&args)?)
+        },
     ));
     steps.push(Step::new(
         "cargo xtask lab --quick (every experiment, reduced size; Cortex-M4F activation costs)",
@@ -174,13 +288,14 @@ fn steps() -> Vec<Step> {
     steps
 }
 
-fn run_firmware(bin: &str) -> Result<()> {
-    let elf = cargo::firmware_elf(bin);
-    let run = qemu::run(&elf, &qemu::RunOptions::default())?;
+fn run_firmware(target: &Target, bin: &str) -> Result<()> {
+    let elf = firmware::elf(target, bin);
+    let run = qemu::run(target, &elf, &qemu::RunOptions::default())?;
     run.print_log();
     println!(
-        "xtask: {bin} ran for {:.1} s in QEMU",
-        run.elapsed.as_secs_f64()
+        "xtask: {bin} ran for {:.1} s in QEMU ({})",
+        run.elapsed.as_secs_f64(),
+        target.name
     );
     run.check()
 }

@@ -3,18 +3,22 @@
 //! 1. trains a network on the host (`microdnn train`),
 //! 2. exports it as a device model (`microdnn export`: batch norm folded, dropout dropped,
 //!    weights packed; checked against the trained network),
-//! 3. builds the firmware's `eval` program with the model compiled in (`MICRODNN_MODEL`),
-//! 4. runs it in QEMU (Cortex-M4F, `mps2-an386`, `-icount`) and streams the whole held-out set
-//!    through the emulated UART (`microdnn eval --device qemu`), comparing every output with the
-//!    core running the same file on the host,
-//! 5. prints a summary whose last line is machine-readable:
-//!    `demo: host_acc=… device_acc=… identical=N/N instr_per_inference=… flash=… ram=…`.
+//! 3. for each target (`--target NAME`, default `cortex-m4f`; `--target all`: every QEMU board),
+//!    builds the firmware's `eval` program with the model compiled in (`MICRODNN_MODEL`), unless
+//!    the model does not fit the board (then says so, with the sizes, and goes on),
+//! 4. runs it in QEMU (`-icount`) and streams the whole held-out set through the emulated serial
+//!    port (`microdnn eval --device qemu --target NAME`), comparing every output with the core
+//!    running the same file on the host,
+//! 5. prints a summary line per target, machine-readable:
+//!    `demo: target=… host_acc=… device_acc=… identical=N/N instr_per_inference=… flash=… ram=…`,
+//!    and with several targets a table (the README's).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use microdnn_targets::{firmware, Target};
 
-use crate::{cargo, elf_size, qemu};
+use crate::{cargo, elf_size, qemu, setup};
 
 /// Which data set the demo runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,7 +37,11 @@ pub struct Options {
     pub data_dir: Option<PathBuf>,
     /// Evaluate at most this many test examples on the device.
     pub limit: Option<usize>,
+    /// The targets to run on.
+    pub targets: Vec<&'static Target>,
 }
+
+const USAGE: &str = "usage: cargo xtask demo [--dataset digits|mnist] [--data-dir PATH] [--limit N] [--target NAME|all]";
 
 /// Parses `demo` arguments: `[--dataset digits|mnist] [--data-dir PATH] [--limit N]`.
 pub fn parse(args: &[String]) -> Result<Options> {
@@ -41,6 +49,7 @@ pub fn parse(args: &[String]) -> Result<Options> {
         dataset: Dataset::Digits,
         data_dir: None,
         limit: None,
+        targets: vec![microdnn_targets::find(microdnn_targets::DEFAULT_TARGET)?],
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -65,9 +74,13 @@ pub fn parse(args: &[String]) -> Result<Options> {
                         .context("--limit needs a whole number")?,
                 )
             }
-            other => bail!(
-                "unknown option `{other}`\nusage: cargo xtask demo [--dataset digits|mnist] [--data-dir PATH] [--limit N]"
-            ),
+            "--target" => {
+                o.targets = match value("--target")?.as_str() {
+                    "all" => microdnn_targets::qemu_targets().collect(),
+                    name => vec![microdnn_targets::find(name)?],
+                }
+            }
+            other => bail!("unknown option `{other}`\n{USAGE}"),
         }
     }
     if o.dataset == Dataset::Mnist && o.data_dir.is_none() {
@@ -93,8 +106,23 @@ fn path_arg(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// One target's outcome.
+struct Row {
+    target: &'static Target,
+    /// `None`: the model does not fit (the reason).
+    result: std::result::Result<TargetResult, String>,
+}
+
+struct TargetResult {
+    report: serde_json::Value,
+    flash: u64,
+    ram: u64,
+    ok: bool,
+}
+
 /// Runs the demo.
 pub fn run(o: &Options) -> Result<()> {
+    setup::rust_targets(o.targets.iter().copied())?;
     qemu::ensure_installed()?;
     let root = cargo::root();
     let (name, config) = match o.dataset {
@@ -119,27 +147,110 @@ pub fn run(o: &Options) -> Result<()> {
 
     println!("\n== 2/4 export ==");
     microdnn(&["export", &run_s, "--out", &device_s])?;
-
-    println!("\n== 3/4 build the firmware with the model ==");
     let model = device_dir.join("model.udnn");
-    let mut build = cargo::cargo_in_firmware();
-    build
-        .args(["build", "--release", "--bin", "eval"])
-        .env("MICRODNN_MODEL", &model);
-    cargo::run_status(&mut build)?;
-    let elf = cargo::firmware_elf("eval");
-    let fp = elf_size::footprint(&elf)?;
+
+    let mut rows = Vec::new();
+    for (k, &target) in o.targets.iter().enumerate() {
+        let step = if o.targets.len() > 1 {
+            format!(" [{}/{}]", k + 1, o.targets.len())
+        } else {
+            String::new()
+        };
+        println!(
+            "\n== 3/4 build the firmware with the model: {} ({} on {}){step} ==",
+            target.name, target.core, target.board_name
+        );
+        let result = run_target(
+            target,
+            &model,
+            &run_dir,
+            &device_s,
+            data_s.as_deref(),
+            o.limit,
+        );
+        match &result {
+            Ok(r) => println!(
+                "\ndemo: target={} host_acc={:.4} device_acc={:.4} identical={}/{} instr_per_inference={:.0} flash={} ram={}",
+                target.name,
+                num(&r.report, "host_accuracy"),
+                num(&r.report, "device_accuracy"),
+                num(&r.report, "identical"),
+                num(&r.report, "samples"),
+                num(&r.report, "instructions_mean"),
+                r.flash,
+                r.ram
+            ),
+            Err(why) => println!("\ndemo: target={} skipped: {why}", target.name),
+        }
+        rows.push(Row { target, result });
+    }
+    if rows.len() > 1 {
+        print_table(&rows, name);
+    }
+    let failed: Vec<&str> = rows
+        .iter()
+        .filter(|r| matches!(&r.result, Ok(t) if !t.ok))
+        .map(|r| r.target.name)
+        .collect();
+    if !failed.is_empty() {
+        bail!("the evaluation failed on {}", failed.join(", "));
+    }
+    if rows.iter().all(|r| r.result.is_err()) {
+        bail!("the model fits none of the targets");
+    }
+    Ok(())
+}
+
+fn num(report: &serde_json::Value, k: &str) -> f64 {
+    report
+        .get(k)
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or(f64::NAN)
+}
+
+/// Builds, sizes and evaluates one target. `Err`: the model does not fit (said before building).
+fn run_target(
+    target: &'static Target,
+    model: &Path,
+    run_dir: &Path,
+    device_s: &str,
+    data_s: Option<&str>,
+    limit: Option<usize>,
+) -> std::result::Result<TargetResult, String> {
+    microdnn_targets::fit::check_file(target, model).map_err(|e| e.to_string())?;
+    let fail = |e: anyhow::Error| TargetResult {
+        report: serde_json::json!({ "error": format!("{e:#}") }),
+        flash: 0,
+        ram: 0,
+        ok: false,
+    };
+    let elf = match firmware::build(
+        target,
+        &firmware::Build {
+            bins: &["eval"],
+            model: Some(model),
+            quiet: false,
+        },
+    ) {
+        Ok(mut e) => e.remove(0),
+        Err(e) => return Ok(fail(anyhow::anyhow!(e))),
+    };
+    let fp = match elf_size::footprint(&elf) {
+        Ok(f) => f,
+        Err(e) => return Ok(fail(e)),
+    };
     println!(
         "firmware {}: flash {} bytes (.text+.rodata, model included), static RAM {} bytes (.data+.bss)",
         elf.display(),
         fp.flash_bytes(),
         fp.static_ram_bytes()
     );
-
     println!(
-        "\n== 4/4 evaluate on the device (QEMU mps2-an386, Cortex-M4F) over the serial link =="
+        "\n== 4/4 evaluate on the device (QEMU {}, {}) over the serial link ==",
+        target.qemu_machine().map(|m| m.0).unwrap_or("?"),
+        target.core
     );
-    let report_path = run_dir.join("eval.json");
+    let report_path = run_dir.join(format!("eval-{}.json", target.name));
     let _ = std::fs::remove_file(&report_path);
     let elf_s = path_arg(&elf);
     let report_s = path_arg(&report_path);
@@ -147,40 +258,67 @@ pub fn run(o: &Options) -> Result<()> {
         "eval",
         "--device",
         "qemu",
+        "--target",
+        target.name,
         "--model",
-        &device_s,
+        device_s,
         "--firmware",
         &elf_s,
         "--json",
         &report_s,
     ];
-    if let Some(d) = &data_s {
+    if let Some(d) = data_s {
         eval.extend(["--data", d]);
     }
-    let limit_s = o.limit.map(|l| l.to_string());
+    let limit_s = limit.map(|l| l.to_string());
     if let Some(l) = &limit_s {
         eval.extend(["--limit", l]);
     }
     let eval_result = microdnn(&eval);
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report_path).with_context(|| {
-            format!("the evaluation wrote no report ({})", report_path.display())
-        })?)?;
-    let num = |k: &str| {
-        report
-            .get(k)
-            .and_then(serde_json::Value::as_f64)
-            .unwrap_or(f64::NAN)
-    };
-    println!(
-        "\ndemo: host_acc={:.4} device_acc={:.4} identical={}/{} instr_per_inference={:.0} flash={} ram={}",
-        num("host_accuracy"),
-        num("device_accuracy"),
-        num("identical"),
-        num("samples"),
-        num("instructions_mean"),
-        fp.flash_bytes(),
-        fp.static_ram_bytes()
-    );
-    eval_result
+    let report: serde_json::Value = std::fs::read_to_string(&report_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_else(|| serde_json::json!({}));
+    if let Err(e) = &eval_result {
+        println!("xtask: eval on {}: {e:#}", target.name);
+    }
+    Ok(TargetResult {
+        report,
+        flash: fp.flash_bytes(),
+        ram: fp.static_ram_bytes(),
+        ok: eval_result.is_ok(),
+    })
+}
+
+/// The README's table: one row per target.
+fn print_table(rows: &[Row], dataset: &str) {
+    println!("\n{dataset} model on every target (`eval` firmware with the model; executed instructions, QEMU -icount):\n");
+    println!("| target | core | board (QEMU machine) | flash | RAM | instructions / inference | per MAC | identical |");
+    println!("|---|---|---|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let t = r.target;
+        let machine = t.qemu_machine().map(|m| m.0).unwrap_or("-");
+        match &r.result {
+            Ok(res) => {
+                let macs = num(&res.report, "macs");
+                let ipi = num(&res.report, "instructions_mean");
+                println!(
+                    "| {} | {} | {} (`{machine}`) | {} | {} | {:.0} | {:.2} | {}/{} |",
+                    t.name,
+                    t.core,
+                    t.board_name,
+                    res.flash,
+                    res.ram,
+                    ipi,
+                    ipi / macs,
+                    num(&res.report, "identical"),
+                    num(&res.report, "samples")
+                );
+            }
+            Err(why) => println!(
+                "| {} | {} | {} (`{machine}`) | - | - | - | - | does not fit: {why} |",
+                t.name, t.core, t.board_name
+            ),
+        }
+    }
 }

@@ -68,22 +68,22 @@ fn parse(args: &[String]) -> Result<Options> {
 
 /// Instructions per element of each activation for one build of the `activations` program.
 fn measure_mcu(micromath: bool) -> Result<BTreeMap<String, f64>> {
-    let mut cmd = cargo::cargo_in_firmware();
-    cmd.args(["build", "--release", "--bin", "activations"]);
+    let target = microdnn_targets::find(microdnn_targets::DEFAULT_TARGET)?;
+    let mut cmd = cargo::cargo_in_firmware(target, "build");
+    cmd.args(["--release", "--bin", "activations"]);
     let elf = if micromath {
         // A target directory of its own: the feature changes the core's build for every binary.
-        let dir = cargo::firmware_target_dir().join("micromath");
+        let dir = microdnn_targets::firmware::target_dir(target).join("micromath");
         cmd.env("CARGO_TARGET_DIR", &dir)
             .args(["--features", "micromath"]);
-        dir.join(cargo::THUMB_TARGET)
-            .join("release")
-            .join("activations")
+        dir.join(target.triple).join("release").join("activations")
     } else {
-        cargo::firmware_elf("activations")
+        microdnn_targets::firmware::elf(target, "activations")
     };
     println!("xtask: $ {}", cargo::describe(&cmd));
     cargo::run_status(&mut cmd)?;
     let run = qemu::run(
+        target,
         &elf,
         &qemu::RunOptions {
             icount: true,

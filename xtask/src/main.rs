@@ -2,17 +2,19 @@
 //!
 //! | command | what it does |
 //! |---|---|
-//! | `test` | every check CI runs, in order, stopping at the first failure: formatting, clippy (host and thumb), host tests (core also in debug and on a 32-bit target), thumb builds of the core per feature set, then the firmware self-test and demo in QEMU |
-//! | `demo [--dataset digits\|mnist] [--data-dir PATH] [--limit N]` | the main job: trains on the host, exports the model, builds the firmware with it, runs it in QEMU over the whole held-out set through the serial link and compares every output with the host's; last line `demo: host_acc=… device_acc=… identical=N/N instr_per_inference=… flash=… ram=…` |
-//! | `bench-mcu` | runs the benchmark firmware under `-icount shift=3,sleep=off` and reports instructions per inference and per MAC, flash, static RAM and peak stack; writes `target/bench/mcu.json` |
+//! | `test` | every check CI runs, in order, stopping at the first failure: the Rust targets, formatting, clippy (host, core on every thumb triple, firmware per board), host tests (core also in debug and on a 32-bit target), thumb builds, then on every QEMU board the firmware self-test and demo, the benchmark and the demo's bit-identical evaluation |
+//! | `demo [--dataset digits\|mnist] [--data-dir PATH] [--limit N] [--target NAME\|all]` | the main job: trains on the host, exports the model, builds the firmware with it for each target, runs it in QEMU over the whole held-out set through the serial link and compares every output with the host's; a line per target `demo: target=… host_acc=… device_acc=… identical=N/N instr_per_inference=… flash=… ram=…`, and with `all` a table |
+//! | `bench-mcu [--target NAME\|--all]` | runs the benchmark firmware under `-icount shift=3,sleep=off` and reports instructions per inference and per MAC, flash, static RAM and peak stack; writes `target/bench/mcu.json` (keyed by target) |
 //! | `bench-train [args]` | `cargo run --release -p microdnn-host -- bench-train [args]` |
 //! | `lab [--quick] [--out DIR] [NAME...]` | the lecture's experiments (`microdnn lab`), with the Cortex-M4F activation costs measured under QEMU `-icount` first; reports in `target/lab/` |
-//! | `run <bin>` | builds and runs any firmware binary (`demo`, `selftest`, `bench`) in QEMU, with its decoded log |
+//! | `run <bin> [--target NAME] [--model FILE]` | builds and runs any firmware program (`demo`, `selftest`, `bench`, `eval`) in QEMU with its decoded log, or flashes it to a real board with `probe-rs run` |
 //! | `mutate [--cases N] [--release]` | the model-file mutation test with `N` cases (default 1,000,000), in debug (overflow checks) |
 //! | `fuzz [--seconds N] [TARGET...]` | cargo-fuzz on the core's targets (`model_view`, `link_decoder`) for `N` s each (nightly) |
 //!
-//! QEMU (`qemu-system-arm`) is installed with apt when missing and running as root (CI);
-//! otherwise the command stops and says what to install.
+//! Before building, every command adds the Rust targets it needs to the pinned toolchain
+//! (`rustup target add`, and rustfmt/clippy for `test`), saying so. QEMU (`qemu-system-arm`) is
+//! installed with apt when missing and running as root (CI); otherwise the command stops and
+//! says what to install.
 
 mod bench_mcu;
 mod cargo;
@@ -23,6 +25,7 @@ mod elf_size;
 mod fuzz;
 mod lab;
 mod qemu;
+mod setup;
 
 use std::process::ExitCode;
 
@@ -32,16 +35,20 @@ usage: cargo xtask <command>
 commands:
   test [--keep-going]  run every check (fmt, clippy, tests, thumb builds, firmware in QEMU),
                        stopping at the first failure (--keep-going: run them all)
-  demo [--dataset digits|mnist] [--data-dir PATH] [--limit N]
-                       train on the host, export, run on the emulated Cortex-M4F over the
-                       serial link, compare host and device outputs bit for bit
-  bench-mcu            instruction counts, flash, RAM and stack of the firmware (QEMU -icount);
-                       writes target/bench/mcu.json
+  demo [--dataset digits|mnist] [--data-dir PATH] [--limit N] [--target NAME|all]
+                       train on the host, export, run on an emulated board (default cortex-m4f;
+                       all: every QEMU target) over the serial link, compare host and device
+                       outputs bit for bit
+  bench-mcu [--target NAME | --all]
+                       instruction counts, flash, RAM and stack of the firmware (QEMU -icount);
+                       writes target/bench/mcu.json (an object keyed by target)
   bench-train [args]   cargo run --release -p microdnn-host -- bench-train [args]
   lab [--quick] [--out DIR] [NAME...]
                        the lecture's experiments (microdnn lab; Cortex-M4F activation costs
                        under QEMU -icount first); reports in target/lab/NAME/report.md
-  run <bin>            build and run any firmware binary (demo, selftest, bench) in QEMU
+  run <bin> [--target NAME] [--model FILE]
+                       build and run a firmware program (demo, selftest, bench, eval) in QEMU,
+                       or flash and run it on a real board with probe-rs (--target nucleo-f446re)
   mutate [--cases N] [--release]
                        the model-file mutation test with N cases (default 1000000), in debug
   fuzz [--seconds N] [model_view|link_decoder]...
@@ -60,13 +67,9 @@ fn main() -> ExitCode {
             _ => Err(anyhow::anyhow!("usage: cargo xtask test [--keep-going]")),
         },
         Some("demo") => demo::parse(&rest).and_then(|o| demo::run(&o)),
-        Some("run") => match rest.first() {
-            Some(bin) => run_firmware(bin),
-            None => Err(anyhow::anyhow!(
-                "usage: cargo xtask run <demo|selftest|bench>"
-            )),
-        },
-        Some("bench-mcu") => bench_mcu::run(),
+        Some("run") => parse_run(&rest)
+            .and_then(|(bin, target, model)| run_firmware(&bin, &target, model.as_deref())),
+        Some("bench-mcu") => bench_mcu::run(&rest),
         Some("bench-train") => bench_train(&rest),
         Some("lab") => lab::run(&rest),
         Some("mutate") => fuzz::mutate(&rest),
@@ -92,11 +95,60 @@ fn main() -> ExitCode {
     }
 }
 
-/// `cargo xtask demo` / `run BIN`: build and run a firmware binary, print its decoded log.
-fn run_firmware(bin: &str) -> anyhow::Result<()> {
+const RUN_USAGE: &str =
+    "usage: cargo xtask run <demo|selftest|bench|eval> [--target NAME] [--model FILE]";
+
+/// `run BIN [--target NAME] [--model FILE]`.
+fn parse_run(args: &[String]) -> anyhow::Result<(String, String, Option<std::path::PathBuf>)> {
+    let mut it = args.iter();
+    let Some(bin) = it.next().filter(|b| !b.starts_with('-')) else {
+        anyhow::bail!("{RUN_USAGE}");
+    };
+    let (mut target, mut model) = (microdnn_targets::DEFAULT_TARGET.to_owned(), None);
+    while let Some(flag) = it.next() {
+        let value = it
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("{flag} needs a value\n{RUN_USAGE}"))?;
+        match flag.as_str() {
+            "--target" => target = value.clone(),
+            "--model" => model = Some(std::path::PathBuf::from(value)),
+            _ => anyhow::bail!("unknown option `{flag}`\n{RUN_USAGE}"),
+        }
+    }
+    Ok((bin.clone(), target, model))
+}
+
+/// `cargo xtask run BIN [--target NAME] [--model FILE]`: build a firmware program (the `eval`
+/// program with the model file compiled in, if given) and run it, in QEMU with its decoded log,
+/// or on a real board with `probe-rs run` (flashes it; defmt over RTT).
+fn run_firmware(bin: &str, target: &str, model: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let target = microdnn_targets::find(target)?;
+    setup::rust_targets([target])?;
+    let build = |target| -> anyhow::Result<std::path::PathBuf> {
+        if let Some(m) = model {
+            microdnn_targets::fit::check_file(target, m).map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        let mut elfs = microdnn_targets::firmware::build(
+            target,
+            &microdnn_targets::firmware::Build {
+                bins: &[bin],
+                model,
+                quiet: false,
+            },
+        )
+        .map_err(anyhow::Error::msg)?;
+        Ok(elfs.remove(0))
+    };
+    if let microdnn_targets::Runner::ProbeRs { chip } = target.runner {
+        let elf = build(target)?;
+        let mut cmd = std::process::Command::new("probe-rs");
+        cmd.args(["run", "--chip", chip]).arg(&elf);
+        println!("xtask: $ {}", cargo::describe(&cmd));
+        return cargo::run_status(&mut cmd);
+    }
     qemu::ensure_installed()?;
-    let elf = cargo::build_firmware(bin)?;
-    let run = qemu::run(&elf, &qemu::RunOptions::default())?;
+    let elf = build(target)?;
+    let run = qemu::run(target, &elf, &qemu::RunOptions::default())?;
     run.print_log();
     run.check()
 }

@@ -1,4 +1,5 @@
-//! Installing and running QEMU (`mps2-an386`, Cortex-M4F) with semihosting.
+//! Installing QEMU, and running firmware in it with semihosting (the command line itself is
+//! `microdnn_targets::qemu::command`, shared with the host crate).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -8,20 +9,22 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::defmt_log::{self, LogLine};
+use microdnn_targets::qemu::{self as tq, QEMU};
+use microdnn_targets::Target;
 
-const QEMU: &str = "qemu-system-arm";
+use crate::defmt_log::{self, LogLine};
 
 /// Makes sure `qemu-system-arm` can be run: installs it with apt when it is missing and we are
 /// root (as on CI); otherwise stops with what to install.
 pub fn ensure_installed() -> Result<()> {
-    if qemu_version().is_some() {
+    if tq::version().is_some() {
         return Ok(());
     }
     if !is_root() {
         bail!(
             "{QEMU} is not installed. Install it with `sudo apt-get install qemu-system-arm` \
-             (Debian/Ubuntu; any QEMU >= 7 with the mps2-an386 machine works), then rerun"
+             (Debian/Ubuntu; QEMU >= 7 with the mps2, mps3-an547, microbit and netduinoplus2 \
+             machines), then rerun"
         );
     }
     if Command::new("apt-get").arg("--version").output().is_err() {
@@ -47,24 +50,13 @@ pub fn ensure_installed() -> Result<()> {
             bail!("`apt-get {}` failed ({status})", args.join(" "));
         }
     }
-    match qemu_version() {
+    match tq::version() {
         Some(v) => {
             println!("xtask: installed {v}");
             Ok(())
         }
         None => bail!("apt-get installed qemu-system-arm but `{QEMU} --version` still fails"),
     }
-}
-
-fn qemu_version() -> Option<String> {
-    let out = Command::new(QEMU).arg("--version").output().ok()?;
-    out.status.success().then(|| {
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_owned()
-    })
 }
 
 fn is_root() -> bool {
@@ -148,22 +140,20 @@ impl Run {
     }
 }
 
-/// The QEMU command line for an ELF (as in `firmware/.cargo/config.toml`, plus `-icount`).
-pub fn command(elf: &Path, icount: bool) -> Command {
-    let mut cmd = Command::new(QEMU);
-    cmd.args(["-machine", "mps2-an386", "-cpu", "cortex-m4", "-nographic"])
-        .args(["-semihosting-config", "enable=on,target=native"]);
-    if icount {
-        cmd.args(["-icount", "shift=3,sleep=off"]);
-    }
-    cmd.arg("-kernel").arg(elf);
-    cmd
-}
-
 /// Runs an ELF in QEMU under a timeout and decodes its defmt log.
-pub fn run(elf: &Path, opts: &RunOptions) -> Result<Run> {
+pub fn run(target: &Target, elf: &Path, opts: &RunOptions) -> Result<Run> {
     let elf_bytes = std::fs::read(elf).with_context(|| format!("cannot read {}", elf.display()))?;
-    let mut child = command(elf, opts.icount)
+    let options = tq::Options {
+        icount: opts.icount,
+        serial: tq::Serial::None,
+    };
+    let Some(mut cmd) = tq::command(target, elf, &options) else {
+        bail!(
+            "target `{}` runs on hardware only (no QEMU machine)",
+            target.name
+        );
+    };
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

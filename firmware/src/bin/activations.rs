@@ -18,8 +18,8 @@ use core::hint::black_box;
 
 use cortex_m_rt::entry;
 use microdnn::{Activation, Rng};
-use microdnn_firmware::board;
 use microdnn_firmware::icount::InstructionCounter;
+use microdnn_firmware::runtime;
 
 const N: usize = 256;
 
@@ -77,5 +77,5 @@ fn main() -> ! {
             copy
         );
     }
-    board::exit(true)
+    runtime::exit(true)
 }

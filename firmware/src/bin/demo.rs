@@ -1,4 +1,5 @@
-//! Runs the demo network (784-128-64-10, ReLU, ReLU, softmax) on a fixed input, logs the ten
+//! Runs the board's demo network (784-128-64-10, or 64-32-16-10 on small boards; ReLU, ReLU,
+//! softmax) on a fixed input, logs the ten
 //! outputs (as floats and raw bit patterns) and the predicted class, and checks that they are
 //! bit-identical to what microdnn computed on the host at build time. Exits with failure if not.
 #![no_std]
@@ -6,26 +7,32 @@
 
 use cortex_m_rt::entry;
 use microdnn::argmax;
-use microdnn_firmware::board;
-use microdnn_firmware::model::{self, MnistBuffers, EXPECTED_CLASS, EXPECTED_OUTPUT_BITS};
+use microdnn_firmware::model::{self, DemoBuffers, EXPECTED_CLASS, EXPECTED_OUTPUT_BITS};
+use microdnn_firmware::{bits, board, runtime};
 
 #[entry]
 fn main() -> ! {
     // cortex-m-rt turns this into a `&'static mut`: the activation buffers live in `.bss`, so
     // their RAM is accounted for at link time.
-    static mut BUFFERS: MnistBuffers = MnistBuffers::new();
+    static mut BUFFERS: DemoBuffers = DemoBuffers::new();
 
     let net = model::network();
+    let s = model::SHAPES;
     defmt::println!(
-        "demo: 784-128-64-10 (relu, relu, softmax), {=usize} MACs, {=usize} parameters, {=usize} bytes of activation buffers",
-        model::Mnist::MACS,
-        model::Mnist::PARAMS,
-        model::Mnist::RAM_BYTES
+        "demo on {=str}: {=usize}-{=usize}-{=usize}-{=usize} (relu, relu, softmax), {=usize} MACs, {=usize} parameters, {=usize} bytes of activation buffers",
+        board::NAME,
+        s[0].0,
+        s[1].0,
+        s[2].0,
+        s[2].1,
+        model::Demo::MACS,
+        model::Demo::PARAMS,
+        model::Demo::RAM_BYTES
     );
     let y = net.forward(&model::INPUT, BUFFERS);
     let mut identical = 0usize;
     for (k, (v, expected)) in y.iter().zip(EXPECTED_OUTPUT_BITS).enumerate() {
-        let same = v.to_bits() == expected;
+        let same = bits::same_as(*v, expected);
         identical += usize::from(same);
         defmt::println!(
             "y[{=usize}] = {=f32} (bits {=u32:#010x}, host {=u32:#010x}) {=str}",
@@ -49,5 +56,5 @@ fn main() -> ! {
         EXPECTED_OUTPUT_BITS.len(),
         if ok { "PASS" } else { "FAIL" }
     );
-    board::exit(ok)
+    runtime::exit(ok)
 }

@@ -1,4 +1,6 @@
-//! Serves inference requests over the UART (the host ↔ device link of `microdnn::link`).
+//! Serves inference requests over the board's serial port (the host ↔ device link of
+//! `microdnn::link`), on every board: the loop is `microdnn_firmware::server`, generic over
+//! `embedded_io`; the board module brings up its port (`board::serial()`).
 //!
 //! Runs the model compiled in by `build.rs` (`MICRODNN_MODEL`, see
 //! `microdnn_firmware::eval_model`): each INFER frame's inputs go through the model's input
@@ -6,18 +8,17 @@
 //! instructions spent (exact under QEMU `-icount shift=3,sleep=off`). Garbage, truncated or
 //! corrupted frames and wrong lengths get an error frame back; the program never stops serving.
 //!
-//! `microdnn eval --device qemu` starts it with the UART on a socket and streams a test set.
+//! `microdnn eval --device qemu --target NAME` starts it with the serial port on a socket, waits
+//! for its hello frame and streams a test set; on a real board, `--device /dev/ttyACM0`.
 #![no_std]
 #![no_main]
 
 use cortex_m_rt::entry;
-use embedded_io::{Read, Write};
 use microdnn::link::{self, DeviceInfo, FrameDecoder, Responder};
 use microdnn::ModelView;
-use microdnn_firmware::board;
 use microdnn_firmware::eval_model::{Net, NetBuffers, INPUTS, MODEL, OUTPUTS, SOURCE};
 use microdnn_firmware::icount::InstructionCounter;
-use microdnn_firmware::uart::CmsdkUart;
+use microdnn_firmware::{board, runtime, server};
 
 /// Receive buffer: holds an encoded INFER frame with the model's inputs.
 const MAX_FRAME: usize = link::decoder_capacity(INPUTS * 4);
@@ -66,14 +67,14 @@ fn main() -> ! {
         Ok(v) => v,
         Err(e) => {
             defmt::error!("eval: the compiled-in model is invalid: {}", e);
-            board::exit(false)
+            runtime::exit(false)
         }
     };
     let net = match Net::from_model(&view) {
         Ok(n) => n,
         Err(e) => {
             defmt::error!("eval: the model does not fit the network type: {}", e);
-            board::exit(false)
+            runtime::exit(false)
         }
     };
     let Some(p) = cortex_m::Peripherals::take() else {
@@ -88,7 +89,8 @@ fn main() -> ! {
         ram_bytes: Net::RAM_BYTES as u32,
     };
     defmt::println!(
-        "eval: model from {=str}: {=usize} layers, {=usize} MACs, {=usize} bytes of activation buffers; serving on UART0",
+        "eval on {=str}: model from {=str}: {=usize} layers, {=usize} MACs, {=usize} bytes of activation buffers; serving on the serial port",
+        board::NAME,
         SOURCE,
         Net::LAYERS,
         Net::MACS,
@@ -103,19 +105,16 @@ fn main() -> ! {
         counter: InstructionCounter::start(p.SYST),
         info,
     };
-    let mut uart = CmsdkUart::uart0(115_200);
-    loop {
-        let Ok(n) = uart.read(RX);
-        for &b in &RX[..n] {
-            if let Some(received) = DECODER.push(b) {
-                let len = link::respond(&mut device, received, SCRATCH, PAYLOAD, TX);
-                if uart.write_all(&TX[..len]).is_err() {
-                    defmt::warn!("eval: UART write failed");
-                }
-            }
-        }
-        if uart.clear_overruns() {
-            defmt::warn!("eval: UART receive overrun (bytes lost)");
-        }
-    }
+    let mut serial = board::serial();
+    server::serve(
+        &mut serial,
+        &mut device,
+        server::Buffers {
+            decoder: DECODER,
+            inputs: SCRATCH,
+            payload: PAYLOAD,
+            tx: TX,
+            rx: RX,
+        },
+    )
 }

@@ -1,4 +1,5 @@
-//! On-target self-test: the core's checks, run on the emulated Cortex-M4F.
+//! On-target self-test: the core's checks, run on every board (the kernel shapes that fit the
+//! board's RAM; the board's demo network).
 //!
 //! A plain table of test functions run in sequence (no test framework): each logs `PASS` or
 //! `FAIL` with details, then a summary line `N passed, M failed`; the exit code is failure if
@@ -8,13 +9,26 @@
 
 use cortex_m_rt::entry;
 use microdnn::{kernel, math, Activation, BatchNorm, Dense, Error, Rng};
-use microdnn_firmware::board;
-use microdnn_firmware::model::{self, Mnist, MnistBuffers};
+use microdnn_firmware::memory::RAM_BYTES;
+use microdnn_firmware::model::{self, Demo, DemoBuffers};
+use microdnn_firmware::{bits, board, runtime};
 
-/// Largest `inputs * outputs` among the kernel shapes below.
-const MAX_WEIGHTS: usize = 786 * 131;
-/// Largest `inputs` or `outputs` among the kernel shapes below.
-const MAX_WIDTH: usize = 1024;
+/// Largest `inputs * outputs` of a kernel shape tested on this board: every shape below with
+/// 2 MiB of RAM or more, up to 128x65 with 128 KiB, up to 65x11 on the smallest boards.
+const MAX_WEIGHTS: usize = if RAM_BYTES >= 2 << 20 {
+    786 * 131
+} else if RAM_BYTES >= 128 << 10 {
+    128 * 65
+} else {
+    65 * 11
+};
+/// Largest `inputs` or `outputs` of a kernel shape tested on this board.
+const MAX_WIDTH: usize = if RAM_BYTES >= 128 << 10 { 1024 } else { 128 };
+
+/// Whether a kernel shape fits this board's scratch memory.
+const fn fits(inputs: usize, outputs: usize) -> bool {
+    inputs * outputs <= MAX_WEIGHTS && inputs <= MAX_WIDTH && outputs <= MAX_WIDTH
+}
 
 /// Kernel shapes `(inputs, outputs)`: odd sizes, every tail of the 4-column groups and 4-row
 /// blocks, and the demo network's layers with their neighbours.
@@ -47,8 +61,8 @@ struct Scratch {
     x: [f32; MAX_WIDTH],
     fast: [f32; MAX_WIDTH],
     other: [f32; MAX_WIDTH],
-    net: MnistBuffers,
-    layers: MnistBuffers,
+    net: DemoBuffers,
+    layers: DemoBuffers,
 }
 
 impl Scratch {
@@ -60,8 +74,8 @@ impl Scratch {
             x: [0.0; MAX_WIDTH],
             fast: [0.0; MAX_WIDTH],
             other: [0.0; MAX_WIDTH],
-            net: MnistBuffers::new(),
-            layers: MnistBuffers::new(),
+            net: DemoBuffers::new(),
+            layers: DemoBuffers::new(),
         }
     }
 
@@ -131,10 +145,85 @@ const TESTS: &[(&str, Test)] = &[
         "Monte-Carlo dropout pass and PRNG are bit-identical to the host's",
         mc_dropout_matches_host,
     ),
+    (
+        "a NaN computed here compares equal to the host's NaN bits",
+        nan_comparison,
+    ),
+    (
+        "subnormal products and sums: kernel::dense is bit-identical to dense_spec",
+        subnormals,
+    ),
 ];
 
+fn subnormals(s: &mut Scratch) -> TestResult {
+    // Products and partial sums below f32::MIN_POSITIVE (no flush to zero, in the scalar FPU
+    // and in Helium's vector lanes alike), on every block height and a tail.
+    const I: usize = 13;
+    const O: usize = 9;
+    let mut rng = Rng::new(3);
+    s.rows[..I * O]
+        .iter_mut()
+        .for_each(|w| *w = rng.uniform(-1.0, 1.0) * 1.0e-20);
+    s.bias[..O]
+        .iter_mut()
+        .for_each(|b| *b = rng.uniform(-1.0, 1.0) * 1.0e-39);
+    s.x[..I]
+        .iter_mut()
+        .for_each(|x| *x = rng.uniform(-1.0, 1.0) * 1.0e-19);
+    kernel::pack(&s.rows[..I * O], I, O, &mut s.packed[..I * O]).map_err(|_| "pack")?;
+    let (x, bias) = (&s.x[..I], &s.bias[..O]);
+    kernel::dense(&s.packed[..I * O], bias, x, &mut s.fast[..O]).map_err(|_| "dense")?;
+    kernel::dense_spec(&s.rows[..I * O], bias, x, &mut s.other[..O]).map_err(|_| "spec")?;
+    let subnormal = s.fast[..O].iter().filter(|v| v.is_subnormal()).count();
+    if subnormal == 0 {
+        return Err("the case produced no subnormal output");
+    }
+    if s.fast[..O]
+        .iter()
+        .zip(&s.other[..O])
+        .any(|(a, b)| a.to_bits() != b.to_bits())
+    {
+        return Err("subnormal results differ from the spec");
+    }
+    defmt::info!(
+        "  {=usize} of {=usize} outputs subnormal, all bit-identical",
+        subnormal,
+        O
+    );
+    Ok(())
+}
+
+/// The x86-64 host's default NaN (what `inf - inf` gives there).
+const HOST_X86_NAN: u32 = 0xffc0_0000;
+
+fn nan_comparison(s: &mut Scratch) -> TestResult {
+    // One output, four inputs: lanes 0 + 1 overflow to +inf, lanes 2 + 3 to -inf, and the
+    // contract's `(l0 + l1) + (l2 + l3)` is inf + (-inf): NaN.
+    let (rows, bias) = ([1.0f32, 1.0, -1.0, -1.0], [0.0f32]);
+    let x = [f32::MAX; 4];
+    let mut y = [0.0f32];
+    kernel::dense_spec(&rows, &bias, &x, &mut y).map_err(|_| "dense_spec")?;
+    kernel::pack(&rows, 4, 1, &mut s.packed[..4]).map_err(|_| "pack")?;
+    kernel::dense(&s.packed[..4], &bias, &x, &mut s.fast[..1]).map_err(|_| "dense")?;
+    defmt::info!(
+        "  inf + (-inf) here: {=u32:#010x}, the kernel: {=u32:#010x}",
+        y[0].to_bits(),
+        s.fast[0].to_bits()
+    );
+    if !y[0].is_nan() || !s.fast[0].is_nan() {
+        return Err("inf + (-inf) is not a NaN");
+    }
+    if !bits::same_as(y[0], HOST_X86_NAN) || !bits::same(y[0], s.fast[0]) {
+        return Err("a NaN does not compare equal to the host's NaN");
+    }
+    if bits::same(0.0, -0.0) || bits::same(y[0], f32::INFINITY) {
+        return Err("the comparison confuses signed zeros or NaN and infinity");
+    }
+    Ok(())
+}
+
 fn dense_matches_spec(s: &mut Scratch) -> TestResult {
-    for (inputs, outputs) in SHAPES {
+    for (inputs, outputs) in SHAPES.into_iter().filter(|&(i, o)| fits(i, o)) {
         s.random_layer(inputs, outputs)?;
         let n = inputs * outputs;
         let (x, bias) = (&s.x[..inputs], &s.bias[..outputs]);
@@ -144,7 +233,7 @@ fn dense_matches_spec(s: &mut Scratch) -> TestResult {
         let differing = s.fast[..outputs]
             .iter()
             .zip(&s.other[..outputs])
-            .filter(|(a, b)| a.to_bits() != b.to_bits())
+            .filter(|(a, b)| !bits::same(**a, **b))
             .count();
         if differing > 0 {
             defmt::error!(
@@ -157,13 +246,19 @@ fn dense_matches_spec(s: &mut Scratch) -> TestResult {
             return Err("fast kernel differs from the spec");
         }
     }
-    defmt::info!("  {=usize} shapes, all outputs bit-identical", SHAPES.len());
+    let tested = SHAPES.iter().filter(|&&(i, o)| fits(i, o)).count();
+    defmt::info!(
+        "  {=usize} shapes, all outputs bit-identical ({=usize} larger shapes skipped: {=usize} bytes of RAM)",
+        tested,
+        SHAPES.len() - tested,
+        RAM_BYTES
+    );
     Ok(())
 }
 
 fn dense_within_bound_of_reference(s: &mut Scratch) -> TestResult {
     let mut worst = 0.0f64; // largest |fast - reference| / tolerance seen
-    for (inputs, outputs) in SHAPES {
+    for (inputs, outputs) in SHAPES.into_iter().filter(|&(i, o)| fits(i, o)) {
         s.random_layer(inputs, outputs)?;
         let n = inputs * outputs;
         let (x, bias) = (&s.x[..inputs], &s.bias[..outputs]);
@@ -235,7 +330,7 @@ fn kernel_shape_errors(s: &mut Scratch) -> TestResult {
 }
 
 fn pack_unpack_round_trip(s: &mut Scratch) -> TestResult {
-    for (inputs, outputs) in SHAPES {
+    for (inputs, outputs) in SHAPES.into_iter().filter(|&(i, o)| fits(i, o)) {
         s.random_layer(inputs, outputs)?;
         let n = inputs * outputs;
         // Reuse `packed` as the source and `rows` as the destination: compare with a fresh draw.
@@ -243,7 +338,7 @@ fn pack_unpack_round_trip(s: &mut Scratch) -> TestResult {
         let mut rng = Rng::new(((inputs as u64) << 32) ^ outputs as u64);
         if s.rows[..n]
             .iter()
-            .any(|w| w.to_bits() != rng.uniform(-1.0, 1.0).to_bits())
+            .any(|w| !bits::same(*w, rng.uniform(-1.0, 1.0)))
         {
             defmt::error!("{=usize}x{=usize}: unpack(pack(w)) != w", inputs, outputs);
             return Err("pack/unpack is not a round trip");
@@ -253,8 +348,10 @@ fn pack_unpack_round_trip(s: &mut Scratch) -> TestResult {
 }
 
 fn typed_dense_matches_kernel(s: &mut Scratch) -> TestResult {
-    const I: usize = 784;
-    const O: usize = 128;
+    // The demo network's second layer (128x64, or 32x16 on small boards).
+    const I: usize = model::SHAPES[1].0;
+    const O: usize = model::SHAPES[1].1;
+    const _: () = assert!(fits(I, O));
     s.random_layer(I, O)?;
     let (chunks, _) = s.packed[..I * O].as_chunks::<I>();
     let weights: &[[f32; I]; O] = chunks.try_into().map_err(|_| "weights view")?;
@@ -264,10 +361,7 @@ fn typed_dense_matches_kernel(s: &mut Scratch) -> TestResult {
     let mut y = [0.0f32; O];
     dense.forward(x, &mut y);
     kernel::dense(&s.packed[..I * O], bias, x, &mut s.fast[..O]).map_err(|_| "dense")?;
-    if y.iter()
-        .zip(&s.fast[..O])
-        .any(|(a, b)| a.to_bits() != b.to_bits())
-    {
+    if y.iter().zip(&s.fast[..O]).any(|(a, b)| !bits::same(*a, *b)) {
         return Err("Dense::forward differs from kernel::dense");
     }
     // The packed-layout oracle reads the same weights as the naive loop reads row-major.
@@ -278,7 +372,7 @@ fn typed_dense_matches_kernel(s: &mut Scratch) -> TestResult {
     if oracle
         .iter()
         .zip(&s.other[..O])
-        .any(|(a, b)| a.to_bits() != b.to_bits())
+        .any(|(a, b)| !bits::same(*a, *b))
     {
         return Err("Dense::forward_reference differs from kernel::dense_reference");
     }
@@ -355,7 +449,7 @@ fn relu_and_leaky_relu(_: &mut Scratch) -> TestResult {
         (f32::INFINITY, f32::INFINITY),
     ];
     for (x, want) in relu_cases {
-        if math::relu(x).to_bits() != want.to_bits() {
+        if !bits::same(math::relu(x), want) {
             defmt::error!("relu({=f32}) = {=f32}", x, math::relu(x));
             return Err("relu");
         }
@@ -369,7 +463,7 @@ fn relu_and_leaky_relu(_: &mut Scratch) -> TestResult {
         (3.0, 3.0),
         (-1.0e30, -1.0e30 * slope),
     ] {
-        if math::leaky_relu(x, slope).to_bits() != want.to_bits() {
+        if !bits::same(math::leaky_relu(x, slope), want) {
             return Err("leaky relu");
         }
     }
@@ -383,7 +477,7 @@ fn relu_and_leaky_relu(_: &mut Scratch) -> TestResult {
         let mut y = xs;
         act.apply(&mut y);
         for (x, y) in xs.iter().zip(&y) {
-            if act.apply_scalar(*x).map(f32::to_bits) != Some(y.to_bits()) {
+            if !act.apply_scalar(*x).is_some_and(|v| bits::same(v, *y)) {
                 return Err("Activation::apply differs from apply_scalar");
             }
         }
@@ -503,7 +597,7 @@ fn batch_norm_fold(_: &mut Scratch) -> TestResult {
 }
 
 /// The demo network run layer by layer by hand.
-fn forward_by_layers(net: &Mnist<'_>, x: &[f32; 784], b: &mut MnistBuffers) {
+fn forward_by_layers(net: &Demo<'_>, x: &[f32; model::INPUTS], b: &mut DemoBuffers) {
     net.fc1.dense.forward(x, &mut b.fc1);
     net.fc1.activation.apply(&mut b.fc1);
     net.fc2.dense.forward(&b.fc1, &mut b.fc2);
@@ -518,11 +612,15 @@ fn network_equals_layers(s: &mut Scratch) -> TestResult {
     forward_by_layers(&net, &model::INPUT, &mut s.layers);
     if y.iter()
         .zip(&s.layers.fc3)
-        .any(|(a, b)| a.to_bits() != b.to_bits())
+        .any(|(a, b)| !bits::same(*a, *b))
     {
         return Err("network forward differs from the layer-by-layer forward");
     }
-    if s.net != s.layers {
+    let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(a, b)| bits::same(*a, *b));
+    if !(same(&s.net.fc1, &s.layers.fc1)
+        && same(&s.net.fc2, &s.layers.fc2)
+        && same(&s.net.fc3, &s.layers.fc3))
+    {
         return Err("hidden activations differ");
     }
     Ok(())
@@ -534,7 +632,7 @@ fn network_matches_host(s: &mut Scratch) -> TestResult {
     let same = y
         .iter()
         .zip(model::EXPECTED_OUTPUT_BITS)
-        .filter(|(v, e)| v.to_bits() == *e)
+        .filter(|(v, e)| bits::same_as(**v, *e))
         .count();
     defmt::info!("  {=usize} of 10 outputs bit-identical to the host", same);
     if same != 10 {
@@ -553,7 +651,7 @@ fn mc_dropout_matches_host(s: &mut Scratch) -> TestResult {
         return Err("Rng sequence differs from the host's");
     }
     let net = model::network();
-    let mc = Mnist {
+    let mc = Demo {
         fc1: net.fc1.with_dropout(model::MC_DROPOUT_RATE),
         fc2: net.fc2.with_dropout(model::MC_DROPOUT_RATE),
         fc3: net.fc3,
@@ -561,18 +659,14 @@ fn mc_dropout_matches_host(s: &mut Scratch) -> TestResult {
     let y = mc.forward_mc(&model::INPUT, &mut s.net, &mut Rng::new(model::MC_SEED));
     if y.iter()
         .zip(model::EXPECTED_MC_OUTPUT_BITS)
-        .any(|(v, e)| v.to_bits() != e)
+        .any(|(v, e)| !bits::same_as(*v, e))
     {
         return Err("Monte-Carlo dropout output differs from the host's");
     }
     // Dropout rate 0 everywhere: forward_mc is the plain forward.
     let plain = *net.forward(&model::INPUT, &mut s.layers);
     let y0 = net.forward_mc(&model::INPUT, &mut s.net, &mut Rng::new(1));
-    if y0
-        .iter()
-        .zip(&plain)
-        .any(|(a, b)| a.to_bits() != b.to_bits())
-    {
+    if y0.iter().zip(&plain).any(|(a, b)| !bits::same(*a, *b)) {
         return Err("forward_mc without dropout differs from forward");
     }
     Ok(())
@@ -582,7 +676,11 @@ fn mc_dropout_matches_host(s: &mut Scratch) -> TestResult {
 fn main() -> ! {
     static mut SCRATCH: Scratch = Scratch::new();
 
-    defmt::println!("selftest: {=usize} tests", TESTS.len());
+    defmt::println!(
+        "selftest on {=str}: {=usize} tests",
+        board::NAME,
+        TESTS.len()
+    );
     let (mut passed, mut failed) = (0usize, 0usize);
     for (name, test) in TESTS {
         match test(SCRATCH) {
@@ -597,5 +695,5 @@ fn main() -> ! {
         }
     }
     defmt::println!("{=usize} passed, {=usize} failed", passed, failed);
-    board::exit(failed == 0)
+    runtime::exit(failed == 0)
 }

@@ -1,8 +1,11 @@
-//! Board support for QEMU's `mps2-an386`: exit codes and fatal handlers.
+//! What every program on every board shares: exit codes and fatal handlers.
 //!
 //! Every way a program can go wrong ends the emulator with a failure exit code: a panic (logged
 //! with defmt), a HardFault or any other unexpected exception (reported as plain text on the
 //! semihosting standard error, which never carries defmt frames, so it cannot corrupt them).
+//! On a real board the exit goes to the debug probe (`probe-rs run` ends with the code).
+//!
+//! Only atomic loads and stores are used (the Cortex-M0 has no compare-and-swap).
 
 use core::fmt::Write as _;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -39,7 +42,11 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     // The first panic is logged with defmt (in order with the rest of the log). If logging itself
     // panics (for example a panic raised inside a log statement), the nested call only writes
     // plain text to stderr and exits.
-    if !FATAL.swap(true, Ordering::Relaxed) {
+    // Load then store: no compare-and-swap on the Cortex-M0, and a panic cannot interrupt itself
+    // between the two.
+    let first = !FATAL.load(Ordering::Relaxed);
+    FATAL.store(true, Ordering::Relaxed);
+    if first {
         report_fatal(format_args!("firmware panicked: {info}"));
         defmt::error!("panicked: {}", defmt::Display2Format(info));
     } else {

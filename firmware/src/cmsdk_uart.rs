@@ -1,8 +1,9 @@
-//! The CMSDK APB UART of the MPS2 boards (QEMU `mps2-an386`), behind the `embedded-io` traits.
+//! The CMSDK APB UART of ARM's MPS2/MPS3 boards (QEMU `mps2-an385/386/500/505`, `mps3-an547`),
+//! behind the `embedded-io` traits.
 //!
 //! QEMU connects UART0 to the host with `-serial` (`stdio`, `tcp:...`, `unix:...`, `pipe:...`).
-//! The protocol code ([`crate::server`]) only sees `embedded_io::Read + Write`, so a real board's
-//! UART driver (from its HAL) takes this one's place unchanged.
+//! The protocol code ([`crate::server`]) only sees `embedded_io::Read + Write`, so another
+//! board's UART driver (the nRF51's, or a HAL's) takes this one's place unchanged.
 //!
 //! Registers (ARM CMSDK technical reference, "APB UART"):
 //!
@@ -12,11 +13,6 @@
 //! 0x008 CTRL      bit 0 TX enable, bit 1 RX enable
 //! 0x010 BAUDDIV   clock divider (>= 16)
 //! ```
-
-use core::convert::Infallible;
-
-/// Base address of UART0 on the MPS2 AN385/AN386 boards.
-pub const UART0_BASE: usize = 0x4000_4000;
 
 const DATA: usize = 0x000;
 const STATE: usize = 0x004;
@@ -29,28 +25,29 @@ const STATE_OVERRUNS: u32 = 0b1100;
 const CTRL_TX_EN: u32 = 1 << 0;
 const CTRL_RX_EN: u32 = 1 << 1;
 
-/// System clock of the MPS2 FPGA images (25 MHz).
-pub const SYSTEM_CLOCK_HZ: u32 = 25_000_000;
-
 /// A CMSDK APB UART, polled (no interrupts).
 pub struct CmsdkUart {
     base: usize,
 }
 
 impl CmsdkUart {
-    /// Takes UART0 and enables it at `baud` (QEMU ignores the rate; real silicon does not).
+    /// Takes the UART at `base`, clocked at `clock_hz`, and enables it at `baud` (QEMU ignores
+    /// the rate; real silicon does not).
     ///
-    /// Only one value may drive a UART: create it once, at start-up.
-    pub fn uart0(baud: u32) -> Self {
-        let u = CmsdkUart { base: UART0_BASE };
-        u.write_reg(BAUDDIV, (SYSTEM_CLOCK_HZ / baud.max(1)).max(16));
+    /// # Safety
+    /// `base` must be the address of a CMSDK APB UART, mapped (and accessible in the core's
+    /// security state) for the program's whole life, and no other value may drive it: create
+    /// it once, at start-up.
+    pub unsafe fn new(base: usize, clock_hz: u32, baud: u32) -> Self {
+        let u = CmsdkUart { base };
+        u.write_reg(BAUDDIV, (clock_hz / baud.max(1)).max(16));
         u.write_reg(CTRL, CTRL_TX_EN | CTRL_RX_EN);
         u
     }
 
     fn read_reg(&self, offset: usize) -> u32 {
         // SAFETY: `base + offset` is one of the documented, 4-byte-aligned registers of the
-        // UART at UART0_BASE on this board (mapped for the program's whole life); volatile
+        // UART at `base` (mapped for the program's whole life: the contract of `new`); volatile
         // reads of device registers have no other effect on Rust-visible memory.
         unsafe { core::ptr::read_volatile((self.base + offset) as *const u32) }
     }
@@ -86,12 +83,16 @@ impl CmsdkUart {
 }
 
 impl embedded_io::ErrorType for CmsdkUart {
-    type Error = Infallible;
+    type Error = crate::serial::Overrun;
 }
 
 impl embedded_io::Read for CmsdkUart {
-    /// Blocks until at least one byte has arrived, then returns what is available.
+    /// Blocks until at least one byte has arrived, then returns what is available; an error if
+    /// received bytes were lost since the last call (the flag is cleared).
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        if self.clear_overruns() {
+            return Err(crate::serial::Overrun);
+        }
         if buf.is_empty() {
             return Ok(0);
         }
