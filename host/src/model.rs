@@ -417,16 +417,10 @@ impl Model {
     }
 }
 
-/// Index of the largest value (the first one on ties).
-pub fn argmax(v: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best
-}
+/// The predicted class of a row of outputs: the core's [`microdnn::argmax`], the one rule the
+/// trainer, the exporter and the device share (first index on ties; NaNs never chosen unless
+/// every output is NaN, then 0).
+pub use microdnn::argmax;
 
 /// Runs `batch` rows of `x` through `steps` with buffers `a` and `b`; the output is left in
 /// `a`. Returns the output width.
