@@ -367,6 +367,12 @@ impl Sequential {
                             "layer {i}: Linear parameter sizes do not match its shape"
                         ));
                     }
+                    if !(0.0..1.0).contains(&l.dropconnect) {
+                        return Err(format!(
+                            "layer {i}: DropConnect rate {} is not in [0, 1)",
+                            l.dropconnect
+                        ));
+                    }
                     width = l.out_features;
                 }
                 Layer::BatchNorm1d(b) if b.features != width => {
