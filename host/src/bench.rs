@@ -12,12 +12,12 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::config::{DatasetKind, ModelConfig, TrainConfig, TransformKind};
 use crate::model::{argmax, Predictor};
 use crate::nn::init::Init;
 use crate::nn::network::Network;
 use crate::nn::optim::{Optimizer, OptimizerConfig};
 use crate::random::{rng_for, shuffle};
+use crate::train::config::{DatasetKind, ModelConfig, TrainConfig, TransformKind};
 use crate::train::{init_weights, prepare_data};
 
 /// Benchmark settings.

@@ -6,9 +6,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use microdnn_host::bench::{self, BenchOptions};
-use microdnn_host::checkpoint;
-use microdnn_host::config::{DatasetKind, TrainConfig};
-use microdnn_host::metrics;
+use microdnn_host::model::checkpoint;
+use microdnn_host::model::metrics;
+use microdnn_host::train::config::{DatasetKind, TrainConfig};
 use microdnn_host::train::{self, RunOptions, CONFIG_FILE};
 
 mod deploy;
@@ -321,7 +321,7 @@ fn run_pretrain(a: PretrainArgs) -> anyhow::Result<()> {
     }
     let data = train::prepare_data(&cfg).context("preparing the data")?;
     let t = std::time::Instant::now();
-    let (_, report) = microdnn_host::pretrain::pretrain_only(&cfg, &data, Some(&a.out))?;
+    let (_, report) = microdnn_host::train::pretrain::pretrain_only(&cfg, &data, Some(&a.out))?;
     for l in &report {
         println!(
             "layer {}: reconstruction error {:.5} -> {:.5} ({} epochs)",

@@ -7,12 +7,12 @@
 #![allow(clippy::needless_range_loop)] // finite differences index by position
 
 use microdnn::Activation;
-use microdnn_host::config::TrainConfig;
 use microdnn_host::model::Linear;
-use microdnn_host::pretrain::{
+use microdnn_host::random::{rng_for, uniform01, TrainRng};
+use microdnn_host::train::config::TrainConfig;
+use microdnn_host::train::pretrain::{
     self, AeGrads, Autoencoder, Method, PretrainConfig, Pretrained, Rbm,
 };
-use microdnn_host::random::{rng_for, uniform01, TrainRng};
 use microdnn_host::train::{self, RunOptions};
 
 const H: f32 = 1e-3;
@@ -368,7 +368,7 @@ fn sparse_and_rbm_need_sigmoid_units_and_rbm_needs_unit_inputs() {
     let err = train::train(&cfg, &data, &RunOptions::default()).unwrap_err();
     assert!(err.to_string().contains("sigmoid"), "{err}");
     cfg.model.activation = "sigmoid".into();
-    cfg.data.transform = microdnn_host::config::TransformKind::Standardize;
+    cfg.data.transform = microdnn_host::train::config::TransformKind::Standardize;
     let data = train::prepare_data(&cfg).unwrap();
     let err = train::train(&cfg, &data, &RunOptions::default()).unwrap_err();
     assert!(err.to_string().contains("[0, 1]"), "{err}");
@@ -389,7 +389,7 @@ fn pretrain_only_then_init_equals_train_with_pretraining() {
     let dir = tempfile::tempdir().unwrap();
     let (pre, report) = pretrain::pretrain_only(&cfg, &data, Some(dir.path())).unwrap();
     assert_eq!(report.len(), 2);
-    let loaded = microdnn_host::checkpoint::load_model(dir.path()).unwrap();
+    let loaded = microdnn_host::model::checkpoint::load_model(dir.path()).unwrap();
     assert_eq!(loaded.net, pre.net);
     let mut fine = cfg.clone();
     fine.init = Some(dir.path().to_path_buf());

@@ -3,14 +3,14 @@
 
 use std::time::Instant;
 
-use microdnn_host::checkpoint::{self, MODEL_FILE};
-use microdnn_host::config::{EarlyStopping, StopMetric, TrainConfig};
 use microdnn_host::data::{Dataset, InputTransform};
+use microdnn_host::model::checkpoint::{self, MODEL_FILE};
 use microdnn_host::model::{Layer, Model};
 use microdnn_host::nn::init::Init;
 use microdnn_host::nn::optim::OptimizerConfig;
 use microdnn_host::nn::schedule::Schedule;
 use microdnn_host::random::{normal, rng_for};
+use microdnn_host::train::config::{EarlyStopping, StopMetric, TrainConfig};
 use microdnn_host::train::{
     self, PreparedData, RunOptions, TrainError, METRICS_FILE, TRAIN_STATE_FILE,
 };
@@ -26,7 +26,7 @@ fn prepared(train: Dataset, val: Option<Dataset>, test: Option<Dataset>) -> Prep
 }
 
 fn accuracy(model: &Model, d: &Dataset) -> f64 {
-    microdnn_host::metrics::evaluate(model, d).accuracy
+    microdnn_host::model::metrics::evaluate(model, d).accuracy
 }
 
 /// All `bits`-bit inputs (as ±1) labelled by their parity.
@@ -351,8 +351,8 @@ fn divergence_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint() {
 #[test]
 fn greedy_layerwise_pretraining_reduces_reconstruction_error_and_still_learns_digits() {
     let mut cfg = digits_config();
-    cfg.pretrain = Some(microdnn_host::pretrain::PretrainConfig {
-        method: microdnn_host::pretrain::Method::Denoising,
+    cfg.pretrain = Some(microdnn_host::train::pretrain::PretrainConfig {
+        method: microdnn_host::train::pretrain::Method::Denoising,
         epochs: 8,
         lr: 0.05,
         corruption_level: 0.1,

@@ -4,12 +4,12 @@
 
 use microdnn::Activation;
 
-use crate::config::TrainConfig;
 use crate::data::Dataset;
 use crate::model::{Layer, Sequential};
 use crate::nn::network::{Network, ParamKind};
 use crate::nn::optim::Optimizer;
 use crate::random::{rng_for, shuffle, TrainRng};
+use crate::train::config::TrainConfig;
 use crate::train::{PreparedData, RunOptions};
 
 /// The network a run of `cfg` starts from: initialised from the seed and, with a `[pretrain]`

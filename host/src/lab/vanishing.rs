@@ -5,10 +5,10 @@ use serde_json::json;
 
 use super::probe::{initial_network, Trainer};
 use super::{pct, LabOptions, Report};
-use crate::config::TrainConfig;
 use crate::nn::init::Init;
 use crate::nn::optim::OptimizerConfig;
 use crate::plot::{Chart, Series};
+use crate::train::config::TrainConfig;
 
 pub(super) fn run(opts: &LabOptions, r: &mut Report) -> anyhow::Result<()> {
     let (data, width, depth, epochs, pre_epochs) = if opts.quick {
@@ -65,7 +65,7 @@ pub(super) fn run(opts: &LabOptions, r: &mut Report) -> anyhow::Result<()> {
             if let Some(method) = pre {
                 // Through TOML, so the lab follows the `[pretrain]` section as it evolves.
                 let pre_lr = if act == "relu" { 0.05 } else { 0.1 };
-                let p: crate::pretrain::PretrainConfig = toml::from_str(&format!(
+                let p: crate::train::pretrain::PretrainConfig = toml::from_str(&format!(
                     "method = \"{method}\"\nepochs = {pre_epochs}\nlr = {pre_lr}\n\
                      corruption_level = 0.1\nnoise = 0.1\n"
                 ))?;

@@ -16,7 +16,9 @@ use crate::random::TrainRng;
 /// `Sequential::validate`); here they leave the input unchanged (ones, no draws).
 pub fn fill_mask(mask: &mut [f32], rate: f32, rng: &mut TrainRng) {
     match McDropout::new(rate) {
-        Ok(d) if rate > 0.0 => mask.iter_mut().for_each(|m| *m = d.multiplier(rng.next_u32())),
+        Ok(d) if rate > 0.0 => mask
+            .iter_mut()
+            .for_each(|m| *m = d.multiplier(rng.next_u32())),
         _ => mask.iter_mut().for_each(|m| *m = 1.0),
     }
 }

@@ -5,23 +5,27 @@
 //! shuffles, then dropout and DropConnect masks in layer order, batch after batch). Their state
 //! is saved with each epoch, so a resumed run continues bit for bit.
 
+pub mod config;
+pub mod diagnostics;
+pub mod pretrain;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{self, CheckpointError, Tensor, TensorFile, MODEL_FILE};
-use crate::config::{
-    default_digits_path, default_mnist_dir, DatasetKind, StopMetric, TrainConfig, TransformKind,
-};
 use crate::data::{self, split, Dataset, InputTransform};
-use crate::diagnostics::{self as diag, DiagSample, LayerDiagnostics, StepTracker};
+use crate::model::checkpoint::{self, CheckpointError, Tensor, TensorFile, MODEL_FILE};
 use crate::model::{Layer, Model, Sequential};
 use crate::nn::network::Network;
 use crate::nn::optim::Optimizer;
-use crate::pretrain::LayerPretraining;
 use crate::random::{rng_for, shuffle, RngState, TrainRng};
+use crate::train::config::{
+    default_digits_path, default_mnist_dir, DatasetKind, StopMetric, TrainConfig, TransformKind,
+};
+use crate::train::diagnostics::{self as diag, DiagSample, LayerDiagnostics, StepTracker};
+use crate::train::pretrain::LayerPretraining;
 
 /// File name of the resumable training state in a run folder.
 pub const TRAIN_STATE_FILE: &str = "train_state.safetensors";
@@ -197,7 +201,7 @@ pub struct EpochMetrics {
     /// Training throughput (samples per second of the training loop).
     pub samples_per_s: f64,
     /// Per dense layer diagnostics (empty with `diagnostics = false`); see
-    /// [`crate::diagnostics`].
+    /// [`crate::train::diagnostics`].
     #[serde(default)]
     pub diagnostics: Vec<LayerDiagnostics>,
     /// Vanishing/exploding gradient warnings of the epoch.
@@ -308,10 +312,15 @@ pub fn initial_network(
         return Ok((m.net, Vec::new()));
     }
     let pretraining = match &cfg.pretrain {
-        Some(p) => {
-            crate::pretrain::pretrain(&mut seq, &data.train, p, cfg.seed, cfg.batch_size, threads)
-                .map_err(TrainError::Config)?
-        }
+        Some(p) => crate::train::pretrain::pretrain(
+            &mut seq,
+            &data.train,
+            p,
+            cfg.seed,
+            cfg.batch_size,
+            threads,
+        )
+        .map_err(TrainError::Config)?,
         None => Vec::new(),
     };
     Ok((seq, pretraining))

@@ -921,18 +921,18 @@ pub fn pretrain(
 /// `init` in the config), `config.toml` and `metrics.json` (no epochs; the `pretraining`
 /// losses). `cfg.init` is ignored.
 pub fn pretrain_only(
-    cfg: &crate::config::TrainConfig,
+    cfg: &crate::train::config::TrainConfig,
     data: &crate::train::PreparedData,
     out_dir: Option<&std::path::Path>,
 ) -> Result<(crate::model::Model, Vec<LayerPretraining>), crate::train::TrainError> {
-    use crate::checkpoint::{self, CheckpointError, MODEL_FILE};
+    use crate::model::checkpoint::{self, CheckpointError, MODEL_FILE};
     use crate::train::{RunMetrics, TrainError, CONFIG_FILE, METRICS_FILE};
     if cfg.pretrain.is_none() {
         return Err(TrainError::Config(
             "the configuration has no [pretrain] section".into(),
         ));
     }
-    let cfg = crate::config::TrainConfig {
+    let cfg = crate::train::config::TrainConfig {
         init: None,
         ..cfg.clone()
     };

@@ -16,6 +16,9 @@
 //! assert_eq!(net.predict(&[3.0, 1.0, 0.0, 2.0], 2), vec![2.5, 0.0]);
 //! ```
 
+pub mod checkpoint;
+pub mod metrics;
+
 use microdnn::Activation;
 use serde::{Deserialize, Serialize};
 

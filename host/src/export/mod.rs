@@ -610,7 +610,7 @@ pub fn summarize(view: &ModelView<'_>) -> Summary {
 
 /// Writes `bytes` to `path` atomically (temporary file in the same folder, then rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
-    crate::checkpoint::atomic_write(path, bytes).map_err(|e| ExportError::Io {
+    crate::model::checkpoint::atomic_write(path, bytes).map_err(|e| ExportError::Io {
         path: path.to_path_buf(),
         source: std::io::Error::other(e.to_string()),
     })

@@ -2,14 +2,14 @@
 //! as `config.toml` in the run folder.
 //!
 //! ```
-//! let cfg: microdnn_host::config::TrainConfig = toml::from_str(r#"
+//! let cfg: microdnn_host::train::config::TrainConfig = toml::from_str(r#"
 //!     epochs = 5
 //!     [model]
 //!     hidden = [32]
 //! "#).unwrap();
 //! assert_eq!(cfg.model.hidden, vec![32]);
-//! assert_eq!(cfg.data.dataset, microdnn_host::config::DatasetKind::Digits);
-//! let per_layer: microdnn_host::config::TrainConfig = toml::from_str(r#"
+//! assert_eq!(cfg.data.dataset, microdnn_host::train::config::DatasetKind::Digits);
+//! let per_layer: microdnn_host::train::config::TrainConfig = toml::from_str(r#"
 //!     [model]
 //!     hidden = [32, 16]
 //!     dropout = [0.2, 0.5]
@@ -306,12 +306,12 @@ pub struct TrainConfig {
     /// Early stopping (needs a validation split).
     pub early_stopping: Option<EarlyStopping>,
     /// Greedy layer-wise autoencoder pretraining of the hidden layers before training.
-    pub pretrain: Option<crate::pretrain::PretrainConfig>,
+    pub pretrain: Option<crate::train::pretrain::PretrainConfig>,
     /// Start from the weights of this checkpoint or run folder (e.g. written by `microdnn
     /// pretrain`) instead of a fresh initialisation; `[pretrain]` is then not run again.
     pub init: Option<PathBuf>,
     /// Per-layer diagnostics each epoch (gradient and weight norms, update ratios, dead units,
-    /// activation percentiles; see [`crate::diagnostics`]), saved in `metrics.json`.
+    /// activation percentiles; see [`crate::train::diagnostics`]), saved in `metrics.json`.
     pub diagnostics: bool,
 }
 
