@@ -82,10 +82,7 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchResult> {
     };
     let data = prepare_data(&cfg)?;
     let threads = cfg.thread_count();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()?;
-    pool.install(|| run_in_pool(&cfg, &data, opts, threads))
+    crate::train::thread_pool(threads)?.install(|| run_in_pool(&cfg, &data, opts, threads))
 }
 
 fn run_in_pool(

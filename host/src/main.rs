@@ -321,7 +321,7 @@ fn run_pretrain(a: PretrainArgs) -> anyhow::Result<()> {
     }
     let data = train::prepare_data(&cfg).context("preparing the data")?;
     let t = std::time::Instant::now();
-    let (_, report) = microdnn_host::train::pretrain::pretrain_only(&cfg, &data, Some(&a.out))?;
+    let (_, report) = microdnn_host::train::pretrain_only(&cfg, &data, Some(&a.out))?;
     for l in &report {
         println!(
             "layer {}: reconstruction error {:.5} -> {:.5} ({} epochs)",

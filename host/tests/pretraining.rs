@@ -387,7 +387,7 @@ fn pretrain_only_then_init_equals_train_with_pretraining() {
     });
     let data = train::prepare_data(&cfg).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (pre, report) = pretrain::pretrain_only(&cfg, &data, Some(dir.path())).unwrap();
+    let (pre, report) = train::pretrain_only(&cfg, &data, Some(dir.path())).unwrap();
     assert_eq!(report.len(), 2);
     let loaded = microdnn_host::model::checkpoint::load_model(dir.path()).unwrap();
     assert_eq!(loaded.net, pre.net);

@@ -10,22 +10,12 @@ use crate::nn::network::{Network, ParamKind};
 use crate::nn::optim::Optimizer;
 use crate::random::{rng_for, shuffle, TrainRng};
 use crate::train::config::TrainConfig;
-use crate::train::{PreparedData, RunOptions};
+use crate::train::PreparedData;
 
 /// The network a run of `cfg` starts from: initialised from the seed and, with a `[pretrain]`
-/// section, greedily pretrained (the trainer's own code path, run for zero epochs).
+/// section, greedily pretrained (the trainer's own code path).
 pub fn initial_network(cfg: &TrainConfig, data: &PreparedData) -> anyhow::Result<Sequential> {
-    let mut c = cfg.clone();
-    c.epochs = 0;
-    c.early_stopping = None;
-    let d = PreparedData {
-        test: None,
-        val: None,
-        ..data.clone()
-    };
-    Ok(crate::train::train(&c, &d, &RunOptions::default())?
-        .model
-        .net)
+    Ok(crate::train::starting_network(cfg, data)?.0)
 }
 
 /// A network being trained step by step.

@@ -306,7 +306,7 @@ pub struct TrainConfig {
     /// Early stopping (needs a validation split).
     pub early_stopping: Option<EarlyStopping>,
     /// Greedy layer-wise autoencoder pretraining of the hidden layers before training.
-    pub pretrain: Option<crate::train::pretrain::PretrainConfig>,
+    pub pretrain: Option<PretrainConfig>,
     /// Start from the weights of this checkpoint or run folder (e.g. written by `microdnn
     /// pretrain`) instead of a fresh initialisation; `[pretrain]` is then not run again.
     pub init: Option<PathBuf>,
@@ -333,6 +333,94 @@ impl Default for TrainConfig {
             pretrain: None,
             init: None,
             diagnostics: true,
+        }
+    }
+}
+
+/// Greedy layer-wise pretraining method (see [`crate::train::pretrain`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Plain autoencoder.
+    #[default]
+    Autoencoder,
+    /// Denoising autoencoder (corrupted input, clean target).
+    Denoising,
+    /// Sparse autoencoder (KL sparsity penalty; sigmoid hidden units).
+    Sparse,
+    /// Restricted Boltzmann machine with CD-k (sigmoid hidden units, inputs in [0, 1]).
+    Rbm,
+}
+
+/// Input corruption of a denoising autoencoder.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Corruption {
+    /// Zero each input with probability `corruption_level`.
+    #[default]
+    Masking,
+    /// Add Gaussian noise of standard deviation `corruption_level`.
+    Gaussian,
+}
+
+/// Decoder activation of an autoencoder.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecoderActivation {
+    /// Sigmoid if the layer's inputs are all in [0, 1], else identity.
+    #[default]
+    Auto,
+    /// Linear decoder (real-valued inputs).
+    Identity,
+    /// Sigmoid decoder (inputs in [0, 1]).
+    Sigmoid,
+}
+
+/// Pretraining settings (`[pretrain]` in the config).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PretrainConfig {
+    /// Method.
+    pub method: Method,
+    /// Epochs per layer.
+    pub epochs: usize,
+    /// Learning rate (SGD with momentum).
+    pub lr: f32,
+    /// Momentum.
+    pub momentum: f32,
+    /// Mini-batch size (default: the training batch size).
+    pub batch_size: Option<usize>,
+    /// Tied decoder weights `W' = Wᵀ` (autoencoders).
+    pub tied: bool,
+    /// Decoder activation (autoencoders).
+    pub decoder_activation: DecoderActivation,
+    /// Corruption kind (`denoising`).
+    pub corruption: Corruption,
+    /// Masking probability or Gaussian standard deviation (`denoising`).
+    pub corruption_level: f32,
+    /// Target mean activation ρ (`sparse`).
+    pub sparsity_target: f32,
+    /// Weight β of the KL penalty (`sparse`).
+    pub sparsity_weight: f32,
+    /// Gibbs steps of contrastive divergence (`rbm`).
+    pub cd_k: usize,
+}
+
+impl Default for PretrainConfig {
+    fn default() -> Self {
+        Self {
+            method: Method::Autoencoder,
+            epochs: 5,
+            lr: 0.01,
+            momentum: 0.9,
+            batch_size: None,
+            tied: false,
+            decoder_activation: DecoderActivation::Auto,
+            corruption: Corruption::Masking,
+            corruption_level: 0.25,
+            sparsity_target: 0.05,
+            sparsity_weight: 0.01,
+            cd_k: 1,
         }
     }
 }

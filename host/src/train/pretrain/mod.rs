@@ -48,6 +48,8 @@ use gemm::Parallelism;
 use microdnn::Activation;
 use serde::{Deserialize, Serialize};
 
+pub use crate::train::config::{Corruption, DecoderActivation, Method, PretrainConfig};
+
 use crate::data::Dataset;
 use crate::model::{Layer, Linear, Sequential};
 use crate::nn::init::Init;
@@ -55,94 +57,6 @@ use crate::nn::network::{ParamKind, ParamMut};
 use crate::nn::optim::{Optimizer, OptimizerConfig};
 use crate::nn::{activation, matmul};
 use crate::random::{normal, rng_for, shuffle, uniform01, TrainRng};
-
-/// Pretraining method.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Method {
-    /// Plain autoencoder.
-    #[default]
-    Autoencoder,
-    /// Denoising autoencoder (corrupted input, clean target).
-    Denoising,
-    /// Sparse autoencoder (KL sparsity penalty; sigmoid hidden units).
-    Sparse,
-    /// Restricted Boltzmann machine with CD-k (sigmoid hidden units, inputs in [0, 1]).
-    Rbm,
-}
-
-/// Input corruption of a denoising autoencoder.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Corruption {
-    /// Zero each input with probability `corruption_level`.
-    #[default]
-    Masking,
-    /// Add Gaussian noise of standard deviation `corruption_level`.
-    Gaussian,
-}
-
-/// Decoder activation of an autoencoder.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DecoderActivation {
-    /// Sigmoid if the layer's inputs are all in [0, 1], else identity.
-    #[default]
-    Auto,
-    /// Linear decoder (real-valued inputs).
-    Identity,
-    /// Sigmoid decoder (inputs in [0, 1]).
-    Sigmoid,
-}
-
-/// Pretraining settings (`[pretrain]` in the config).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct PretrainConfig {
-    /// Method.
-    pub method: Method,
-    /// Epochs per layer.
-    pub epochs: usize,
-    /// Learning rate (SGD with momentum).
-    pub lr: f32,
-    /// Momentum.
-    pub momentum: f32,
-    /// Mini-batch size (default: the training batch size).
-    pub batch_size: Option<usize>,
-    /// Tied decoder weights `W' = Wᵀ` (autoencoders).
-    pub tied: bool,
-    /// Decoder activation (autoencoders).
-    pub decoder_activation: DecoderActivation,
-    /// Corruption kind (`denoising`).
-    pub corruption: Corruption,
-    /// Masking probability or Gaussian standard deviation (`denoising`).
-    pub corruption_level: f32,
-    /// Target mean activation ρ (`sparse`).
-    pub sparsity_target: f32,
-    /// Weight β of the KL penalty (`sparse`).
-    pub sparsity_weight: f32,
-    /// Gibbs steps of contrastive divergence (`rbm`).
-    pub cd_k: usize,
-}
-
-impl Default for PretrainConfig {
-    fn default() -> Self {
-        Self {
-            method: Method::Autoencoder,
-            epochs: 5,
-            lr: 0.01,
-            momentum: 0.9,
-            batch_size: None,
-            tied: false,
-            decoder_activation: DecoderActivation::Auto,
-            corruption: Corruption::Masking,
-            corruption_level: 0.25,
-            sparsity_target: 0.05,
-            sparsity_weight: 0.01,
-            cd_k: 1,
-        }
-    }
-}
 
 /// Reconstruction losses of one pretrained layer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -913,59 +827,4 @@ pub fn pretrain(
         r.layer = li;
     }
     Ok(report)
-}
-
-/// `microdnn pretrain`: builds and initialises the configured classifier (as `train` does),
-/// pretrains its hidden layers with the config's `[pretrain]` section and, with an output
-/// folder, writes `model.safetensors` (fine-tune it with `microdnn train --init DIR`, or set
-/// `init` in the config), `config.toml` and `metrics.json` (no epochs; the `pretraining`
-/// losses). `cfg.init` is ignored.
-pub fn pretrain_only(
-    cfg: &crate::train::config::TrainConfig,
-    data: &crate::train::PreparedData,
-    out_dir: Option<&std::path::Path>,
-) -> Result<(crate::model::Model, Vec<LayerPretraining>), crate::train::TrainError> {
-    use crate::model::checkpoint::{self, CheckpointError, MODEL_FILE};
-    use crate::train::{RunMetrics, TrainError, CONFIG_FILE, METRICS_FILE};
-    if cfg.pretrain.is_none() {
-        return Err(TrainError::Config(
-            "the configuration has no [pretrain] section".into(),
-        ));
-    }
-    let cfg = crate::train::config::TrainConfig {
-        init: None,
-        ..cfg.clone()
-    };
-    let threads = cfg.thread_count();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| TrainError::Config(format!("thread pool: {e}")))?;
-    let (seq, report) =
-        pool.install(|| crate::train::initial_network(&cfg, data, threads, true))?;
-    let model = crate::model::Model {
-        net: seq,
-        transform: data.transform.clone(),
-        classes: data.train.classes,
-    };
-    if let Some(dir) = out_dir {
-        std::fs::create_dir_all(dir).map_err(|error| CheckpointError::Io {
-            path: dir.to_path_buf(),
-            error,
-        })?;
-        checkpoint::save_model(&dir.join(MODEL_FILE), &model)?;
-        checkpoint::atomic_write(&dir.join(CONFIG_FILE), cfg.to_toml().as_bytes())?;
-        let metrics = RunMetrics {
-            epochs: Vec::new(),
-            test_loss: None,
-            test_accuracy: None,
-            best_epoch: None,
-            stopped_early: false,
-            pretraining: report.clone(),
-            diagnostics_at_init: Vec::new(),
-        };
-        let text = serde_json::to_string_pretty(&metrics).expect("metrics serialise");
-        checkpoint::atomic_write(&dir.join(METRICS_FILE), text.as_bytes())?;
-    }
-    Ok((model, report))
 }
