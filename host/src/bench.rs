@@ -18,6 +18,7 @@ use crate::nn::network::Network;
 use crate::nn::optim::{Optimizer, OptimizerConfig};
 use crate::random::{rng_for, shuffle};
 use crate::train::config::{DatasetKind, ModelConfig, TrainConfig, TransformKind};
+use crate::train::step::{load_batch, step as train_step};
 use crate::train::{init_weights, prepare_data};
 
 /// Benchmark settings.
@@ -107,6 +108,7 @@ fn run_in_pool(
     let mut rng = rng_for(cfg.seed, 2);
     let mut order: Vec<usize> = (0..n).collect();
     let mut labels = vec![0u32; bs];
+    let lr = cfg.lr as f32;
     let window = 50usize;
     let mut rates = Vec::new();
     let mut step = 0;
@@ -115,18 +117,10 @@ fn run_in_pool(
         shuffle(&mut order, &mut rng);
         for idx in order.chunks(bs) {
             let b = idx.len();
-            {
-                let input = net.input_mut(b);
-                for (r, &i) in idx.iter().enumerate() {
-                    input[r * f..(r + 1) * f].copy_from_slice(train.row(i));
-                    labels[r] = train.y[i];
-                }
-            }
-            net.forward(b, true, &mut rng);
-            let (l, _) = net.loss_and_grad(&labels[..b]);
-            anyhow::ensure!(l.is_finite(), "the benchmark's training diverged");
-            net.backward(b, false);
-            opt.step(&mut net.params(), cfg.lr as f32);
+            load_batch(&mut net, train, idx, &mut labels);
+            let reg = &cfg.regularization; // none: the PyTorch workload has no regulariser
+            train_step(&mut net, &mut opt, reg, lr, &labels[..b], &mut rng, &mut ())
+                .map_err(|_| anyhow::anyhow!("the benchmark's training diverged"))?;
             step += 1;
             w_samples += b;
             if step % window == 0 {

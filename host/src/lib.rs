@@ -37,12 +37,15 @@
 
 pub mod bench;
 pub mod data;
+#[cfg(feature = "device")]
 pub mod device;
 pub mod export;
 pub mod import;
+#[cfg(feature = "lab")]
 pub mod lab;
 pub mod model;
 pub mod nn;
+#[cfg(feature = "plot")]
 pub mod plot;
 pub mod random;
 pub mod train;

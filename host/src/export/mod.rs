@@ -30,7 +30,8 @@ use crate::data::InputTransform;
 use crate::model::{Layer, Model, Sequential};
 
 /// What the exported network's last layer outputs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum OutputActivation {
     /// Class probabilities (adds a softmax unless the network already ends in an activation).
     Softmax,

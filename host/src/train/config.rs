@@ -32,7 +32,8 @@ use crate::nn::regularize::Regularization;
 use crate::nn::schedule::Schedule;
 
 /// Which data set to train on.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum DatasetKind {
     /// The UCI handwritten digits (8x8, 1797 images), a CSV file.

@@ -11,8 +11,10 @@ pub mod diagnostics;
 mod init;
 mod metrics;
 pub mod pretrain;
+pub mod progress;
 mod resume;
 mod run;
+pub mod step;
 
 use std::path::PathBuf;
 
@@ -25,6 +27,7 @@ use crate::train::config::TrainConfig;
 pub use data::{data_path, load_raw, prepare_data, raw_test_split, PreparedData};
 pub use init::{init_weights, initial_network, pretrain_only, starting_network};
 pub use metrics::{EpochMetrics, RunMetrics};
+pub use progress::TrainObserver;
 
 /// File name of the resumable training state in a run folder.
 pub const TRAIN_STATE_FILE: &str = "train_state.safetensors";
@@ -87,15 +90,29 @@ pub struct TrainOutcome {
 
 /// Trains a model as configured. With an output folder, writes `config.toml` at the start and,
 /// after every epoch, `model.safetensors` (the model to keep so far), `train_state.safetensors`
-/// and `metrics.json`, each atomically.
+/// and `metrics.json`, each atomically. With `opts.progress`, shows the run with
+/// [`progress::default_observer`].
 pub fn train(
     cfg: &TrainConfig,
     data: &PreparedData,
     opts: &RunOptions,
 ) -> Result<TrainOutcome, TrainError> {
+    if opts.progress {
+        train_with_observer(cfg, data, opts, progress::default_observer().as_mut())
+    } else {
+        train_with_observer(cfg, data, opts, &mut ())
+    }
+}
+
+/// [`train`], reporting to `observer` (whatever `opts.progress` says).
+pub fn train_with_observer(
+    cfg: &TrainConfig,
+    data: &PreparedData,
+    opts: &RunOptions,
+    observer: &mut dyn TrainObserver,
+) -> Result<TrainOutcome, TrainError> {
     let threads = cfg.thread_count();
-    let pool = thread_pool(threads)?;
-    pool.install(|| run::train_in_pool(cfg, data, opts, threads))
+    thread_pool(threads)?.install(|| run::train_in_pool(cfg, data, opts, threads, observer))
 }
 
 /// A rayon pool of `threads` threads (training, pretraining and the benchmark run in one, so

@@ -12,7 +12,7 @@ use crate::nn::network::Network;
 use crate::nn::optim::Optimizer;
 use crate::random::{RngState, TrainRng};
 use crate::train::diagnostics::LayerDiagnostics;
-use crate::train::metrics::EpochMetrics;
+use crate::train::metrics::{EpochMetrics, RunMetrics};
 use crate::train::pretrain::LayerPretraining;
 use crate::train::TrainError;
 
@@ -30,6 +30,36 @@ pub(crate) struct Progress {
     pub(crate) pretraining: Vec<LayerPretraining>,
     #[serde(default)]
     pub(crate) diagnostics_at_init: Vec<LayerDiagnostics>,
+}
+
+impl Progress {
+    /// A run's bookkeeping before its first epoch.
+    pub(crate) fn new(pretraining: Vec<LayerPretraining>) -> Self {
+        Self {
+            epochs_done: 0,
+            opt_steps: 0,
+            best_metric: None,
+            best_epoch: None,
+            bad_epochs: 0,
+            stopped_early: false,
+            history: Vec::new(),
+            pretraining,
+            diagnostics_at_init: Vec::new(),
+        }
+    }
+
+    /// The run's metrics so far, with the test loss and accuracy once measured.
+    pub(crate) fn metrics(&self, test: Option<(f64, f64)>) -> RunMetrics {
+        RunMetrics {
+            epochs: self.history.clone(),
+            test_loss: test.map(|t| t.0),
+            test_accuracy: test.map(|t| t.1),
+            best_epoch: self.best_epoch,
+            stopped_early: self.stopped_early,
+            pretraining: self.pretraining.clone(),
+            diagnostics_at_init: self.diagnostics_at_init.clone(),
+        }
+    }
 }
 
 /// Writes `train_state.safetensors`.
