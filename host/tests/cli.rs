@@ -1,5 +1,5 @@
 //! The `microdnn` binary end to end: train (with flags over a config), the run folder's files,
-//! resume, evaluate, and clear errors for bad input.
+//! resume, score (and its former spelling `evaluate`), and clear errors for bad input.
 
 use std::process::Command;
 
@@ -19,7 +19,7 @@ fn run_ok(cmd: &mut Command) -> String {
 }
 
 #[test]
-fn train_resume_and_evaluate_digits() {
+fn train_resume_and_score_digits() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/digits.toml");
@@ -58,11 +58,14 @@ fn train_resume_and_evaluate_digits() {
     let json = dir.path().join("eval.json");
     let out = run_ok(
         microdnn()
-            .args(["evaluate", "--model"])
+            .args(["score", "--model"])
             .arg(&run)
             .arg("--json")
             .arg(&json),
     );
+    // The former spelling runs the same command.
+    let old = run_ok(microdnn().args(["evaluate", "--model"]).arg(&run));
+    assert_eq!(old, out);
     assert!(
         out.contains("accuracy:") && out.contains("(360 examples)"),
         "{out}"

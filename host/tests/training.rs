@@ -26,7 +26,7 @@ fn prepared(train: Dataset, val: Option<Dataset>, test: Option<Dataset>) -> Prep
 }
 
 fn accuracy(model: &Model, d: &Dataset) -> f64 {
-    microdnn_host::model::metrics::evaluate(model, d).accuracy
+    microdnn_host::model::metrics::score(model, d).accuracy
 }
 
 /// All `bits`-bit inputs (as ±1) labelled by their parity.

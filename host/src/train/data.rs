@@ -3,13 +3,14 @@
 //! Random stream 0 of the seed draws the splits, so [`raw_test_split`] finds the same test
 //! examples [`prepare_data`] held out.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::data::{self, split, Dataset, InputTransform};
 use crate::random::rng_for;
 use crate::train::config::{
     default_digits_path, default_mnist_dir, DatasetKind, TrainConfig, TransformKind,
 };
+use crate::train::CONFIG_FILE;
 
 /// The splits of a run, transformed, and the fitted transform.
 #[derive(Clone, Debug)]
@@ -52,7 +53,7 @@ pub fn load_raw(cfg: &TrainConfig) -> anyhow::Result<(Dataset, Option<Dataset>)>
 
 /// The raw (untransformed) test split of a run: MNIST's official test set, or the same seeded
 /// stratified split of a CSV file that [`prepare_data`] holds out (`None` without one). What
-/// `microdnn evaluate` and `microdnn eval` score a trained model on.
+/// [`test_data`] scores a trained model on.
 pub fn raw_test_split(cfg: &TrainConfig) -> anyhow::Result<Option<Dataset>> {
     let (all, official_test) = load_raw(cfg)?;
     Ok(match official_test {
@@ -126,4 +127,39 @@ pub fn prepare_data(cfg: &TrainConfig) -> anyhow::Result<PreparedData> {
         test,
         transform,
     })
+}
+
+/// The data a trained model is scored on (`microdnn score`, and `microdnn eval` on a device):
+/// the raw test split of the run whose `config.toml` sits beside `checkpoint` (same seed and
+/// fractions: [`raw_test_split`]); or the whole data file with `whole`, without a checkpoint, or
+/// when its folder holds no run config. MNIST always gives its official test set. `dataset` and
+/// `data` override the run's (another data set also drops the run's data path).
+pub fn test_data(
+    checkpoint: Option<&Path>,
+    dataset: Option<DatasetKind>,
+    data: Option<PathBuf>,
+    whole: bool,
+) -> anyhow::Result<Dataset> {
+    let run_cfg = checkpoint
+        .and_then(|c| c.parent())
+        .map(|d| d.join(CONFIG_FILE))
+        .filter(|p| p.exists())
+        .map(|p| TrainConfig::from_file(&p))
+        .transpose()?;
+    let mut cfg = run_cfg.clone().unwrap_or_default();
+    if let Some(d) = dataset {
+        if d != cfg.data.dataset {
+            cfg.data.path = None;
+        }
+        cfg.data.dataset = d;
+    }
+    if let Some(p) = data {
+        cfg.data.path = Some(p);
+    }
+    let whole = whole || run_cfg.is_none();
+    match (whole, raw_test_split(&cfg)?) {
+        (false, Some(test)) => Ok(test),
+        (_, Some(test)) if cfg.data.dataset == DatasetKind::Mnist => Ok(test),
+        _ => Ok(load_raw(&cfg)?.0),
+    }
 }

@@ -24,7 +24,7 @@ use crate::model::checkpoint::CheckpointError;
 use crate::model::Model;
 use crate::train::config::TrainConfig;
 
-pub use data::{data_path, load_raw, prepare_data, raw_test_split, PreparedData};
+pub use data::{data_path, load_raw, prepare_data, raw_test_split, test_data, PreparedData};
 pub use init::{init_weights, initial_network, pretrain_only, starting_network};
 pub use metrics::{EpochMetrics, RunMetrics};
 pub use progress::TrainObserver;
