@@ -98,10 +98,7 @@ fn run_in_pool(
     let bs = cfg.batch_size;
     let steps_per_epoch = n.div_ceil(bs);
     let steps = opts.steps.unwrap_or(2 * steps_per_epoch).max(2);
-    let mut seq = cfg
-        .model
-        .build(f, train.classes)
-        .map_err(anyhow::Error::msg)?;
+    let mut seq = cfg.model.build(f, train.classes)?;
     init_weights(&mut seq, cfg.model.init, &mut rng_for(cfg.seed, 1));
     let mut net = Network::new(seq, cfg.loss, bs, threads);
     let mut opt = Optimizer::new(cfg.optimizer, &net.param_sizes());

@@ -11,7 +11,7 @@ use microdnn_host::model::Linear;
 use microdnn_host::random::{rng_for, uniform01, TrainRng};
 use microdnn_host::train::config::TrainConfig;
 use microdnn_host::train::pretrain::{
-    self, AeGrads, Autoencoder, Method, PretrainConfig, Pretrained, Rbm,
+    self, AeGrads, Autoencoder, Method, PretrainConfig, PretrainError, Pretrained, Rbm,
 };
 use microdnn_host::train::{self, RunOptions};
 
@@ -367,11 +367,28 @@ fn sparse_and_rbm_need_sigmoid_units_and_rbm_needs_unit_inputs() {
     let data = train::prepare_data(&cfg).unwrap();
     let err = train::train(&cfg, &data, &RunOptions::default()).unwrap_err();
     assert!(err.to_string().contains("sigmoid"), "{err}");
+    assert!(
+        matches!(
+            err,
+            train::TrainError::Pretrain(PretrainError::NeedsSigmoid {
+                method: Method::Rbm,
+                activation: Activation::Relu
+            })
+        ),
+        "{err}"
+    );
     cfg.model.activation = "sigmoid".into();
     cfg.data.transform = microdnn_host::train::config::TransformKind::Standardize;
     let data = train::prepare_data(&cfg).unwrap();
     let err = train::train(&cfg, &data, &RunOptions::default()).unwrap_err();
     assert!(err.to_string().contains("[0, 1]"), "{err}");
+    assert!(
+        matches!(
+            err,
+            train::TrainError::Pretrain(PretrainError::InputsNotProbabilities)
+        ),
+        "{err}"
+    );
 }
 
 #[test]

@@ -19,7 +19,7 @@
 //! assert_eq!(net.layers[5], microdnn_host::model::Layer::Dropout(0.5));
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use microdnn::Activation;
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,58 @@ use crate::nn::loss::Loss;
 use crate::nn::optim::OptimizerConfig;
 use crate::nn::regularize::Regularization;
 use crate::nn::schedule::Schedule;
+
+/// A configuration that cannot be used, and what is wrong with it. Checks of settings belong
+/// here, one variant each, so that a caller can tell them apart.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not fit the configuration's schema.
+    #[error("parsing {path}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's error (with the line).
+        source: toml::de::Error,
+    },
+    /// `model.activation` names no hidden activation.
+    #[error("unknown hidden activation {0:?}")]
+    UnknownActivation(String),
+    /// A dropout or DropConnect rate outside `[0, 1)`.
+    #[error("dropout/DropConnect rate {0} is not in [0, 1)")]
+    Rate(f32),
+    /// A per-layer rate list whose length is not the number of hidden layers.
+    #[error("{name} has {rates} rates for {hidden} hidden layers")]
+    RateCount {
+        /// `dropout` or `dropconnect`.
+        name: &'static str,
+        /// Rates given.
+        rates: usize,
+        /// Hidden layers.
+        hidden: usize,
+    },
+    /// A zero batch size or an empty training split.
+    #[error("batch_size and the training set must be non-empty")]
+    NothingToTrain,
+    /// The `init` checkpoint does not fit the configuration.
+    #[error("init checkpoint {path} has another {what} than this configuration")]
+    InitMismatch {
+        /// The checkpoint.
+        path: PathBuf,
+        /// `architecture` or `input transform`.
+        what: &'static str,
+    },
+    /// `microdnn pretrain` without a `[pretrain]` section.
+    #[error("the configuration has no [pretrain] section")]
+    NoPretrain,
+}
 
 /// Which data set to train on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,15 +231,15 @@ impl Default for ModelConfig {
 
 impl ModelConfig {
     /// The hidden activation.
-    pub fn activation(&self) -> Result<Activation, String> {
+    pub fn activation(&self) -> Result<Activation, ConfigError> {
         activation_from_name(&self.activation, Some(self.leaky_slope))
             .filter(|a| *a != Activation::Softmax)
-            .ok_or_else(|| format!("unknown hidden activation {:?}", self.activation))
+            .ok_or_else(|| ConfigError::UnknownActivation(self.activation.clone()))
     }
 
     /// The layer stack (zero weights) for `inputs` and `classes`, in PyTorch `Sequential` order:
     /// `[Dropout] (Linear [BatchNorm1d] Activation [Dropout])* Linear`.
-    pub fn build(&self, inputs: usize, classes: usize) -> Result<Sequential, String> {
+    pub fn build(&self, inputs: usize, classes: usize) -> Result<Sequential, ConfigError> {
         let act = self.activation()?;
         let n = self.hidden.len();
         let rates = [self.input_dropout]
@@ -196,7 +248,7 @@ impl ModelConfig {
             .chain((0..n).map(|i| self.dropconnect.rate(i)));
         for r in rates {
             if !(0.0..1.0).contains(&r) {
-                return Err(format!("dropout/DropConnect rate {r} is not in [0, 1)"));
+                return Err(ConfigError::Rate(r));
             }
         }
         for (name, r) in [
@@ -205,10 +257,11 @@ impl ModelConfig {
         ] {
             if let Rates::PerLayer(v) = r {
                 if v.len() != n {
-                    return Err(format!(
-                        "{name} has {} rates for {n} hidden layers",
-                        v.len()
-                    ));
+                    return Err(ConfigError::RateCount {
+                        name,
+                        rates: v.len(),
+                        hidden: n,
+                    });
                 }
             }
         }
@@ -428,11 +481,15 @@ impl Default for PretrainConfig {
 
 impl TrainConfig {
     /// Reads a TOML file.
-    pub fn from_file(path: &std::path::Path) -> anyhow::Result<Self> {
-        use anyhow::Context;
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// The config as TOML.
@@ -465,4 +522,51 @@ pub fn default_mnist_dir() -> PathBuf {
         env!("CARGO_MANIFEST_DIR"),
         "/../../shared/data/mnist"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unusable_settings_are_typed_errors() {
+        let m = ModelConfig {
+            activation: "softmax".into(),
+            ..ModelConfig::default()
+        };
+        assert!(matches!(m.build(4, 2), Err(ConfigError::UnknownActivation(a)) if a == "softmax"));
+        let m = ModelConfig {
+            dropout: Rates::PerLayer(vec![0.1]),
+            ..ModelConfig::default()
+        };
+        assert!(matches!(
+            m.build(4, 2),
+            Err(ConfigError::RateCount {
+                name: "dropout",
+                rates: 1,
+                hidden: 2
+            })
+        ));
+        let m = ModelConfig {
+            input_dropout: 1.0,
+            ..ModelConfig::default()
+        };
+        assert!(matches!(m.build(4, 2), Err(ConfigError::Rate(r)) if r == 1.0));
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.toml");
+        let e = TrainConfig::from_file(&missing).unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Read { path, .. } if *path == missing),
+            "{e}"
+        );
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "epochs = \"many\"\n").unwrap();
+        let e = TrainConfig::from_file(&bad).unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Parse { path, .. } if *path == bad),
+            "{e}"
+        );
+        let cause = std::error::Error::source(&e).unwrap().to_string();
+        assert!(cause.contains("epochs"), "{cause}");
+    }
 }

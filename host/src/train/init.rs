@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::model::checkpoint::{self, CheckpointError, MODEL_FILE};
 use crate::model::{Layer, Model, Sequential};
 use crate::random::{rng_for, TrainRng};
-use crate::train::config::TrainConfig;
+use crate::train::config::{ConfigError, TrainConfig};
 use crate::train::metrics::{write_metrics, RunMetrics};
 use crate::train::pretrain::LayerPretraining;
 use crate::train::{thread_pool, PreparedData, TrainError, CONFIG_FILE};
@@ -31,27 +31,22 @@ pub fn initial_network(
     threads: usize,
     prepare: bool,
 ) -> Result<(Sequential, Vec<LayerPretraining>), TrainError> {
-    let mut seq = cfg
-        .model
-        .build(data.train.features, data.train.classes)
-        .map_err(TrainError::Config)?;
+    let mut seq = cfg.model.build(data.train.features, data.train.classes)?;
     init_weights(&mut seq, cfg.model.init, &mut rng_for(cfg.seed, 1));
     if !prepare {
         return Ok((seq, Vec::new()));
     }
     if let Some(path) = &cfg.init {
         let m = checkpoint::load_model(path)?;
-        let bad = |what: &str| {
-            TrainError::Config(format!(
-                "init checkpoint {} has another {what} than this configuration",
-                path.display()
-            ))
+        let bad = |what| ConfigError::InitMismatch {
+            path: path.clone(),
+            what,
         };
         if m.net.specs() != seq.specs() {
-            return Err(bad("architecture"));
+            return Err(bad("architecture").into());
         }
         if m.transform != data.transform {
-            return Err(bad("input transform"));
+            return Err(bad("input transform").into());
         }
         return Ok((m.net, Vec::new()));
     }
@@ -63,8 +58,7 @@ pub fn initial_network(
             cfg.seed,
             cfg.batch_size,
             threads,
-        )
-        .map_err(TrainError::Config)?,
+        )?,
         None => Vec::new(),
     };
     Ok((seq, pretraining))
@@ -91,9 +85,7 @@ pub fn pretrain_only(
     out_dir: Option<&Path>,
 ) -> Result<(Model, Vec<LayerPretraining>), TrainError> {
     if cfg.pretrain.is_none() {
-        return Err(TrainError::Config(
-            "the configuration has no [pretrain] section".into(),
-        ));
+        return Err(ConfigError::NoPretrain.into());
     }
     let cfg = TrainConfig {
         init: None,

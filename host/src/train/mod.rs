@@ -22,7 +22,8 @@ use anyhow::Context;
 
 use crate::model::checkpoint::CheckpointError;
 use crate::model::Model;
-use crate::train::config::TrainConfig;
+use crate::train::config::{ConfigError, TrainConfig};
+use crate::train::pretrain::PretrainError;
 
 pub use data::{data_path, load_raw, prepare_data, raw_test_split, test_data, PreparedData};
 pub use init::{init_weights, initial_network, pretrain_only, starting_network};
@@ -57,13 +58,36 @@ pub enum TrainError {
     },
     /// An invalid configuration.
     #[error("invalid configuration: {0}")]
-    Config(String),
+    Config(#[from] ConfigError),
+    /// The pretraining method does not fit the network or the data.
+    #[error("invalid configuration: {0}")]
+    Pretrain(#[from] PretrainError),
+    /// The thread pool could not be built.
+    #[error("invalid configuration: thread pool: {0}")]
+    ThreadPool(#[from] rayon::ThreadPoolBuildError),
     /// Saving or loading a checkpoint failed.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     /// The saved training state does not fit this run.
     #[error("cannot resume: {0}")]
-    Resume(String),
+    Resume(#[from] ResumeError),
+}
+
+/// Why a run cannot resume from its folder.
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeError {
+    /// `resume` without a run folder.
+    #[error("no run folder given")]
+    NoRunFolder,
+    /// The saved state belongs to another architecture.
+    #[error("{0} was saved for a different architecture")]
+    Architecture(PathBuf),
+    /// The saved state belongs to another optimiser.
+    #[error("{0} was saved with another optimiser")]
+    Optimizer(PathBuf),
+    /// The saved random-generator state is not 64 bytes.
+    #[error("rng state must be 64 bytes")]
+    RngState,
 }
 
 /// How to run.
@@ -121,7 +145,7 @@ pub(crate) fn thread_pool(threads: usize) -> Result<rayon::ThreadPool, TrainErro
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
-        .map_err(|e| TrainError::Config(format!("thread pool: {e}")))
+        .map_err(TrainError::from)
 }
 
 /// Trains from a config file path with CLI-style options: convenience for tests and tools.

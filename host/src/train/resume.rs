@@ -14,7 +14,7 @@ use crate::random::{RngState, TrainRng};
 use crate::train::diagnostics::LayerDiagnostics;
 use crate::train::metrics::{EpochMetrics, RunMetrics};
 use crate::train::pretrain::LayerPretraining;
-use crate::train::TrainError;
+use crate::train::{ResumeError, TrainError};
 
 /// Bookkeeping saved with each epoch for resume.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -106,17 +106,11 @@ pub(crate) fn load_train_state(
     let file = TensorFile::parse(path, &bytes)?;
     let arch = file.architecture()?;
     if arch.specs() != net.seq.specs() {
-        return Err(TrainError::Resume(format!(
-            "{} was saved for a different architecture",
-            path.display()
-        )));
+        return Err(ResumeError::Architecture(path.to_path_buf()).into());
     }
     let saved_opt: crate::nn::optim::OptimizerConfig = file.meta_json("microdnn.optimizer")?;
     if saved_opt != opt.config {
-        return Err(TrainError::Resume(format!(
-            "{} was saved with another optimiser",
-            path.display()
-        )));
+        return Err(ResumeError::Optimizer(path.to_path_buf()).into());
     }
     file.load_into(&mut net.seq, "model.")?;
     let prog: Progress = file.meta_json("microdnn.train_state")?;
@@ -133,7 +127,7 @@ pub(crate) fn load_train_state(
     let rng_bytes: [u8; 64] = file
         .u8("rng")?
         .try_into()
-        .map_err(|_| TrainError::Resume("rng state must be 64 bytes".into()))?;
+        .map_err(|_| ResumeError::RngState)?;
     opt.steps = prog.opt_steps;
     Ok((RngState::from_bytes(&rng_bytes).restore(), best, prog))
 }

@@ -12,7 +12,7 @@ use crate::model::{Model, Sequential};
 use crate::nn::network::Network;
 use crate::nn::optim::Optimizer;
 use crate::random::{rng_for, shuffle, TrainRng};
-use crate::train::config::{StopMetric, TrainConfig};
+use crate::train::config::{ConfigError, StopMetric, TrainConfig};
 use crate::train::diagnostics::{self as diag, DiagSample, StepTracker};
 use crate::train::init::initial_network;
 use crate::train::metrics::{write_metrics, EpochMetrics};
@@ -20,7 +20,7 @@ use crate::train::progress::TrainObserver;
 use crate::train::resume::{load_train_state, save_train_state, Progress};
 use crate::train::step::{all_finite, load_batch, step, StepHook};
 use crate::train::{
-    PreparedData, RunOptions, TrainError, TrainOutcome, CONFIG_FILE, TRAIN_STATE_FILE,
+    PreparedData, ResumeError, RunOptions, TrainError, TrainOutcome, CONFIG_FILE, TRAIN_STATE_FILE,
 };
 
 /// Trains on the current rayon pool (see [`crate::train::train`]).
@@ -123,9 +123,7 @@ impl<'a> Run<'a> {
         observer: &'a mut dyn TrainObserver,
     ) -> Result<Self, TrainError> {
         if cfg.batch_size == 0 || data.train.is_empty() {
-            return Err(TrainError::Config(
-                "batch_size and the training set must be non-empty".into(),
-            ));
+            return Err(ConfigError::NothingToTrain.into());
         }
         let (seq, pretraining) = initial_network(cfg, data, threads, !opts.resume)?;
         let mut net = Network::new(seq, cfg.loss, cfg.batch_size, threads);
@@ -145,7 +143,7 @@ impl<'a> Run<'a> {
                 checkpoint::atomic_write(&dir.join(CONFIG_FILE), cfg.to_toml().as_bytes())?;
             }
         } else if opts.resume {
-            return Err(TrainError::Resume("no run folder given".into()));
+            return Err(ResumeError::NoRunFolder.into());
         }
         let diag = cfg.diagnostics.then(|| Diagnostics {
             sample: DiagSample::new(&data.train, data.val.as_ref()),

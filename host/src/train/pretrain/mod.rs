@@ -61,6 +61,28 @@ use crate::nn::matmul;
 use crate::nn::optim::OptimizerConfig;
 use crate::random::{rng_for, shuffle, TrainRng};
 
+/// A pretraining method that does not fit the network or its data.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum PretrainError {
+    /// Sparse autoencoders and RBMs read hidden units as firing probabilities.
+    #[error(
+        "pretrain.method = {method:?} needs sigmoid hidden units (model.activation = \"sigmoid\"), \
+         not {activation:?}"
+    )]
+    NeedsSigmoid {
+        /// The method.
+        method: Method,
+        /// The network's hidden activation.
+        activation: Activation,
+    },
+    /// An RBM's inputs are probabilities.
+    #[error(
+        "pretrain.method = \"rbm\" uses its inputs as probabilities: they must lie in [0, 1] \
+         (data.transform = \"scale_by_max\")"
+    )]
+    InputsNotProbabilities,
+}
+
 /// Reconstruction losses of one pretrained layer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LayerPretraining {
@@ -184,27 +206,22 @@ pub fn pretrain_stack(
     batch: usize,
     threads: usize,
     rng: &mut TrainRng,
-) -> Result<(Vec<Pretrained>, Vec<LayerPretraining>), String> {
+) -> Result<(Vec<Pretrained>, Vec<LayerPretraining>), PretrainError> {
     let mut x = inputs.to_vec();
     let mut stack = Vec::new();
     let mut report = Vec::new();
     for (k, (enc, act)) in layers.iter().enumerate() {
         let needs_sigmoid = matches!(cfg.method, Method::Sparse | Method::Rbm);
         if needs_sigmoid && *act != Activation::Sigmoid {
-            return Err(format!(
-                "pretrain.method = {:?} needs sigmoid hidden units (model.activation = \"sigmoid\"), \
-                 not {act:?}",
-                cfg.method
-            ));
+            return Err(PretrainError::NeedsSigmoid {
+                method: cfg.method,
+                activation: *act,
+            });
         }
         let unit = in_unit_interval(&x);
         let (p, losses) = if cfg.method == Method::Rbm {
             if !unit {
-                return Err(
-                    "pretrain.method = \"rbm\" uses its inputs as probabilities: they must lie in \
-                     [0, 1] (data.transform = \"scale_by_max\")"
-                        .into(),
-                );
+                return Err(PretrainError::InputsNotProbabilities);
             }
             let mut rbm = Rbm::new(enc.in_features, enc.out_features, rng);
             let losses = train_rbm(&mut rbm, &x, rows, cfg, batch, threads, rng);
@@ -244,7 +261,7 @@ pub fn pretrain(
     seed: u64,
     batch_size: usize,
     threads: usize,
-) -> Result<Vec<LayerPretraining>, String> {
+) -> Result<Vec<LayerPretraining>, PretrainError> {
     let dense: Vec<usize> = seq
         .layers
         .iter()
