@@ -1,22 +1,8 @@
 //! The `microdnn` binary end to end: train (with flags over a config), the run folder's files,
 //! resume, score (and its former spelling `evaluate`), and clear errors for bad input.
 
-use std::process::Command;
-
-fn microdnn() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_microdnn"))
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+mod common;
+use common::{microdnn, run_ok};
 
 #[test]
 fn train_resume_and_score_digits() {

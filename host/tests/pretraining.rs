@@ -8,26 +8,21 @@
 
 use microdnn::Activation;
 use microdnn_host::model::Linear;
-use microdnn_host::random::{rng_for, uniform01, TrainRng};
+use microdnn_host::random::{rng_for, uniform01};
 use microdnn_host::train::config::TrainConfig;
 use microdnn_host::train::pretrain::{
     self, AeGrads, Autoencoder, Method, PretrainConfig, PretrainError, Pretrained, Rbm,
 };
 use microdnn_host::train::{self, RunOptions};
 
-const H: f32 = 1e-3;
-
-fn rand_vec(n: usize, rng: &mut TrainRng, lo: f32, hi: f32) -> Vec<f32> {
-    (0..n).map(|_| lo + (hi - lo) * uniform01(rng)).collect()
-}
+mod common;
+use common::{rand_vec, run_ok};
 
 fn close(num: f64, ana: f64, what: &str) {
-    let tol = 0.02 * num.abs().max(ana.abs()) + 5e-5;
-    assert!(
-        (num - ana).abs() <= tol,
-        "{what}: numeric {num} vs analytic {ana}"
-    );
+    common::close(num, ana, 5e-5, what)
 }
+
+const H: f32 = 1e-3;
 
 fn ae(tied: bool, enc: Activation, dec: Activation, seed: u64) -> Autoencoder {
     let mut rng = rng_for(seed, 0);
@@ -419,17 +414,6 @@ fn pretrain_only_then_init_equals_train_with_pretraining() {
     other.model.hidden = vec![32, 8];
     let err = train::train(&other, &data, &RunOptions::default()).unwrap_err();
     assert!(err.to_string().contains("architecture"), "{err}");
-}
-
-fn run_ok(cmd: &mut std::process::Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]
