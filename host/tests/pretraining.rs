@@ -16,7 +16,7 @@ use microdnn_host::train::pretrain::{
 use microdnn_host::train::{self, RunOptions};
 
 mod common;
-use common::{rand_vec, run_ok};
+use common::rand_vec;
 
 fn close(num: f64, ana: f64, what: &str) {
     common::close(num, ana, 5e-5, what)
@@ -417,6 +417,7 @@ fn pretrain_only_then_init_equals_train_with_pretraining() {
 }
 
 #[test]
+#[cfg(feature = "cli")]
 fn cli_pretrain_then_fine_tune_with_init_then_export() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("dbn.toml");
@@ -426,10 +427,9 @@ fn cli_pretrain_then_fine_tune_with_init_then_export() {
          init = \"xavier_uniform\"\n[pretrain]\nmethod = \"rbm\"\ncd_k = 1\nepochs = 3\nlr = 0.1\n",
     )
     .unwrap();
-    let bin = env!("CARGO_BIN_EXE_microdnn");
     let pre = dir.path().join("pre");
-    let out = run_ok(
-        std::process::Command::new(bin)
+    let out = common::run_ok(
+        common::microdnn()
             .args(["pretrain", "--config"])
             .arg(&config)
             .arg("--out")
@@ -441,8 +441,8 @@ fn cli_pretrain_then_fine_tune_with_init_then_export() {
     assert_eq!(m["pretraining"].as_array().unwrap().len(), 2);
     assert_eq!(m["pretraining"][0]["method"], "rbm");
     let run = dir.path().join("run");
-    let out = run_ok(
-        std::process::Command::new(bin)
+    let out = common::run_ok(
+        common::microdnn()
             .args(["train", "--quiet", "--config"])
             .arg(&config)
             .arg("--init")
@@ -452,8 +452,8 @@ fn cli_pretrain_then_fine_tune_with_init_then_export() {
     );
     assert!(out.contains("trained 3 epochs"), "{out}");
     let exported = dir.path().join("exported");
-    run_ok(
-        std::process::Command::new(bin)
+    common::run_ok(
+        common::microdnn()
             .arg("export")
             .arg(&run)
             .arg("--out")

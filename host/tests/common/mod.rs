@@ -21,7 +21,8 @@ pub fn close(num: f64, ana: f64, abs: f64, what: &str) {
     );
 }
 
-/// The `microdnn` binary of this build.
+/// The `microdnn` binary of this build (it needs the `cli` feature).
+#[cfg(feature = "cli")]
 pub fn microdnn() -> Command {
     Command::new(env!("CARGO_BIN_EXE_microdnn"))
 }
