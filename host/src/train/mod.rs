@@ -1,5 +1,17 @@
-//! The training loop: data preparation, mini-batch training with every regulariser, validation,
+//! A training run: data preparation, mini-batch training with every regulariser, validation,
 //! early stopping, per-epoch checkpoints and exact resume.
+//!
+//! | file | what |
+//! |---|---|
+//! | `config.rs` | the TOML configuration and [`config::ConfigError`] |
+//! | `data.rs` | a run's data: load, split, transform ([`prepare_data`], [`test_data`]) |
+//! | `init.rs` | where training starts: initialisation, `init` checkpoint, [`pretrain`] |
+//! | `step.rs` | the one training step ([`step::step`]) |
+//! | `run.rs` | the loop in phases: prepare, epoch, evaluate, early stop, checkpoint, finish |
+//! | `resume.rs`, `metrics.rs` | what a run folder holds: resume state, `metrics.json` |
+//! | `progress.rs` | what a run shows ([`TrainObserver`]) |
+//! | `diagnostics.rs` | per-layer diagnostics and warnings |
+//! | `pretrain/` | greedy layer-wise pretraining |
 //!
 //! Random streams of one seed: 0 = data split, 1 = weight initialisation, 2 = training (epoch
 //! shuffles, then dropout and DropConnect masks in layer order, batch after batch). Their state
