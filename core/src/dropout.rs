@@ -33,7 +33,10 @@ impl Dropout {
 /// Dropout kept on at inference, for Monte-Carlo uncertainty estimates.
 ///
 /// Each unit is kept with probability `1 - rate` (and scaled by `1 / (1 - rate)`, as in
-/// training) or set to zero.
+/// training) or set to zero. The mask convention is the one the trainer (`microdnn-host`) draws
+/// its dropout and DropConnect masks with, through [`McDropout::multiplier`]: one uniform 32-bit
+/// word per unit, the unit dropped when the word is below `rate · 2³²`, kept units scaled by
+/// `1 / (1 - rate)` computed in `f32`.
 ///
 /// ```
 /// use microdnn::{McDropout, Rng};
@@ -46,8 +49,9 @@ impl Dropout {
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct McDropout {
-    /// A unit is kept when a uniform `u32` is below this threshold.
-    keep_below: u32,
+    /// A unit is dropped when its uniform `u32` is below this threshold (`rate · 2³²`).
+    drop_below: u32,
+    /// `1 / (1 - rate)`, in `f32`.
     scale: f32,
     active: bool,
 }
@@ -59,19 +63,32 @@ impl McDropout {
         if !(0.0..1.0).contains(&rate) {
             return Err(Error::InvalidDropoutRate);
         }
-        let keep = 1.0 - rate as f64;
-        // keep * 2^32, saturating just below 2^32 for keep ~ 1.
-        let t = keep * 4_294_967_296.0;
-        let keep_below = if t >= 4_294_967_295.0 {
-            u32::MAX
-        } else {
-            t as u32
-        };
+        // rate * 2^32 < 2^32 for rate < 1; `as` saturates at u32::MAX all the same.
+        let drop_below = ((rate as f64) * 4_294_967_296.0).min(u32::MAX as f64) as u32;
         Ok(McDropout {
-            keep_below,
-            scale: (1.0 / keep) as f32,
+            drop_below,
+            scale: 1.0 / (1.0 - rate),
             active: rate > 0.0,
         })
+    }
+
+    /// The multiplier of a unit whose random word is `word`: `0` (dropped, `word < rate · 2³²`)
+    /// or `1 / (1 - rate)` (kept). With rate 0 every unit is kept with multiplier 1.
+    ///
+    /// ```
+    /// use microdnn::McDropout;
+    /// let d = McDropout::new(0.25).unwrap();
+    /// assert_eq!(d.multiplier((1 << 30) - 1), 0.0); // below 0.25 · 2³²: dropped
+    /// assert_eq!(d.multiplier(1 << 30), 1.0 / 0.75);
+    /// assert_eq!(McDropout::new(0.0).unwrap().multiplier(0), 1.0);
+    /// ```
+    #[inline]
+    pub fn multiplier(&self, word: u32) -> f32 {
+        if word >= self.drop_below {
+            self.scale
+        } else {
+            0.0
+        }
     }
 
     /// Zeroes each unit with probability `rate` and scales the others by `1 / (1 - rate)`.
@@ -80,7 +97,7 @@ impl McDropout {
             return;
         }
         for v in y.iter_mut() {
-            *v = if rng.next_u32() < self.keep_below {
+            *v = if rng.next_u32() >= self.drop_below {
                 *v * self.scale
             } else {
                 0.0

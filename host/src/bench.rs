@@ -12,12 +12,13 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::config::{DatasetKind, ModelConfig, TrainConfig, TransformKind};
 use crate::model::{argmax, Predictor};
 use crate::nn::init::Init;
 use crate::nn::network::Network;
 use crate::nn::optim::{Optimizer, OptimizerConfig};
 use crate::random::{rng_for, shuffle};
+use crate::train::config::{DatasetKind, ModelConfig, TrainConfig, TransformKind};
+use crate::train::step::{load_batch, step as train_step};
 use crate::train::{init_weights, prepare_data};
 
 /// Benchmark settings.
@@ -82,10 +83,7 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchResult> {
     };
     let data = prepare_data(&cfg)?;
     let threads = cfg.thread_count();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()?;
-    pool.install(|| run_in_pool(&cfg, &data, opts, threads))
+    crate::train::thread_pool(threads)?.install(|| run_in_pool(&cfg, &data, opts, threads))
 }
 
 fn run_in_pool(
@@ -100,16 +98,14 @@ fn run_in_pool(
     let bs = cfg.batch_size;
     let steps_per_epoch = n.div_ceil(bs);
     let steps = opts.steps.unwrap_or(2 * steps_per_epoch).max(2);
-    let mut seq = cfg
-        .model
-        .build(f, train.classes)
-        .map_err(anyhow::Error::msg)?;
+    let mut seq = cfg.model.build(f, train.classes)?;
     init_weights(&mut seq, cfg.model.init, &mut rng_for(cfg.seed, 1));
     let mut net = Network::new(seq, cfg.loss, bs, threads);
     let mut opt = Optimizer::new(cfg.optimizer, &net.param_sizes());
     let mut rng = rng_for(cfg.seed, 2);
     let mut order: Vec<usize> = (0..n).collect();
     let mut labels = vec![0u32; bs];
+    let lr = cfg.lr as f32;
     let window = 50usize;
     let mut rates = Vec::new();
     let mut step = 0;
@@ -118,18 +114,10 @@ fn run_in_pool(
         shuffle(&mut order, &mut rng);
         for idx in order.chunks(bs) {
             let b = idx.len();
-            {
-                let input = net.input_mut(b);
-                for (r, &i) in idx.iter().enumerate() {
-                    input[r * f..(r + 1) * f].copy_from_slice(train.row(i));
-                    labels[r] = train.y[i];
-                }
-            }
-            net.forward(b, true, &mut rng);
-            let (l, _) = net.loss_and_grad(&labels[..b]);
-            anyhow::ensure!(l.is_finite(), "the benchmark's training diverged");
-            net.backward(b, false);
-            opt.step(&mut net.params(), cfg.lr as f32);
+            load_batch(&mut net, train, idx, &mut labels);
+            let reg = &cfg.regularization; // none: the PyTorch workload has no regulariser
+            train_step(&mut net, &mut opt, reg, lr, &labels[..b], &mut rng, &mut ())
+                .map_err(|_| anyhow::anyhow!("the benchmark's training diverged"))?;
             step += 1;
             w_samples += b;
             if step % window == 0 {

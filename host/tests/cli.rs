@@ -1,25 +1,11 @@
 //! The `microdnn` binary end to end: train (with flags over a config), the run folder's files,
-//! resume, evaluate, and clear errors for bad input.
+//! resume, score (and its former spelling `evaluate`), and clear errors for bad input.
 
-use std::process::Command;
-
-fn microdnn() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_microdnn"))
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+mod common;
+use common::{microdnn, run_ok};
 
 #[test]
-fn train_resume_and_evaluate_digits() {
+fn train_resume_and_score_digits() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/digits.toml");
@@ -58,11 +44,14 @@ fn train_resume_and_evaluate_digits() {
     let json = dir.path().join("eval.json");
     let out = run_ok(
         microdnn()
-            .args(["evaluate", "--model"])
+            .args(["score", "--model"])
             .arg(&run)
             .arg("--json")
             .arg(&json),
     );
+    // The former spelling runs the same command.
+    let old = run_ok(microdnn().args(["evaluate", "--model"]).arg(&run));
+    assert_eq!(old, out);
     assert!(
         out.contains("accuracy:") && out.contains("(360 examples)"),
         "{out}"

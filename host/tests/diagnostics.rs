@@ -3,12 +3,12 @@
 //! gradients at initialisation while ReLU with He initialisation does not.
 
 use microdnn::Activation;
-use microdnn_host::config::TrainConfig;
 use microdnn_host::data::{Dataset, InputTransform};
-use microdnn_host::diagnostics::{self as diag, DiagSample, LayerDiagnostics, Warning};
 use microdnn_host::model::{Layer, Linear, Sequential};
 use microdnn_host::nn::init::Init;
 use microdnn_host::random::{normal, rng_for};
+use microdnn_host::train::config::TrainConfig;
+use microdnn_host::train::diagnostics::{self as diag, DiagSample, LayerDiagnostics, Warning};
 use microdnn_host::train::{self, PreparedData, RunOptions, METRICS_FILE};
 
 fn sample_of(x: Vec<f32>, features: usize) -> DiagSample {

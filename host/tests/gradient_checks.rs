@@ -14,21 +14,16 @@ use microdnn_host::model::{BatchNorm1d, Layer, Linear, Sequential};
 use microdnn_host::nn::loss::{self, Loss};
 use microdnn_host::nn::network::{Network, ParamKind, ParamMut};
 use microdnn_host::nn::regularize::Regularization;
-use microdnn_host::random::{rng_for, uniform01, TrainRng};
+use microdnn_host::random::{rng_for, TrainRng};
 
-const H: f32 = 1e-3;
-
-fn rand_vec(n: usize, rng: &mut TrainRng, lo: f32, hi: f32) -> Vec<f32> {
-    (0..n).map(|_| lo + (hi - lo) * uniform01(rng)).collect()
-}
+mod common;
+use common::rand_vec;
 
 fn close(num: f64, ana: f64, what: &str) {
-    let tol = 0.02 * num.abs().max(ana.abs()) + 2e-3;
-    assert!(
-        (num - ana).abs() <= tol,
-        "{what}: numeric {num} vs analytic {ana}"
-    );
+    common::close(num, ana, 2e-3, what)
 }
+
+const H: f32 = 1e-3;
 
 fn objective(net: &mut Network, x: &[f32], r: &[f32], batch: usize, rng: &TrainRng) -> f64 {
     net.input_mut(batch).copy_from_slice(x);

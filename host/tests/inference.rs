@@ -6,11 +6,12 @@ use microdnn::Activation;
 use microdnn_host::model::{BatchNorm1d, Layer, Linear, Predictor, Sequential};
 use microdnn_host::nn::loss::Loss;
 use microdnn_host::nn::network::Network;
-use microdnn_host::random::{rng_for, uniform01};
+use microdnn_host::random::rng_for;
+
+mod common;
 
 fn rand_vec(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
-    let mut r = rng_for(seed, 4);
-    (0..n).map(|_| lo + (hi - lo) * uniform01(&mut r)).collect()
+    common::rand_vec(n, &mut rng_for(seed, 4), lo, hi)
 }
 
 fn net() -> Sequential {

@@ -7,27 +7,22 @@
 #![allow(clippy::needless_range_loop)] // finite differences index by position
 
 use microdnn::Activation;
-use microdnn_host::config::TrainConfig;
 use microdnn_host::model::Linear;
-use microdnn_host::pretrain::{
-    self, AeGrads, Autoencoder, Method, PretrainConfig, Pretrained, Rbm,
+use microdnn_host::random::{rng_for, uniform01};
+use microdnn_host::train::config::TrainConfig;
+use microdnn_host::train::pretrain::{
+    self, AeGrads, Autoencoder, Method, PretrainConfig, PretrainError, Pretrained, Rbm,
 };
-use microdnn_host::random::{rng_for, uniform01, TrainRng};
 use microdnn_host::train::{self, RunOptions};
 
-const H: f32 = 1e-3;
-
-fn rand_vec(n: usize, rng: &mut TrainRng, lo: f32, hi: f32) -> Vec<f32> {
-    (0..n).map(|_| lo + (hi - lo) * uniform01(rng)).collect()
-}
+mod common;
+use common::rand_vec;
 
 fn close(num: f64, ana: f64, what: &str) {
-    let tol = 0.02 * num.abs().max(ana.abs()) + 5e-5;
-    assert!(
-        (num - ana).abs() <= tol,
-        "{what}: numeric {num} vs analytic {ana}"
-    );
+    common::close(num, ana, 5e-5, what)
 }
+
+const H: f32 = 1e-3;
 
 fn ae(tied: bool, enc: Activation, dec: Activation, seed: u64) -> Autoencoder {
     let mut rng = rng_for(seed, 0);
@@ -367,11 +362,28 @@ fn sparse_and_rbm_need_sigmoid_units_and_rbm_needs_unit_inputs() {
     let data = train::prepare_data(&cfg).unwrap();
     let err = train::train(&cfg, &data, &RunOptions::default()).unwrap_err();
     assert!(err.to_string().contains("sigmoid"), "{err}");
+    assert!(
+        matches!(
+            err,
+            train::TrainError::Pretrain(PretrainError::NeedsSigmoid {
+                method: Method::Rbm,
+                activation: Activation::Relu
+            })
+        ),
+        "{err}"
+    );
     cfg.model.activation = "sigmoid".into();
-    cfg.data.transform = microdnn_host::config::TransformKind::Standardize;
+    cfg.data.transform = microdnn_host::train::config::TransformKind::Standardize;
     let data = train::prepare_data(&cfg).unwrap();
     let err = train::train(&cfg, &data, &RunOptions::default()).unwrap_err();
     assert!(err.to_string().contains("[0, 1]"), "{err}");
+    assert!(
+        matches!(
+            err,
+            train::TrainError::Pretrain(PretrainError::InputsNotProbabilities)
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -387,9 +399,9 @@ fn pretrain_only_then_init_equals_train_with_pretraining() {
     });
     let data = train::prepare_data(&cfg).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (pre, report) = pretrain::pretrain_only(&cfg, &data, Some(dir.path())).unwrap();
+    let (pre, report) = train::pretrain_only(&cfg, &data, Some(dir.path())).unwrap();
     assert_eq!(report.len(), 2);
-    let loaded = microdnn_host::checkpoint::load_model(dir.path()).unwrap();
+    let loaded = microdnn_host::model::checkpoint::load_model(dir.path()).unwrap();
     assert_eq!(loaded.net, pre.net);
     let mut fine = cfg.clone();
     fine.init = Some(dir.path().to_path_buf());
@@ -404,18 +416,8 @@ fn pretrain_only_then_init_equals_train_with_pretraining() {
     assert!(err.to_string().contains("architecture"), "{err}");
 }
 
-fn run_ok(cmd: &mut std::process::Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[test]
+#[cfg(feature = "cli")]
 fn cli_pretrain_then_fine_tune_with_init_then_export() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("dbn.toml");
@@ -425,10 +427,9 @@ fn cli_pretrain_then_fine_tune_with_init_then_export() {
          init = \"xavier_uniform\"\n[pretrain]\nmethod = \"rbm\"\ncd_k = 1\nepochs = 3\nlr = 0.1\n",
     )
     .unwrap();
-    let bin = env!("CARGO_BIN_EXE_microdnn");
     let pre = dir.path().join("pre");
-    let out = run_ok(
-        std::process::Command::new(bin)
+    let out = common::run_ok(
+        common::microdnn()
             .args(["pretrain", "--config"])
             .arg(&config)
             .arg("--out")
@@ -440,8 +441,8 @@ fn cli_pretrain_then_fine_tune_with_init_then_export() {
     assert_eq!(m["pretraining"].as_array().unwrap().len(), 2);
     assert_eq!(m["pretraining"][0]["method"], "rbm");
     let run = dir.path().join("run");
-    let out = run_ok(
-        std::process::Command::new(bin)
+    let out = common::run_ok(
+        common::microdnn()
             .args(["train", "--quiet", "--config"])
             .arg(&config)
             .arg("--init")
@@ -451,8 +452,8 @@ fn cli_pretrain_then_fine_tune_with_init_then_export() {
     );
     assert!(out.contains("trained 3 epochs"), "{out}");
     let exported = dir.path().join("exported");
-    run_ok(
-        std::process::Command::new(bin)
+    common::run_ok(
+        common::microdnn()
             .arg("export")
             .arg(&run)
             .arg("--out")

@@ -5,8 +5,9 @@
 use std::path::PathBuf;
 
 use microdnn_host::export::{self, AlignedModel, OutputActivation};
+use microdnn_host::import::pytorch;
 use microdnn_host::model::Model;
-use microdnn_host::{pytorch, InputTransform};
+use microdnn_host::InputTransform;
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -1,18 +1,22 @@
 //! End-to-end training behaviour: learning XOR, 4-bit parity and the UCI digits; bit-identical
-//! results across thread counts and across an interruption + resume; divergence handling.
+//! results across thread counts and across an interruption + resume; divergence handling; the
+//! loop as the public step on the documented random streams; what an observer sees.
 
 use std::time::Instant;
 
-use microdnn_host::checkpoint::{self, MODEL_FILE};
-use microdnn_host::config::{EarlyStopping, StopMetric, TrainConfig};
 use microdnn_host::data::{Dataset, InputTransform};
+use microdnn_host::model::checkpoint::{self, MODEL_FILE};
 use microdnn_host::model::{Layer, Model};
 use microdnn_host::nn::init::Init;
-use microdnn_host::nn::optim::OptimizerConfig;
+use microdnn_host::nn::network::Network;
+use microdnn_host::nn::optim::{Optimizer, OptimizerConfig};
 use microdnn_host::nn::schedule::Schedule;
-use microdnn_host::random::{normal, rng_for};
+use microdnn_host::random::{normal, rng_for, shuffle};
+use microdnn_host::train::config::{EarlyStopping, StopMetric, TrainConfig};
+use microdnn_host::train::diagnostics::LayerDiagnostics;
 use microdnn_host::train::{
-    self, PreparedData, RunOptions, TrainError, METRICS_FILE, TRAIN_STATE_FILE,
+    self, step, EpochMetrics, PreparedData, RunOptions, TrainError, TrainObserver, METRICS_FILE,
+    TRAIN_STATE_FILE,
 };
 
 fn prepared(train: Dataset, val: Option<Dataset>, test: Option<Dataset>) -> PreparedData {
@@ -26,7 +30,7 @@ fn prepared(train: Dataset, val: Option<Dataset>, test: Option<Dataset>) -> Prep
 }
 
 fn accuracy(model: &Model, d: &Dataset) -> f64 {
-    microdnn_host::metrics::evaluate(model, d).accuracy
+    microdnn_host::model::metrics::score(model, d).accuracy
 }
 
 /// All `bits`-bit inputs (as ±1) labelled by their parity.
@@ -351,8 +355,8 @@ fn divergence_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint() {
 #[test]
 fn greedy_layerwise_pretraining_reduces_reconstruction_error_and_still_learns_digits() {
     let mut cfg = digits_config();
-    cfg.pretrain = Some(microdnn_host::pretrain::PretrainConfig {
-        method: microdnn_host::pretrain::Method::Denoising,
+    cfg.pretrain = Some(microdnn_host::train::pretrain::PretrainConfig {
+        method: microdnn_host::train::pretrain::Method::Denoising,
         epochs: 8,
         lr: 0.05,
         corruption_level: 0.1,
@@ -424,4 +428,87 @@ fn early_stopping_restores_the_best_validation_epoch() {
         l / val.len() as f64,
         losses[best]
     );
+}
+
+#[test]
+fn the_loop_is_the_public_step_on_the_documented_random_streams() {
+    // Two epochs of `train`, redone by hand with `train::step` on random stream 2 (each epoch's
+    // shuffle, then the dropout masks), give the same weights bit for bit: the loop adds
+    // nothing to a step (diagnostics watch without touching the weights).
+    let mut cfg = digits_config(); // dropout, L2, max-norm, Nesterov, cosine schedule
+    cfg.epochs = 2;
+    cfg.threads = 1;
+    cfg.early_stopping = None;
+    let data = train::prepare_data(&cfg).unwrap();
+    let out = train::train(&cfg, &data, &RunOptions::default()).unwrap();
+
+    let (seq, _) = train::starting_network(&cfg, &data).unwrap();
+    let mut net = Network::new(seq, cfg.loss, cfg.batch_size, 1);
+    let mut opt = Optimizer::new(cfg.optimizer, &net.param_sizes());
+    let mut rng = rng_for(cfg.seed, 2);
+    let mut labels = vec![0; cfg.batch_size];
+    for epoch in 0..cfg.epochs {
+        let lr = cfg.schedule.lr(cfg.lr, epoch, cfg.epochs) as f32;
+        let mut order: Vec<usize> = (0..data.train.len()).collect();
+        shuffle(&mut order, &mut rng);
+        for idx in order.chunks(cfg.batch_size) {
+            step::load_batch(&mut net, &data.train, idx, &mut labels);
+            let reg = &cfg.regularization;
+            let b = &labels[..idx.len()];
+            step::step(&mut net, &mut opt, reg, lr, b, &mut rng, &mut ()).unwrap();
+        }
+    }
+    let by_hand = Model {
+        net: net.seq,
+        ..out.model.clone()
+    };
+    assert_eq!(weights_bits(&by_hand), weights_bits(&out.model));
+}
+
+#[test]
+fn an_observer_sees_each_epoch_as_the_metrics_record_it() {
+    #[derive(Default)]
+    struct Seen {
+        init: usize,
+        starts: Vec<(usize, usize, usize)>,
+        last_batches: Vec<(usize, f64, usize)>,
+        calls: usize,
+        ends: Vec<EpochMetrics>,
+    }
+    impl TrainObserver for Seen {
+        fn at_init(&mut self, d: &[LayerDiagnostics], _warnings: &[String]) {
+            assert!(!d.is_empty());
+            self.init += 1;
+        }
+        fn epoch_start(&mut self, epoch: usize, epochs: usize, samples: usize) {
+            self.starts.push((epoch, epochs, samples));
+        }
+        fn batches(&mut self, done: usize, loss_sum: f64, correct: usize, _seconds: f64) {
+            self.calls += 1;
+            if self.last_batches.len() < self.starts.len() {
+                self.last_batches.push((0, 0.0, 0));
+            }
+            *self.last_batches.last_mut().unwrap() = (done, loss_sum, correct);
+        }
+        fn epoch_end(&mut self, m: &EpochMetrics) {
+            self.ends.push(m.clone());
+        }
+    }
+    let mut cfg = digits_config();
+    cfg.epochs = 3;
+    cfg.early_stopping = None;
+    let data = train::prepare_data(&cfg).unwrap();
+    let mut seen = Seen::default();
+    let out = train::train_with_observer(&cfg, &data, &RunOptions::default(), &mut seen).unwrap();
+    let n = data.train.len();
+    assert_eq!(seen.init, 1);
+    assert_eq!(seen.starts, vec![(1, 3, n), (2, 3, n), (3, 3, n)]);
+    assert_eq!(seen.ends, out.metrics.epochs);
+    // Every 16 batches and after the last one; the last report covers the whole epoch.
+    assert_eq!(seen.calls, 3 * n.div_ceil(cfg.batch_size).div_ceil(16));
+    for (&(done, loss_sum, correct), m) in seen.last_batches.iter().zip(&out.metrics.epochs) {
+        assert_eq!(done, n);
+        assert_eq!(loss_sum / n as f64, m.train_loss);
+        assert_eq!(correct as f64 / n as f64, m.train_accuracy);
+    }
 }

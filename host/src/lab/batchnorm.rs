@@ -5,10 +5,10 @@ use serde_json::json;
 
 use super::probe::{hidden_stats, initial_network, Trainer};
 use super::{pct, LabOptions, Report};
-use crate::config::TrainConfig;
 use crate::nn::init::Init;
 use crate::nn::optim::OptimizerConfig;
 use crate::plot::{Chart, Series};
+use crate::train::config::TrainConfig;
 
 pub(super) fn run(opts: &LabOptions, r: &mut Report) -> anyhow::Result<()> {
     let (data, steps, every) = if opts.quick {

@@ -4,9 +4,9 @@ use serde_json::json;
 
 use super::probe::hidden_stats;
 use super::{pct, LabOptions, Report};
-use crate::config::TrainConfig;
 use crate::nn::optim::OptimizerConfig;
 use crate::plot::{Chart, Series};
+use crate::train::config::TrainConfig;
 use crate::train::{train, RunOptions};
 
 pub(super) fn run(opts: &LabOptions, r: &mut Report) -> anyhow::Result<()> {

@@ -4,8 +4,8 @@
 use serde_json::json;
 
 use super::{pct, LabOptions, Report};
-use crate::config::{EarlyStopping, StopMetric, TrainConfig};
 use crate::plot::{Chart, Series};
+use crate::train::config::{EarlyStopping, StopMetric, TrainConfig};
 use crate::train::{train, RunOptions};
 
 pub(super) fn run(opts: &LabOptions, r: &mut Report) -> anyhow::Result<()> {

@@ -5,9 +5,9 @@ use serde_json::json;
 
 use super::toy::{bounds, rasterise, two_moons};
 use super::{prepared, LabOptions, Report};
-use crate::config::TrainConfig;
 use crate::nn::optim::OptimizerConfig;
 use crate::plot::{boundary_chart, BoundaryPlot};
+use crate::train::config::TrainConfig;
 use crate::train::{train, RunOptions};
 
 pub(super) fn run(opts: &LabOptions, r: &mut Report) -> anyhow::Result<()> {

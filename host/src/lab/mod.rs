@@ -23,8 +23,8 @@ use std::time::Instant;
 use anyhow::Context;
 use serde_json::{json, Value};
 
-use crate::config::{DatasetKind, TrainConfig};
 use crate::data::{Dataset, InputTransform};
+use crate::train::config::{DatasetKind, TrainConfig};
 use crate::train::PreparedData;
 
 mod activation_cost;

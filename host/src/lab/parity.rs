@@ -4,10 +4,10 @@
 use serde_json::json;
 
 use super::{prepared, LabOptions, Report};
-use crate::config::{EarlyStopping, StopMetric, TrainConfig};
 use crate::data::Dataset;
 use crate::nn::optim::OptimizerConfig;
 use crate::plot::{Chart, Series};
+use crate::train::config::{EarlyStopping, StopMetric, TrainConfig};
 use crate::train::{train, RunOptions};
 
 /// All `2^n` patterns of `n` bits as ±1 inputs, labelled with their parity.

@@ -1,31 +1,24 @@
-//! A training loop with probes, for experiments that look inside a run step by step: the same
-//! update as [`crate::train`] (loss gradient, L1/L2, clipping, optimiser step, max-norm) with a
-//! hook after every step, per-layer gradient norms, and statistics of the hidden units.
+//! A training loop with probes, for experiments that look inside a run step by step: the
+//! trainer's own step ([`crate::train::step`]: loss gradient, L1/L2, clipping, optimiser step,
+//! max-norm) with a hook after every step, per-layer gradient norms, and statistics of the hidden
+//! units.
 
 use microdnn::Activation;
 
-use crate::config::TrainConfig;
 use crate::data::Dataset;
 use crate::model::{Layer, Sequential};
-use crate::nn::network::{Network, ParamKind};
+use crate::nn::network::Network;
 use crate::nn::optim::Optimizer;
 use crate::random::{rng_for, shuffle, TrainRng};
-use crate::train::{PreparedData, RunOptions};
+use crate::train::config::TrainConfig;
+use crate::train::diagnostics::weight_grad_norms;
+use crate::train::step::{all_finite, gradients, load_batch, step, StepHook};
+use crate::train::PreparedData;
 
 /// The network a run of `cfg` starts from: initialised from the seed and, with a `[pretrain]`
-/// section, greedily pretrained (the trainer's own code path, run for zero epochs).
+/// section, greedily pretrained (the trainer's own code path).
 pub fn initial_network(cfg: &TrainConfig, data: &PreparedData) -> anyhow::Result<Sequential> {
-    let mut c = cfg.clone();
-    c.epochs = 0;
-    c.early_stopping = None;
-    let d = PreparedData {
-        test: None,
-        val: None,
-        ..data.clone()
-    };
-    Ok(crate::train::train(&c, &d, &RunOptions::default())?
-        .model
-        .net)
+    Ok(crate::train::starting_network(cfg, data)?.0)
 }
 
 /// A network being trained step by step.
@@ -72,16 +65,9 @@ impl Trainer {
 
     /// Norm of each dense weight's gradient after a backward pass on `rows` of `d` (no update).
     pub fn gradient_norms(&mut self, d: &Dataset, rows: &[usize]) -> Vec<f64> {
-        let f = d.features;
         let b = rows.len().min(self.cfg.batch_size);
-        let input = self.net.input_mut(b);
-        for (r, &i) in rows[..b].iter().enumerate() {
-            input[r * f..(r + 1) * f].copy_from_slice(d.row(i));
-            self.labels[r] = d.y[i];
-        }
-        self.net.forward(b, true, &mut self.rng);
-        self.net.loss_and_grad(&self.labels[..b]);
-        self.net.backward(b, false);
+        load_batch(&mut self.net, d, &rows[..b], &mut self.labels);
+        gradients(&mut self.net, &self.labels[..b], &mut self.rng);
         weight_grad_norms(&mut self.net)
     }
 
@@ -92,46 +78,37 @@ impl Trainer {
             .cfg
             .schedule
             .lr(self.cfg.lr, self.epochs, self.cfg.epochs) as f32;
-        let f = train.features;
         self.order = (0..train.len()).collect();
         shuffle(&mut self.order, &mut self.rng);
         let mut sum = 0.0;
         let order = std::mem::take(&mut self.order);
         for idx in order.chunks(self.cfg.batch_size) {
             let b = idx.len();
-            let input = self.net.input_mut(b);
-            for (r, &i) in idx.iter().enumerate() {
-                input[r * f..(r + 1) * f].copy_from_slice(train.row(i));
-                self.labels[r] = train.y[i];
+            load_batch(&mut self.net, train, idx, &mut self.labels);
+            let mut probe = GradNorms {
+                on: self.track_grads,
+                norms: &mut self.grad_norms,
+            };
+            let reg = &self.cfg.regularization;
+            let labels = &self.labels[..b];
+            match step(
+                &mut self.net,
+                &mut self.opt,
+                reg,
+                lr,
+                labels,
+                &mut self.rng,
+                &mut probe,
+            ) {
+                Ok(l) => sum += l.sum,
+                Err(_) => return f64::NAN,
             }
-            self.net.forward(b, true, &mut self.rng);
-            let (l, _) = self.net.loss_and_grad(&self.labels[..b]);
-            if !l.is_finite() {
-                return f64::NAN;
-            }
-            sum += l;
-            self.net.backward(b, false);
-            if self.track_grads {
-                self.grad_norms = weight_grad_norms(&mut self.net);
-            }
-            let reg = self.cfg.regularization;
-            let mut params = self.net.params();
-            reg.add_grads(&mut params);
-            reg.clip(&mut params);
-            self.opt.step(&mut params, lr);
-            reg.apply_max_norm(&mut params);
-            drop(params);
             self.steps += 1;
             hook(self);
         }
         self.order = order;
         self.epochs += 1;
-        let finite = self
-            .net
-            .params()
-            .iter()
-            .all(|p| p.value.iter().all(|v| v.is_finite()));
-        if finite {
+        if all_finite(&self.net.seq) {
             sum / train.len() as f64
         } else {
             f64::NAN
@@ -145,19 +122,18 @@ impl Trainer {
     }
 }
 
-/// The norm of every dense weight's gradient, in layer order.
-pub fn weight_grad_norms(net: &mut Network) -> Vec<f64> {
-    net.params()
-        .iter()
-        .filter(|p| p.kind == ParamKind::Weight)
-        .map(|p| {
-            p.grad
-                .iter()
-                .map(|&g| (g as f64) * (g as f64))
-                .sum::<f64>()
-                .sqrt()
-        })
-        .collect()
+/// Records the dense weights' gradient norms of the data loss at each step (when `on`).
+struct GradNorms<'a> {
+    on: bool,
+    norms: &'a mut Vec<f64>,
+}
+
+impl StepHook for GradNorms<'_> {
+    fn after_backward(&mut self, net: &mut Network) {
+        if self.on {
+            *self.norms = weight_grad_norms(net);
+        }
+    }
 }
 
 /// Statistics of one hidden layer's units over a set of examples (evaluation mode).

@@ -4,10 +4,10 @@
 use serde_json::json;
 
 use super::{pct, LabOptions, Report};
-use crate::config::{Rates, TrainConfig};
 use crate::nn::optim::OptimizerConfig;
 use crate::nn::schedule::Schedule;
 use crate::plot::{Chart, Series};
+use crate::train::config::{Rates, TrainConfig};
 use crate::train::{train, RunOptions};
 
 /// `(name, paper's test error %, l2, l1, max-norm, dropout)`.

@@ -2,6 +2,7 @@
 
 use crate::data::Dataset;
 use crate::model::Sequential;
+pub use crate::plot::Raster;
 use crate::random::{normal, rng_for, uniform01};
 
 /// Two interleaved half-moons (scikit-learn's `make_moons`): `n` points, half per class, with
@@ -27,41 +28,6 @@ pub fn two_moons(n: usize, noise: f32, seed: u64) -> Dataset {
         classes: 2,
         x,
         y,
-    }
-}
-
-/// Predicted class-1 probabilities on an `nx` by `ny` grid of cell centres over
-/// `[x0, x1] x [y0, y1]`, row `j` (bottom to top) of column `i` at `prob[j * nx + i]`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Raster {
-    /// Left edge.
-    pub x0: f32,
-    /// Right edge.
-    pub x1: f32,
-    /// Bottom edge.
-    pub y0: f32,
-    /// Top edge.
-    pub y1: f32,
-    /// Columns.
-    pub nx: usize,
-    /// Rows.
-    pub ny: usize,
-    /// Class-1 probability per cell.
-    pub prob: Vec<f32>,
-}
-
-impl Raster {
-    /// The centre of cell `(i, j)`.
-    pub fn centre(&self, i: usize, j: usize) -> (f32, f32) {
-        (
-            self.x0 + (i as f32 + 0.5) * (self.x1 - self.x0) / self.nx as f32,
-            self.y0 + (j as f32 + 0.5) * (self.y1 - self.y0) / self.ny as f32,
-        )
-    }
-
-    /// The share of cells predicted as class 1.
-    pub fn class1_share(&self) -> f64 {
-        self.prob.iter().filter(|&&p| p > 0.5).count() as f64 / self.prob.len() as f64
     }
 }
 

@@ -1,28 +1,25 @@
 //! Inverted dropout and DropConnect masks.
 //!
 //! A mask holds multipliers: `0` for a dropped unit (or weight) and `1/(1-p)` for a kept one, so
-//! masking and rescaling are one multiplication (training); evaluation is the identity. A unit is
-//! kept when a 32-bit random word is at least `p · 2³²`, one word per element, drawn in order
-//! from the run's seeded generator.
+//! masking and rescaling are one multiplication (training); evaluation is the identity. The
+//! convention is the core's ([`microdnn::McDropout::multiplier`], shared with Monte-Carlo dropout
+//! on the device): one 32-bit random word per element, drawn in order from the run's seeded
+//! generator, the element dropped when the word is below `p · 2³²`.
 
+use microdnn::McDropout;
 use rand::Rng;
 
 use crate::random::TrainRng;
 
-/// Fills `mask` with `0` (probability `rate`) or `1/(1-rate)`.
+/// Fills `mask` with `0` (probability `rate`) or `1/(1-rate)`. A rate of 0 fills ones without
+/// drawing. Rates outside `[0, 1)` are rejected where networks are made (`ModelConfig::build`,
+/// `Sequential::validate`); here they leave the input unchanged (ones, no draws).
 pub fn fill_mask(mask: &mut [f32], rate: f32, rng: &mut TrainRng) {
-    if rate <= 0.0 {
-        mask.iter_mut().for_each(|m| *m = 1.0);
-        return;
-    }
-    let threshold = ((rate as f64) * 4_294_967_296.0).min(u32::MAX as f64) as u32;
-    let keep = 1.0 / (1.0 - rate);
-    for m in mask.iter_mut() {
-        *m = if rng.next_u32() >= threshold {
-            keep
-        } else {
-            0.0
-        };
+    match McDropout::new(rate) {
+        Ok(d) if rate > 0.0 => mask
+            .iter_mut()
+            .for_each(|m| *m = d.multiplier(rng.next_u32())),
+        _ => mask.iter_mut().for_each(|m| *m = 1.0),
     }
 }
 

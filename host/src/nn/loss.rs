@@ -35,7 +35,7 @@ pub fn loss_and_grad(
         .zip(labels)
     {
         let y = y as usize;
-        if crate::model::argmax(zr) == y {
+        if microdnn::argmax(zr) == y {
             correct += 1;
         }
         match loss {
@@ -74,7 +74,7 @@ pub fn loss_only(loss: Loss, z: &[f32], labels: &[u32], classes: usize) -> (f64,
     let mut correct = 0usize;
     for (zr, &y) in z.chunks_exact(classes).zip(labels) {
         let y = y as usize;
-        if crate::model::argmax(zr) == y {
+        if microdnn::argmax(zr) == y {
             correct += 1;
         }
         match loss {
@@ -118,5 +118,16 @@ mod tests {
         // Uniform logits: loss ln(3).
         let (l, _) = loss_only(Loss::CrossEntropy, &[0.0; 3], &[1], 3);
         assert!((l - 3f64.ln()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_predicted_class_follows_the_cores_nan_rule() {
+        // A NaN output is never the prediction (core::argmax); ties go to the first index.
+        let z = [f32::NAN, 2.0, 2.0, f32::NAN, 0.5, 3.0];
+        let (_, correct) = loss_only(Loss::Mse, &z, &[1, 2], 3);
+        assert_eq!(correct, 2);
+        let mut dz = [0.0; 6];
+        let (_, correct) = loss_and_grad(Loss::Mse, &z, &[0, 1], 3, &mut dz);
+        assert_eq!(correct, 0);
     }
 }

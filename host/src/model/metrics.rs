@@ -85,8 +85,8 @@ impl Evaluation {
     }
 }
 
-/// Evaluates `model` on raw (untransformed) `data`.
-pub fn evaluate(model: &Model, data: &Dataset) -> Evaluation {
+/// Scores `model` on raw (untransformed) `data` (`microdnn score`).
+pub fn score(model: &Model, data: &Dataset) -> Evaluation {
     let batch = 256;
     let mut p = Predictor::new(&model.net, batch);
     let f = data.features;
@@ -105,6 +105,9 @@ pub fn evaluate(model: &Model, data: &Dataset) -> Evaluation {
     }
     Evaluation::from_predictions(&data.y, &predicted, model.classes.max(data.classes))
 }
+
+/// The former name of [`score`].
+pub use score as evaluate;
 
 #[cfg(test)]
 mod tests {

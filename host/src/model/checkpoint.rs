@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use safetensors::{Dtype, SafeTensors};
 
 use crate::data::InputTransform;
-use crate::model::{Layer, LayerSpec, Model, Sequential};
+use crate::model::{ArchitectureError, Layer, LayerSpec, Model, Sequential};
 
 /// Version of the checkpoint layout.
 pub const FORMAT_VERSION: &str = "1";
@@ -56,6 +56,14 @@ pub enum CheckpointError {
         key: String,
         /// What is wrong.
         message: String,
+    },
+    /// The architecture in the metadata is not a valid layer stack.
+    #[error("{path}: metadata microdnn.architecture: {error}")]
+    Architecture {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        error: ArchitectureError,
     },
     /// A tensor is missing or has the wrong type or shape.
     #[error("{path}: tensor {name}: {message}")]
@@ -289,22 +297,17 @@ impl<'a> TensorFile<'a> {
     /// The architecture stored in the metadata, with zero parameters.
     pub fn architecture(&self) -> Result<Sequential, CheckpointError> {
         let specs: Vec<LayerSpec> = self.meta_json("microdnn.architecture")?;
+        let architecture = |error| CheckpointError::Architecture {
+            path: self.path.to_path_buf(),
+            error,
+        };
         let layers = specs
             .iter()
             .map(Layer::from_spec)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|message| CheckpointError::Metadata {
-                path: self.path.to_path_buf(),
-                key: "microdnn.architecture".into(),
-                message,
-            })?;
+            .map_err(architecture)?;
         let seq = Sequential::new(layers);
-        seq.validate()
-            .map_err(|message| CheckpointError::Metadata {
-                path: self.path.to_path_buf(),
-                key: "microdnn.architecture".into(),
-                message,
-            })?;
+        seq.validate().map_err(architecture)?;
         Ok(seq)
     }
 }

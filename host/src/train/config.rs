@@ -2,14 +2,14 @@
 //! as `config.toml` in the run folder.
 //!
 //! ```
-//! let cfg: microdnn_host::config::TrainConfig = toml::from_str(r#"
+//! let cfg: microdnn_host::train::config::TrainConfig = toml::from_str(r#"
 //!     epochs = 5
 //!     [model]
 //!     hidden = [32]
 //! "#).unwrap();
 //! assert_eq!(cfg.model.hidden, vec![32]);
-//! assert_eq!(cfg.data.dataset, microdnn_host::config::DatasetKind::Digits);
-//! let per_layer: microdnn_host::config::TrainConfig = toml::from_str(r#"
+//! assert_eq!(cfg.data.dataset, microdnn_host::train::config::DatasetKind::Digits);
+//! let per_layer: microdnn_host::train::config::TrainConfig = toml::from_str(r#"
 //!     [model]
 //!     hidden = [32, 16]
 //!     dropout = [0.2, 0.5]
@@ -19,7 +19,7 @@
 //! assert_eq!(net.layers[5], microdnn_host::model::Layer::Dropout(0.5));
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use microdnn::Activation;
 use serde::{Deserialize, Serialize};
@@ -31,8 +31,61 @@ use crate::nn::optim::OptimizerConfig;
 use crate::nn::regularize::Regularization;
 use crate::nn::schedule::Schedule;
 
+/// A configuration that cannot be used, and what is wrong with it. Checks of settings belong
+/// here, one variant each, so that a caller can tell them apart.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not fit the configuration's schema.
+    #[error("parsing {path}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's error (with the line).
+        source: toml::de::Error,
+    },
+    /// `model.activation` names no hidden activation.
+    #[error("unknown hidden activation {0:?}")]
+    UnknownActivation(String),
+    /// A dropout or DropConnect rate outside `[0, 1)`.
+    #[error("dropout/DropConnect rate {0} is not in [0, 1)")]
+    Rate(f32),
+    /// A per-layer rate list whose length is not the number of hidden layers.
+    #[error("{name} has {rates} rates for {hidden} hidden layers")]
+    RateCount {
+        /// `dropout` or `dropconnect`.
+        name: &'static str,
+        /// Rates given.
+        rates: usize,
+        /// Hidden layers.
+        hidden: usize,
+    },
+    /// A zero batch size or an empty training split.
+    #[error("batch_size and the training set must be non-empty")]
+    NothingToTrain,
+    /// The `init` checkpoint does not fit the configuration.
+    #[error("init checkpoint {path} has another {what} than this configuration")]
+    InitMismatch {
+        /// The checkpoint.
+        path: PathBuf,
+        /// `architecture` or `input transform`.
+        what: &'static str,
+    },
+    /// `microdnn pretrain` without a `[pretrain]` section.
+    #[error("the configuration has no [pretrain] section")]
+    NoPretrain,
+}
+
 /// Which data set to train on.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum DatasetKind {
     /// The UCI handwritten digits (8x8, 1797 images), a CSV file.
@@ -178,15 +231,15 @@ impl Default for ModelConfig {
 
 impl ModelConfig {
     /// The hidden activation.
-    pub fn activation(&self) -> Result<Activation, String> {
+    pub fn activation(&self) -> Result<Activation, ConfigError> {
         activation_from_name(&self.activation, Some(self.leaky_slope))
             .filter(|a| *a != Activation::Softmax)
-            .ok_or_else(|| format!("unknown hidden activation {:?}", self.activation))
+            .ok_or_else(|| ConfigError::UnknownActivation(self.activation.clone()))
     }
 
     /// The layer stack (zero weights) for `inputs` and `classes`, in PyTorch `Sequential` order:
     /// `[Dropout] (Linear [BatchNorm1d] Activation [Dropout])* Linear`.
-    pub fn build(&self, inputs: usize, classes: usize) -> Result<Sequential, String> {
+    pub fn build(&self, inputs: usize, classes: usize) -> Result<Sequential, ConfigError> {
         let act = self.activation()?;
         let n = self.hidden.len();
         let rates = [self.input_dropout]
@@ -195,7 +248,7 @@ impl ModelConfig {
             .chain((0..n).map(|i| self.dropconnect.rate(i)));
         for r in rates {
             if !(0.0..1.0).contains(&r) {
-                return Err(format!("dropout/DropConnect rate {r} is not in [0, 1)"));
+                return Err(ConfigError::Rate(r));
             }
         }
         for (name, r) in [
@@ -204,10 +257,11 @@ impl ModelConfig {
         ] {
             if let Rates::PerLayer(v) = r {
                 if v.len() != n {
-                    return Err(format!(
-                        "{name} has {} rates for {n} hidden layers",
-                        v.len()
-                    ));
+                    return Err(ConfigError::RateCount {
+                        name,
+                        rates: v.len(),
+                        hidden: n,
+                    });
                 }
             }
         }
@@ -306,12 +360,12 @@ pub struct TrainConfig {
     /// Early stopping (needs a validation split).
     pub early_stopping: Option<EarlyStopping>,
     /// Greedy layer-wise autoencoder pretraining of the hidden layers before training.
-    pub pretrain: Option<crate::pretrain::PretrainConfig>,
+    pub pretrain: Option<PretrainConfig>,
     /// Start from the weights of this checkpoint or run folder (e.g. written by `microdnn
     /// pretrain`) instead of a fresh initialisation; `[pretrain]` is then not run again.
     pub init: Option<PathBuf>,
     /// Per-layer diagnostics each epoch (gradient and weight norms, update ratios, dead units,
-    /// activation percentiles; see [`crate::diagnostics`]), saved in `metrics.json`.
+    /// activation percentiles; see [`crate::train::diagnostics`]), saved in `metrics.json`.
     pub diagnostics: bool,
 }
 
@@ -337,13 +391,105 @@ impl Default for TrainConfig {
     }
 }
 
+/// Greedy layer-wise pretraining method (see [`crate::train::pretrain`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Plain autoencoder.
+    #[default]
+    Autoencoder,
+    /// Denoising autoencoder (corrupted input, clean target).
+    Denoising,
+    /// Sparse autoencoder (KL sparsity penalty; sigmoid hidden units).
+    Sparse,
+    /// Restricted Boltzmann machine with CD-k (sigmoid hidden units, inputs in [0, 1]).
+    Rbm,
+}
+
+/// Input corruption of a denoising autoencoder.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Corruption {
+    /// Zero each input with probability `corruption_level`.
+    #[default]
+    Masking,
+    /// Add Gaussian noise of standard deviation `corruption_level`.
+    Gaussian,
+}
+
+/// Decoder activation of an autoencoder.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecoderActivation {
+    /// Sigmoid if the layer's inputs are all in [0, 1], else identity.
+    #[default]
+    Auto,
+    /// Linear decoder (real-valued inputs).
+    Identity,
+    /// Sigmoid decoder (inputs in [0, 1]).
+    Sigmoid,
+}
+
+/// Pretraining settings (`[pretrain]` in the config).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PretrainConfig {
+    /// Method.
+    pub method: Method,
+    /// Epochs per layer.
+    pub epochs: usize,
+    /// Learning rate (SGD with momentum).
+    pub lr: f32,
+    /// Momentum.
+    pub momentum: f32,
+    /// Mini-batch size (default: the training batch size).
+    pub batch_size: Option<usize>,
+    /// Tied decoder weights `W' = Wᵀ` (autoencoders).
+    pub tied: bool,
+    /// Decoder activation (autoencoders).
+    pub decoder_activation: DecoderActivation,
+    /// Corruption kind (`denoising`).
+    pub corruption: Corruption,
+    /// Masking probability or Gaussian standard deviation (`denoising`).
+    pub corruption_level: f32,
+    /// Target mean activation ρ (`sparse`).
+    pub sparsity_target: f32,
+    /// Weight β of the KL penalty (`sparse`).
+    pub sparsity_weight: f32,
+    /// Gibbs steps of contrastive divergence (`rbm`).
+    pub cd_k: usize,
+}
+
+impl Default for PretrainConfig {
+    fn default() -> Self {
+        Self {
+            method: Method::Autoencoder,
+            epochs: 5,
+            lr: 0.01,
+            momentum: 0.9,
+            batch_size: None,
+            tied: false,
+            decoder_activation: DecoderActivation::Auto,
+            corruption: Corruption::Masking,
+            corruption_level: 0.25,
+            sparsity_target: 0.05,
+            sparsity_weight: 0.01,
+            cd_k: 1,
+        }
+    }
+}
+
 impl TrainConfig {
     /// Reads a TOML file.
-    pub fn from_file(path: &std::path::Path) -> anyhow::Result<Self> {
-        use anyhow::Context;
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// The config as TOML.
@@ -376,4 +522,51 @@ pub fn default_mnist_dir() -> PathBuf {
         env!("CARGO_MANIFEST_DIR"),
         "/../../shared/data/mnist"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unusable_settings_are_typed_errors() {
+        let m = ModelConfig {
+            activation: "softmax".into(),
+            ..ModelConfig::default()
+        };
+        assert!(matches!(m.build(4, 2), Err(ConfigError::UnknownActivation(a)) if a == "softmax"));
+        let m = ModelConfig {
+            dropout: Rates::PerLayer(vec![0.1]),
+            ..ModelConfig::default()
+        };
+        assert!(matches!(
+            m.build(4, 2),
+            Err(ConfigError::RateCount {
+                name: "dropout",
+                rates: 1,
+                hidden: 2
+            })
+        ));
+        let m = ModelConfig {
+            input_dropout: 1.0,
+            ..ModelConfig::default()
+        };
+        assert!(matches!(m.build(4, 2), Err(ConfigError::Rate(r)) if r == 1.0));
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.toml");
+        let e = TrainConfig::from_file(&missing).unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Read { path, .. } if *path == missing),
+            "{e}"
+        );
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "epochs = \"many\"\n").unwrap();
+        let e = TrainConfig::from_file(&bad).unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Parse { path, .. } if *path == bad),
+            "{e}"
+        );
+        let cause = std::error::Error::source(&e).unwrap().to_string();
+        assert!(cause.contains("epochs"), "{cause}");
+    }
 }

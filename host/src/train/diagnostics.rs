@@ -28,8 +28,8 @@
 //! Cost: per tracked step, a few passes over the dense weights (gradient norm, copy, update
 //! norm); per epoch, one evaluation-mode pass over the sample and linear-time percentile
 //! selections. MNIST 784-256-128-10, batch 128, 2 threads: 5-10% of an epoch (tracking every
-//! step cost 40%). Turn off with `diagnostics = false` in the config; `bench-train` has its own
-//! loop and never computes them.
+//! step cost 40%). Turn off with `diagnostics = false` in the config; `bench-train` steps
+//! without them (no hook on its steps).
 
 use std::fmt;
 
@@ -345,9 +345,7 @@ pub fn at_init(net: &Network, sample: &DiagSample, rng: &mut TrainRng) -> Vec<La
     for (xs, ys) in sample.x.chunks(bs * f).zip(sample.y.chunks(bs)).take(8) {
         let b = ys.len();
         net.input_mut(b).copy_from_slice(xs);
-        net.forward(b, true, rng);
-        net.loss_and_grad(ys);
-        net.backward(b, false);
+        crate::train::step::gradients(&mut net, ys, rng);
         let g = weight_grad_norms(&mut net);
         if sums.is_empty() {
             sums = vec![0.0; g.len()];

@@ -211,10 +211,10 @@ pub fn parse_architecture(text: &str) -> Result<Sequential, ImportError> {
         });
     }
     let seq = Sequential::new(layers);
-    seq.validate().map_err(|why| ImportError::Architecture {
+    seq.validate().map_err(|e| ImportError::Architecture {
         item: 0,
         text: "Sequential".into(),
-        why,
+        why: e.to_string(),
     })?;
     Ok(seq)
 }
