@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use microdnn::link::{self, kind, ErrorCode};
-use microdnn_host::config::TrainConfig;
 use microdnn_host::device::{self, DeviceError, Qemu};
 use microdnn_host::export::{self, AlignedModel, OutputActivation};
+use microdnn_host::train::config::TrainConfig;
 use microdnn_host::train::{self, RunOptions};
 use microdnn_targets::{firmware, Target};
 

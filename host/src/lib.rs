@@ -56,12 +56,3 @@ pub mod train;
 pub use data::{Dataset, InputTransform};
 pub use model::checkpoint::{load_model, save_model};
 pub use model::{BatchNorm1d, Layer, Linear, Model, Predictor, Sequential};
-
-// The paths of the flat layout, still used by `src/deploy.rs` and `tests/e2e.rs` (another
-// change moves those two); remove once they import from the folders.
-#[doc(hidden)]
-pub use import::pytorch;
-#[doc(hidden)]
-pub use model::{checkpoint, metrics};
-#[doc(hidden)]
-pub use train::config;

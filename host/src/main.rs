@@ -1,15 +1,10 @@
 //! `microdnn`: train, score and benchmark fully-connected networks, export them for microdnn
-//! devices and run them there. Each command's flags and printing live in `cli/` (and, for
-//! `export`, `info` and `eval`, in `deploy.rs`); the work is done by the library.
-
-use std::path::{Path, PathBuf};
+//! devices and run them there. Each command's flags and printing
+//! live in `cli/`; the work is done by the library.
 
 use clap::{Parser, Subcommand};
 
-use microdnn_host::train::config::DatasetKind;
-
 mod cli;
-mod deploy;
 
 #[derive(Parser)]
 #[command(
@@ -37,12 +32,12 @@ enum Command {
     BenchTrain(cli::bench::BenchArgs),
     /// Export a checkpoint (or a PyTorch state dict) as a device model file: batch norm folded,
     /// dropout dropped, weights packed for the kernel.
-    Export(deploy::ExportArgs),
+    Export(cli::deploy::ExportArgs),
     /// Describe a device model file: layers, parameters, flash, RAM, multiply-accumulates.
-    Info(deploy::InfoArgs),
+    Info(cli::deploy::InfoArgs),
     /// Run an exported model on a device (QEMU or a serial port) over the test set and compare
     /// its outputs with the host's, bit for bit.
-    Eval(deploy::DeviceEvalArgs),
+    Eval(cli::deploy::DeviceEvalArgs),
     /// Draw PNG charts of a run folder's metrics.json (loss, accuracy, per-layer diagnostics).
     Plot(cli::lab::PlotArgs),
     /// Run a lab experiment (regularizers, dead-relu, vanishing, batchnorm, l2-boundary, parity,
@@ -56,21 +51,10 @@ fn main() -> anyhow::Result<()> {
         Command::Pretrain(a) => cli::train::run_pretrain(a),
         Command::Score(a) => cli::score::run_score(a),
         Command::BenchTrain(a) => cli::bench::run_bench(a),
-        Command::Export(a) => deploy::run_export(a),
-        Command::Info(a) => deploy::run_info(a),
-        Command::Eval(a) => deploy::run_eval(a),
+        Command::Export(a) => cli::deploy::run_export(a),
+        Command::Info(a) => cli::deploy::run_info(a),
+        Command::Eval(a) => cli::deploy::run_eval(a),
         Command::Plot(a) => cli::lab::run_plot(a),
         Command::Lab(a) => cli::lab::run_lab(a),
     }
-}
-
-/// [`microdnn_host::train::test_data`] in the form `deploy.rs` calls it (a checkpoint path; a
-/// path outside any run folder means "no run").
-pub(crate) fn test_data(
-    checkpoint: &Path,
-    dataset: Option<DatasetKind>,
-    data: Option<PathBuf>,
-    whole: bool,
-) -> anyhow::Result<microdnn_host::Dataset> {
-    microdnn_host::train::test_data(Some(checkpoint), dataset, data, whole)
 }

@@ -2,7 +2,7 @@
 //! resume, score (and its former spelling `evaluate`), and clear errors for bad input.
 
 mod common;
-use common::{microdnn, run_ok};
+use common::{microdnn, run_err, run_ok};
 
 #[test]
 fn train_resume_and_score_digits() {
@@ -110,12 +110,6 @@ fn mnist_sized_model(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("model.udnn");
     std::fs::write(&path, bytes).unwrap();
     path
-}
-
-fn run_err(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(!out.status.success(), "{cmd:?} should fail");
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]

@@ -1,7 +1,8 @@
-//! The commands of the `microdnn` binary that are not about devices (those are in
-//! `../deploy.rs`): their flags (clap) and what they print. Everything else is the library's.
+//! The commands of the `microdnn` binary: their flags (clap) and what they print. Everything
+//! else is the library's.
 
 pub mod bench;
+pub mod deploy;
 pub mod lab;
 pub mod score;
 pub mod train;

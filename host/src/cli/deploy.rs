@@ -9,11 +9,14 @@ use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use microdnn::ModelView;
-use microdnn_host::config::DatasetKind;
 use microdnn_host::device::{self, EvalReport};
 use microdnn_host::export::{self, AlignedModel, Equivalence, OutputActivation, Summary};
+use microdnn_host::import::pytorch;
 use microdnn_host::model::Model;
-use microdnn_host::{checkpoint, metrics, pytorch, InputTransform};
+use microdnn_host::model::{checkpoint, metrics};
+use microdnn_host::train::config::DatasetKind;
+use microdnn_host::train::test_data;
+use microdnn_host::InputTransform;
 
 /// File name of the device model inside an export folder.
 pub const MODEL_FILE: &str = "model.udnn";
@@ -101,7 +104,7 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<()> {
     } else {
         let path = checkpoint::resolve_model_path(&a.source);
         let model = checkpoint::load_model(&path)?;
-        let samples = match crate::test_data(&path, None, None, false) {
+        let samples = match test_data(Some(&path), None, None, false) {
             Ok(d) if d.features == model.transform.features() => {
                 let n = d.len().min(a.check_samples);
                 d.x[..n * d.features].to_vec()
@@ -302,7 +305,7 @@ pub fn run_eval(a: DeviceEvalArgs) -> anyhow::Result<()> {
         .filter(|r| r.microdnn_checkpoint)
         .map(|r| r.source.clone());
     let data = match &checkpoint {
-        Some(c) => crate::test_data(c, a.dataset, a.data.clone(), false)?,
+        Some(c) => test_data(Some(c), a.dataset, a.data.clone(), false)?,
         None => {
             if a.dataset.is_none() && a.data.is_none() {
                 bail!(
@@ -310,12 +313,7 @@ pub fn run_eval(a: DeviceEvalArgs) -> anyhow::Result<()> {
                     path.display()
                 );
             }
-            crate::test_data(
-                Path::new("/nonexistent/model.safetensors"),
-                a.dataset,
-                a.data.clone(),
-                true,
-            )?
+            test_data(None, a.dataset, a.data.clone(), true)?
         }
     };
     if data.features != view.inputs() {
