@@ -1,8 +1,13 @@
-//! Networks trained elsewhere, read into a [`crate::model::Model`] for export.
+//! Networks trained elsewhere, read into a [`crate::model::Sequential`] for export.
 //!
 //! - [`pytorch`]: a PyTorch `nn.Sequential` state dict (safetensors) and its architecture text.
+//! - [`onnx`]: an ONNX model (`torch.onnx.export`, tf2onnx): a chain of `Gemm`/`MatMul` layers,
+//!   batch norms and activations.
+//! - [`tflite`]: a TensorFlow Lite flatbuffer (Keras through `tf.lite.TFLiteConverter`), float32.
 //!
-//! Other formats (ONNX, TFLite) belong beside it, one module each, producing the same
-//! [`crate::model::Sequential`] so [`crate::export`] handles them unchanged.
+//! Each produces the same [`crate::model::Sequential`], so [`crate::export`] folds, packs and
+//! checks it unchanged.
 
+pub mod onnx;
 pub mod pytorch;
+pub mod tflite;
