@@ -77,9 +77,7 @@ fn main() -> ! {
             runtime::exit(false)
         }
     };
-    let Some(p) = cortex_m::Peripherals::take() else {
-        defmt::panic!("peripherals already taken")
-    };
+    let p = runtime::take_peripherals();
     let info = DeviceInfo {
         inputs: INPUTS as u32,
         outputs: OUTPUTS as u32,
