@@ -235,6 +235,9 @@ fn run_target(
         Ok(mut e) => e.remove(0),
         Err(e) => return Ok(fail(anyhow::anyhow!(e))),
     };
+    if let Err(e) = crate::panic_check::check([elf.as_path()]) {
+        return Ok(fail(e));
+    }
     let fp = match elf_size::footprint(&elf) {
         Ok(f) => f,
         Err(e) => return Ok(fail(e)),

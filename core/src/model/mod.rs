@@ -95,6 +95,7 @@ pub const TENSOR_ALIGN: usize = 16;
 /// Largest number of layers a file may declare.
 pub const MAX_LAYERS: usize = 256;
 
+
 /// Byte offsets of the header fields.
 #[allow(missing_docs)]
 pub mod header {
@@ -818,6 +819,113 @@ impl<'a> ModelView<'a> {
         }
         let out: &'b [f32] = cur;
         Ok(out.get(..width).unwrap_or_default())
+    }
+
+    /// One Monte-Carlo pass with run-time shapes: like [`ModelView::run`] on an input that is
+    /// already transformed (`x` is not modified), with each layer's dropout rate applied to its
+    /// output after the activation, exactly as a [`network!`](crate::network) type's
+    /// `forward_mc` does ([`Layer::forward_mc`](crate::Layer::forward_mc): the same masks from
+    /// the same `rng` state, so the same bits). Returns the output slice (inside `a` or `b`).
+    pub fn run_mc<'b>(
+        &self,
+        x: &[f32],
+        a: &'b mut [f32],
+        b: &'b mut [f32],
+        rng: &mut crate::Rng,
+    ) -> Result<&'b mut [f32], crate::Error> {
+        if x.len() != self.inputs {
+            return Err(crate::Error::Shape {
+                what: "input",
+                expected: self.inputs,
+                found: x.len(),
+            });
+        }
+        let need = self.max_width();
+        for buf in [&*a, &*b] {
+            if buf.len() < need {
+                return Err(crate::Error::Shape {
+                    what: "activation buffer",
+                    expected: need,
+                    found: buf.len(),
+                });
+            }
+        }
+        let (mut cur, mut next) = (a, b);
+        let mut width = 0;
+        for (k, l) in self.layers().enumerate() {
+            let (src, dst) = if k == 0 {
+                (x, cur.get_mut(..l.outputs).unwrap_or_default())
+            } else {
+                core::mem::swap(&mut cur, &mut next);
+                (
+                    &next.get(..width).unwrap_or_default()[..],
+                    cur.get_mut(..l.outputs).unwrap_or_default(),
+                )
+            };
+            crate::kernel::dense(l.weights, l.bias, src, dst)?;
+            l.activation.apply(dst);
+            if l.dropout_rate > 0.0 {
+                if let Ok(d) = crate::McDropout::new(l.dropout_rate) {
+                    d.apply(dst, rng);
+                }
+            }
+            width = l.outputs;
+        }
+        Ok(cur.get_mut(..width).unwrap_or_default())
+    }
+
+    /// The Monte-Carlo summary of `passes` dropout passes on the raw input `x` from `seed`
+    /// ([`crate::mc::run`]): the input transform is applied to `x` in place, then each pass
+    /// runs [`ModelView::run_mc`]. `a` and `b` are activation buffers of at least
+    /// [`ModelView::max_width`] floats; `mean` and `std` get one value per class, and `pass`
+    /// (one value per class) is scratch for a pass's probabilities. What the `eval` firmware
+    /// answers to the link's `MC` request, bit for bit.
+    ///
+    /// Fails with [`Error::NotADistribution`](crate::Error::NotADistribution) unless the last
+    /// layer ends in softmax or the identity (logits, turned into probabilities per pass).
+    #[allow(clippy::too_many_arguments)]
+    pub fn mc(
+        &self,
+        x: &mut [f32],
+        a: &mut [f32],
+        b: &mut [f32],
+        passes: core::num::NonZeroU32,
+        seed: u64,
+        mean: &mut [f32],
+        std: &mut [f32],
+        pass: &mut [f32],
+    ) -> Result<crate::mc::McSummary, crate::Error> {
+        let last = self
+            .layer(self.layers.saturating_sub(1))
+            .map(|l| l.activation)
+            .unwrap_or(Activation::Identity);
+        let outputs =
+            crate::mc::McOutputs::for_activation(last).ok_or(crate::Error::NotADistribution {
+                activation: last.name(),
+            })?;
+        for (what, v) in [("mean", &*mean), ("std", &*std), ("pass", &*pass)] {
+            if v.len() != self.outputs {
+                return Err(crate::Error::Shape {
+                    what,
+                    expected: self.outputs,
+                    found: v.len(),
+                });
+            }
+        }
+        if x.len() != self.inputs {
+            return Err(crate::Error::Shape {
+                what: "input",
+                expected: self.inputs,
+                found: x.len(),
+            });
+        }
+        self.transform_input(x);
+        let x: &[f32] = x;
+        crate::mc::run(outputs, passes, seed, mean, std, pass, |rng, out| {
+            let y = self.run_mc(x, a, b, rng)?;
+            out.iter_mut().zip(y.iter()).for_each(|(o, v)| *o = *v);
+            Ok(())
+        })
     }
 }
 
