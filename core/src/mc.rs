@@ -213,7 +213,10 @@ mod tests {
                     })
                     .collect();
                 let h = |p: &[f64]| -> f64 {
-                    -p.iter().filter(|&&v| v > 0.0).map(|v| v * v.ln()).sum::<f64>()
+                    -p.iter()
+                        .filter(|&&v| v > 0.0)
+                        .map(|v| v * v.ln())
+                        .sum::<f64>()
                 };
                 let m: Vec<f64> = (0..5)
                     .map(|j| probs.iter().map(|p| p[j]).sum::<f64>() / k as f64)
@@ -221,7 +224,10 @@ mod tests {
                 for j in 0..5 {
                     let var = probs.iter().map(|p| (p[j] - m[j]).powi(2)).sum::<f64>() / k as f64;
                     assert!((mean[j] as f64 - m[j]).abs() < 1e-6, "{outputs:?} k={k}");
-                    assert!((std[j] as f64 - var.sqrt()).abs() < 1e-5, "{outputs:?} k={k}");
+                    assert!(
+                        (std[j] as f64 - var.sqrt()).abs() < 1e-5,
+                        "{outputs:?} k={k}"
+                    );
                 }
                 let expected = probs.iter().map(|p| h(p)).sum::<f64>() / k as f64;
                 assert!((s.entropy as f64 - h(&m)).abs() < 1e-5);

@@ -94,7 +94,10 @@ fn run_mc_draws_the_masks_of_the_typed_forward_mc() {
         }
         assert_eq!(r1, r2, "both consumed the same random words");
     }
-    assert!(differs_from_plain > 100, "dropout is on: {differs_from_plain}");
+    assert!(
+        differs_from_plain > 100,
+        "dropout is on: {differs_from_plain}"
+    );
 }
 
 /// The typed side of [`ModelView::mc`], as the firmware runs it.
@@ -163,7 +166,10 @@ fn model_view_mc_equals_the_typed_procedure_bit_for_bit() {
                 tsum.expected_entropy.to_bits()
             );
             assert_eq!((sum.class, sum.passes), (tsum.class, passes));
-            assert!((m.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{last:?}: {m:?}");
+            assert!(
+                (m.iter().sum::<f32>() - 1.0).abs() < 1e-5,
+                "{last:?}: {m:?}"
+            );
             if passes > 1 {
                 assert!(s.iter().any(|&v| v > 0.0), "the passes differ");
             }

@@ -95,7 +95,6 @@ pub const TENSOR_ALIGN: usize = 16;
 /// Largest number of layers a file may declare.
 pub const MAX_LAYERS: usize = 256;
 
-
 /// Byte offsets of the header fields.
 #[allow(missing_docs)]
 pub mod header {
@@ -858,7 +857,7 @@ impl<'a> ModelView<'a> {
             } else {
                 core::mem::swap(&mut cur, &mut next);
                 (
-                    &next.get(..width).unwrap_or_default()[..],
+                    next.get(..width).unwrap_or_default(),
                     cur.get_mut(..l.outputs).unwrap_or_default(),
                 )
             };
