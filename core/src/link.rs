@@ -744,8 +744,14 @@ impl<const N: usize> defmt::Format for FrameDecoder<N> {
 
 /// What a device does with requests: implemented by the firmware around its network.
 pub trait Responder {
-    /// The model description sent in [`kind::INFO_REPLY`].
+    /// The model description sent in [`kind::INFO_REPLY`] (asked once per INFO request; it may
+    /// measure something, such as the peak stack).
     fn info(&self) -> DeviceInfo;
+    /// The number of inputs a request must carry (asked for every INFER and MC request; the
+    /// default asks [`Responder::info`]).
+    fn inputs(&self) -> u32 {
+        self.info().inputs
+    }
     /// Runs one inference on raw (untransformed) inputs `x` (exactly `info().inputs` finite
     /// values); returns the predicted class, the instructions spent (0 if not measured) and the
     /// outputs.
@@ -835,7 +841,7 @@ pub fn respond<R: Responder>(
             } else {
                 InputEncoding::U8
             };
-            let claimed = device.info().inputs;
+            let claimed = device.inputs();
             let x = match decode_inputs(frame.payload, encoding, claimed, inputs) {
                 Ok(x) => x,
                 Err((code, detail)) => return error(code, seq, detail, tx),
@@ -852,7 +858,7 @@ pub fn respond<R: Responder>(
                 Ok(r) => r,
                 Err((code, detail)) => return error(code, seq, detail, tx),
             };
-            let claimed = device.info().inputs;
+            let claimed = device.inputs();
             let x = match decode_inputs(request.inputs, request.encoding, claimed, inputs) {
                 Ok(x) => x,
                 Err((code, detail)) => return error(code, seq, detail, tx),
