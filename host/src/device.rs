@@ -528,6 +528,8 @@ pub struct EvalReport {
     pub instructions_max: u64,
     /// Examples where host and device predict different classes.
     pub class_disagreements: usize,
+    /// The device's peak stack after the evaluation (INFO), if it reports one.
+    pub stack_peak_bytes: Option<u32>,
 }
 
 /// Streams `x` (row-major raw inputs) through the device and through the core on the host with

@@ -985,6 +985,45 @@ impl defmt::Format for ModelSpec<'_> {
     }
 }
 
+/// The file length a model file's header declares, after checking what the header alone can
+/// say (magic, byte order, major version). Reads only the first [`HEADER_LEN`] bytes of
+/// `header` (more are ignored), so a reader can refuse a file before loading it: compare the
+/// result with the file's size, then read exactly that many bytes and validate them with
+/// [`ModelView::new_checked`].
+///
+/// ```
+/// use microdnn::model::{declared_len, ModelError, HEADER_LEN};
+/// assert_eq!(declared_len(b"not a model file, not a model file, not a model file, not a model"),
+///            Err(ModelError::BadMagic));
+/// assert!(matches!(declared_len(b"uDNN"), Err(ModelError::Truncated { .. })));
+/// ```
+pub fn declared_len(header: &[u8]) -> Result<usize, ModelError> {
+    if header.get(..4).is_some_and(|m| m != MAGIC) {
+        return Err(ModelError::BadMagic);
+    }
+    let truncated = ModelError::Truncated {
+        needed: HEADER_LEN,
+        found: header.len(),
+    };
+    let header = header.get(..HEADER_LEN).ok_or(truncated)?;
+    let bom = u32_at(header, header::BYTE_ORDER).ok_or(truncated)?;
+    if bom != BYTE_ORDER_MARK {
+        return Err(if bom == BYTE_ORDER_MARK.swap_bytes() {
+            ModelError::WrongEndianness
+        } else {
+            ModelError::BadHeader {
+                field: "byte-order mark",
+            }
+        });
+    }
+    let major = u16_at(header, header::VERSION_MAJOR).ok_or(truncated)?;
+    let minor = u16_at(header, header::VERSION_MINOR).ok_or(truncated)?;
+    if major != VERSION_MAJOR {
+        return Err(ModelError::UnsupportedVersion { major, minor });
+    }
+    Ok(u32_at(header, header::FILE_LEN).ok_or(truncated)? as usize)
+}
+
 /// CRC-32 of a model file with its CRC field taken as zero.
 pub fn file_crc(bytes: &[u8]) -> u32 {
     let mut c = Crc32::new();

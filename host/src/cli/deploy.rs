@@ -188,12 +188,11 @@ fn model_file(p: &Path) -> PathBuf {
     }
 }
 
+/// Reads a model file (or an export folder's): its header and declared length are checked
+/// before the file is read, and it is read once, straight into aligned memory.
 fn read_model(p: &Path) -> anyhow::Result<(PathBuf, AlignedModel)> {
     let path = model_file(p);
-    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let file = AlignedModel::new(&bytes);
-    file.view()
-        .with_context(|| format!("{} is not a valid device model", path.display()))?;
+    let file = AlignedModel::read(&path)?;
     Ok((path, file))
 }
 
@@ -216,7 +215,35 @@ pub fn run_info(a: InfoArgs) -> anyhow::Result<()> {
         microdnn::model::VERSION_MAJOR,
         view.version_minor()
     );
+    print_device_needs(&view, file.bytes().len());
     Ok(())
+}
+
+/// What the `eval` firmware needs for this model on any board: flash, static RAM and the stack
+/// bound, with how each is derived.
+fn print_device_needs(view: &ModelView<'_>, file_bytes: usize) {
+    use microdnn_targets::fit;
+    let n = fit::eval_needs(view, file_bytes);
+    println!(
+        "  on a device (the eval firmware): flash {} bytes (the file + at most {} of program); \
+         RAM {} bytes: {} of buffers sized by this model (activations, inputs, outputs, \
+         Monte-Carlo vectors, link frames) + at most {} of runtime statics + a stack bound of \
+         {} bytes",
+        n.flash_bytes,
+        fit::EVAL_PROGRAM_FLASH,
+        n.ram_bytes,
+        n.buffer_bytes,
+        fit::EVAL_RUNTIME_RAM,
+        fit::EVAL_STACK_BYTES
+    );
+    println!(
+        "  stack: the eval program keeps every buffer sized by the model in statics, so its stack \
+         is its call chain alone (serving loop, request, forward or Monte-Carlo pass, kernel, \
+         activations), the same for any model; {} bytes bounds the peak that stack painting \
+         measures on every board (`cargo xtask test` checks it; `microdnn eval` prints this \
+         model's peak from the device)",
+        fit::EVAL_STACK_BYTES
+    );
 }
 
 #[derive(clap::Args)]
@@ -251,6 +278,14 @@ pub struct DeviceEvalArgs {
     /// Write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Monte-Carlo dropout: K stochastic passes per example on the device (1 to 1024), compared
+    /// bit for bit with the same passes on the host; reports the class of the mean
+    /// probabilities, the entropies and the instructions per request.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u16).range(1..=microdnn::link::MAX_MC_PASSES as i64))]
+    mc: Option<u16>,
+    /// Seed of the Monte-Carlo dropout masks (example i uses seed + i).
+    #[arg(long, default_value_t = 0, requires = "mc")]
+    seed: u64,
 }
 
 /// Builds the firmware's `eval` program for `target` with `model` compiled in; returns the ELF.
@@ -343,45 +378,154 @@ pub fn run_eval(a: DeviceEvalArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let answer_timeout = Duration::from_secs(30);
-    let mut report: EvalReport = if a.device == "qemu" {
+    let (outcome, info) = if a.device == "qemu" {
         let elf = match &a.firmware {
             Some(e) => e.clone(),
             None => build_eval_firmware(target, &path)?,
         };
-        let mut q = device::Qemu::start(target, &elf, 600 + n as u64, answer_timeout)?;
-        check_device(&mut q.link, &view)?;
+        let per_example = 1 + u64::from(a.mc.unwrap_or(0)) / 4;
+        let mut q =
+            device::Qemu::start(target, &elf, 600 + n as u64 * per_example, answer_timeout)?;
         bar.set_prefix(format!(
             "device ({}, QEMU {})",
             target.name,
             target.qemu_machine().map(|m| m.0).unwrap_or("?")
         ));
-        device::evaluate(&mut q.link, &view, x, y, |i| bar.set_position(i as u64))?
+        evaluate_on(&mut q.link, &view, x, y, &a, &bar)?
     } else {
         let mut link = device::open_serial(&a.device, a.baud, answer_timeout)?;
-        check_device(&mut link, &view)?;
         bar.set_prefix(format!("device ({})", a.device));
-        device::evaluate(&mut link, &view, x, y, |i| bar.set_position(i as u64))?
+        evaluate_on(&mut link, &view, x, y, &a, &bar)?
     };
     bar.finish_and_clear();
-    report.trainer_accuracy = trainer_accuracy;
-    print_report(&report);
-    if let Some(j) = &a.json {
-        std::fs::write(j, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("writing {}", j.display()))?;
-    }
-    println!(
-        "eval: target={} host_acc={:.4} device_acc={:.4} identical={}/{} max_diff={:e} instr_per_inference={:.0}",
-        if a.device == "qemu" { target.name } else { a.device.as_str() },
-        report.host_accuracy, report.device_accuracy, report.identical, report.samples, report.max_abs_diff, report.instructions_mean
-    );
-    if report.identical != report.samples {
-        bail!(
-            "{} of {} outputs differ between host and device",
-            report.samples - report.identical,
-            report.samples
-        );
+    let name = if a.device == "qemu" {
+        target.name
+    } else {
+        a.device.as_str()
+    };
+    let stack = info.filter(|i| i.stack_peak_bytes > 0);
+    match outcome {
+        Outcome::Plain(mut report) => {
+            report.trainer_accuracy = trainer_accuracy;
+            report.stack_peak_bytes = stack.map(|i| i.stack_peak_bytes);
+            print_report(&report);
+            print_stack(stack);
+            write_json(a.json.as_deref(), &report)?;
+            println!(
+                "eval: target={name} host_acc={:.4} device_acc={:.4} identical={}/{} max_diff={:e} instr_per_inference={:.0}",
+                report.host_accuracy, report.device_accuracy, report.identical, report.samples, report.max_abs_diff, report.instructions_mean
+            );
+            if report.identical != report.samples {
+                bail!(
+                    "{} of {} outputs differ between host and device",
+                    report.samples - report.identical,
+                    report.samples
+                );
+            }
+        }
+        Outcome::Mc(mut report) => {
+            report.stack_peak_bytes = stack.map(|i| i.stack_peak_bytes);
+            print_mc_report(&report);
+            print_stack(stack);
+            write_json(a.json.as_deref(), &report)?;
+            println!(
+                "eval-mc: target={name} passes={} identical={}/{} max_diff={:e} device_acc={:.4} entropy_mean={:.4} mutual_information_mean={:.4} instr_per_request={:.0} instr_per_pass={:.0}",
+                report.passes, report.identical, report.samples, report.max_abs_diff, report.device_accuracy, report.entropy_mean, report.mutual_information_mean, report.instructions_mean, report.instructions_mean / f64::from(report.passes)
+            );
+            if report.identical != report.samples {
+                bail!(
+                    "{} of {} Monte-Carlo summaries differ between host and device",
+                    report.samples - report.identical,
+                    report.samples
+                );
+            }
+        }
     }
     Ok(())
+}
+
+/// What `eval` measured: plain inferences or Monte-Carlo requests.
+enum Outcome {
+    Plain(EvalReport),
+    Mc(device::mc::McEvalReport),
+}
+
+/// Checks the device's model, evaluates (plainly or with `--mc`), then asks the device for its
+/// peak stack, which by then covers every request of the evaluation.
+fn evaluate_on<T: std::io::Read + std::io::Write>(
+    link: &mut device::Link<T>,
+    view: &ModelView<'_>,
+    x: &[f32],
+    y: &[u32],
+    a: &DeviceEvalArgs,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<(Outcome, Option<microdnn::link::DeviceInfo>)> {
+    check_device(link, view)?;
+    let progress = |i: usize| bar.set_position(i as u64);
+    let outcome = match a.mc {
+        Some(passes) => {
+            // Each request runs `passes` inferences: give it time in proportion.
+            let t = link.timeout();
+            link.set_timeout(t * (1 + u32::from(passes) / 8));
+            Outcome::Mc(device::mc::evaluate_mc(
+                link, view, x, y, passes, a.seed, progress,
+            )?)
+        }
+        None => Outcome::Plain(device::evaluate(link, view, x, y, progress)?),
+    };
+    let info = link.info().ok();
+    Ok((outcome, info))
+}
+
+fn write_json(path: Option<&Path>, report: &impl Serialize) -> anyhow::Result<()> {
+    if let Some(j) = path {
+        std::fs::write(j, serde_json::to_string_pretty(report)?)
+            .with_context(|| format!("writing {}", j.display()))?;
+    }
+    Ok(())
+}
+
+fn print_stack(info: Option<microdnn::link::DeviceInfo>) {
+    match info {
+        Some(i) => println!(
+            "peak stack                   {} of {} bytes (stack painting on the device, after every request above; bound {} for any model)",
+            i.stack_peak_bytes,
+            i.stack_bytes,
+            microdnn_targets::fit::EVAL_STACK_BYTES
+        ),
+        None => println!("peak stack                   not reported by this device"),
+    }
+}
+
+fn print_mc_report(r: &device::mc::McEvalReport) {
+    println!("examples                     {}", r.samples);
+    println!(
+        "Monte-Carlo passes           {} per example (masks from seed {} + example index)",
+        r.passes, r.seed
+    );
+    println!(
+        "bit-identical summaries      {}/{} (mean and std per class, entropies, class)",
+        r.identical, r.samples
+    );
+    println!("largest |host - device|      {:e}", r.max_abs_diff);
+    println!(
+        "accuracy of the mean         {:.4} (device), {:.4} (host)",
+        r.device_accuracy, r.host_accuracy
+    );
+    println!(
+        "mean predictive entropy      {:.4} nats (mutual information {:.4})",
+        r.entropy_mean, r.mutual_information_mean
+    );
+    println!(
+        "instructions per request     {:.0} (min {}, max {}; {:.0} per pass; QEMU -icount)",
+        r.instructions_mean,
+        r.instructions_min,
+        r.instructions_max,
+        r.instructions_mean / f64::from(r.passes.max(1))
+    );
+    if r.retries > 0 {
+        println!("link retries                 {}", r.retries);
+    }
 }
 
 /// Checks that the device runs a model of this file's shape.

@@ -234,6 +234,8 @@ pub struct McEvalReport {
     pub instructions_max: u64,
     /// Requests the link sent twice.
     pub retries: u64,
+    /// The device's peak stack after the evaluation (INFO), if it reports one.
+    pub stack_peak_bytes: Option<u32>,
     /// Per example.
     pub examples: Vec<McExample>,
 }
