@@ -30,7 +30,6 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-
 // `pub mod board` (the folder `boards/$MICRODNN_BOARD/`) and `pub mod memory`.
 include!(concat!(env!("OUT_DIR"), "/board.rs"));
 

@@ -21,8 +21,8 @@ struct State {
     taken: bool,
     /// Nested `acquire`s whose frames are being dropped.
     nested: u32,
-    /// Interrupts were enabled before the outer `acquire`.
-    restore_interrupts: bool,
+    /// PRIMASK before the outer `acquire` (restored by its `release`).
+    primask: u32,
     encoder: defmt::Encoder,
 }
 
@@ -35,7 +35,7 @@ unsafe impl Sync for Shared {}
 static STATE: Shared = Shared(UnsafeCell::new(State {
     taken: false,
     nested: 0,
-    restore_interrupts: false,
+    primask: 0,
     encoder: defmt::Encoder::new(),
 }));
 
@@ -47,7 +47,7 @@ struct Logger;
 // state is accessed with interrupts masked.
 unsafe impl defmt::Logger for Logger {
     fn acquire() {
-        let enabled = cortex_m::register::primask::read().is_inactive();
+        let primask = cortex_m::register::primask::read_raw();
         cortex_m::interrupt::disable();
         // SAFETY: interrupts are masked (a fault handler that logs would nest, which the
         // `taken` check turns into a dropped frame); nothing else holds a reference to STATE.
@@ -57,7 +57,7 @@ unsafe impl defmt::Logger for Logger {
             return;
         }
         s.taken = true;
-        s.restore_interrupts = enabled;
+        s.primask = primask;
         s.encoder.start_frame(sink::write);
     }
 
@@ -77,10 +77,9 @@ unsafe impl defmt::Logger for Logger {
         }
         s.encoder.end_frame(sink::write);
         s.taken = false;
-        if s.restore_interrupts {
-            // SAFETY: interrupts were enabled before the matching `acquire` masked them.
-            unsafe { cortex_m::interrupt::enable() };
-        }
+        // SAFETY: restores the interrupt mask the matching `acquire` found (enabled or not), as
+        // a critical section ends.
+        unsafe { cortex_m::register::primask::write_raw(s.primask) };
     }
 
     unsafe fn write(bytes: &[u8]) {
@@ -219,7 +218,8 @@ mod sink {
             // SAFETY: `write + n <= SIZE`, so the bytes land inside BUFFER; the host reads only
             // up to the write cursor, which is published after the copy.
             unsafe { core::ptr::copy_nonoverlapping(now.as_ptr(), base.add(write), n) };
-            ch.write.store(((write + n) % SIZE) as u32, Ordering::Release);
+            ch.write
+                .store(((write + n) % SIZE) as u32, Ordering::Release);
             bytes = rest;
         }
     }

@@ -55,7 +55,10 @@ pub fn serve<S: Read + Write, R: Responder, const N: usize>(
         for &byte in b.rx.get(..n).unwrap_or_default() {
             if let Some(received) = b.decoder.push(byte) {
                 let len = link::respond(device, received, b.inputs, b.payload, b.tx);
-                if serial.write_all(b.tx.get(..len).unwrap_or_default()).is_err() {
+                if serial
+                    .write_all(b.tx.get(..len).unwrap_or_default())
+                    .is_err()
+                {
                     defmt::warn!("eval: serial write failed");
                 }
             }

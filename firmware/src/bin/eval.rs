@@ -78,20 +78,19 @@ impl Responder for Device<'_> {
             &mut *self.x,
             &mut *self.y,
         );
-        let ((), instructions) = self.counter.measure(|| {
+        let (out, instructions) = self.counter.measure(|| {
             view.transform_input(xs);
-            let out = net.forward(xs, bufs);
-            y.iter_mut().zip(out).for_each(|(d, s)| *d = *s);
+            net.forward(xs, bufs)
         });
-        (microdnn::argmax(&self.y[..]) as u16, instructions, &self.y[..])
+        y.iter_mut().zip(out).for_each(|(d, s)| *d = *s);
+        (
+            microdnn::argmax(&self.y[..]) as u16,
+            instructions,
+            &self.y[..],
+        )
     }
 
-    fn mc(
-        &mut self,
-        x: &[f32],
-        passes: NonZeroU16,
-        seed: u64,
-    ) -> Result<McAnswer<'_>, ErrorCode> {
+    fn mc(&mut self, x: &[f32], passes: NonZeroU16, seed: u64) -> Result<McAnswer<'_>, ErrorCode> {
         let outputs = self.mc_outputs.ok_or(ErrorCode::Unsupported)?;
         self.x.iter_mut().zip(x).for_each(|(d, s)| *d = *s);
         let (net, view, bufs, xs, v) = (

@@ -86,10 +86,9 @@ impl Scratch {
         let v = self.layer(inputs, outputs)?;
         v.rows.iter_mut().for_each(|w| *w = rng.uniform(-1.0, 1.0));
         v.bias.iter_mut().for_each(|b| *b = rng.uniform(-1.0, 1.0));
-        for (x, scale) in v
-            .x
-            .iter_mut()
-            .zip([0.125, 0.5, 1.0, 2.0, 8.0, 0.25, 4.0].into_iter().cycle())
+        for (x, scale) in
+            v.x.iter_mut()
+                .zip([0.125, 0.5, 1.0, 2.0, 8.0, 0.25, 4.0].into_iter().cycle())
         {
             *x = rng.uniform(-1.0, 1.0) * scale;
         }
@@ -152,6 +151,10 @@ const TESTS: &[(&str, Test)] = &[
         sigmoid_tanh_bounded,
     ),
     ("relu and leaky relu", relu_and_leaky_relu),
+    (
+        "a log statement leaves the interrupt mask as it found it",
+        logging_restores_the_interrupt_mask,
+    ),
     ("softmax sums to 1 and is stable", softmax_stable),
     (
         "batch norm folded into dense equals dense then batch norm",
@@ -242,6 +245,29 @@ fn nan_comparison(s: &mut Scratch) -> TestResult {
     }
     if bits::same(0.0, -0.0) || bits::same(y[0], f32::INFINITY) {
         return Err("the comparison confuses signed zeros or NaN and infinity");
+    }
+    Ok(())
+}
+
+fn logging_restores_the_interrupt_mask(_: &mut Scratch) -> TestResult {
+    use cortex_m::register::primask;
+    // PRIMASK bit 0 set: interrupts masked. The logger masks them while it writes a frame and
+    // must restore what it found (SysTick's wrap count, and so every instruction count, depends
+    // on interrupts staying enabled).
+    let masked = || primask::read_raw() & 1 == 1;
+    if masked() {
+        return Err("interrupts are masked before the test");
+    }
+    defmt::info!("  a log line with interrupts enabled");
+    if masked() {
+        return Err("a log statement left the interrupts masked");
+    }
+    let inside = cortex_m::interrupt::free(|_| {
+        defmt::info!("  a log line inside a critical section");
+        masked()
+    });
+    if !inside || masked() {
+        return Err("a log statement inside a critical section changed the mask");
     }
     Ok(())
 }
