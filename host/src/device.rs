@@ -126,8 +126,18 @@ pub struct Link<T: Read + Write> {
 enum Attempt {
     /// The answer.
     Answer(u8, Vec<u8>),
-    /// No answer before the deadline; `garbled`: a corrupted frame was seen meanwhile.
-    NoAnswer { garbled: bool },
+    /// No answer before the deadline; `garbled`: the last corrupted frame seen meanwhile.
+    NoAnswer { garbled: Option<Garbled> },
+}
+
+/// A frame that went wrong while the host waited for an answer.
+#[derive(Clone, Copy, Debug)]
+enum Garbled {
+    /// The device answered a frame it could not decode (sequence number 0) with this code and
+    /// detail.
+    Device(ErrorCode, u16),
+    /// The host could not decode a frame from the device.
+    Host(ErrorCode),
 }
 
 impl<T: Read + Write> Link<T> {
@@ -232,15 +242,22 @@ impl<T: Read + Write> Link<T> {
                 self.retries += 1;
                 match self.attempt(kind, payload)? {
                     Attempt::Answer(k, p) => (k, p),
-                    Attempt::NoAnswer { garbled: false } => {
+                    Attempt::NoAnswer { garbled: None } => {
                         return Err(DeviceError::Timeout(self.timeout))
                     }
-                    Attempt::NoAnswer { garbled: true } => {
-                        return Err(DeviceError::Protocol(
-                            "the device answered twice that it received a corrupted frame \
-                             (is the baud rate right?)"
-                                .into(),
-                        ))
+                    // Twice, the device could not decode a frame and the answer never came: the
+                    // request itself is what it rejects (too long for its buffer, or corrupted
+                    // on the way: a wrong baud rate).
+                    Attempt::NoAnswer {
+                        garbled: Some(Garbled::Device(code, detail)),
+                    } => return Err(DeviceError::Rejected { code, detail }),
+                    Attempt::NoAnswer {
+                        garbled: Some(Garbled::Host(code)),
+                    } => {
+                        return Err(DeviceError::Protocol(format!(
+                            "the device's answers arrived corrupted twice ({code}): is the baud \
+                             rate right?"
+                        )))
                     }
                 }
             }
@@ -265,18 +282,24 @@ impl<T: Read + Write> Link<T> {
     /// device's hello, late answers to earlier requests and error frames for stale bytes.
     fn attempt(&mut self, kind: u8, payload: &[u8]) -> Result<Attempt, DeviceError> {
         let seq = self.send(kind, payload)?;
-        let mut deadline = Instant::now() + self.timeout;
-        let mut garbled = false;
+        let end = Instant::now() + self.timeout;
+        let mut deadline = end;
+        let mut garbled = None;
         loop {
             match self.receive_until(deadline) {
                 Ok((k, s, p)) if s == seq => return Ok(Attempt::Answer(k, p)),
                 // The device could not decode a frame: stale bytes (the answer follows) or this
-                // request (it will not): wait a little longer, then send it again.
-                Ok((kind::ERROR, 0, _)) | Err(DeviceError::Undecodable(_)) => {
-                    if !garbled {
-                        garbled = true;
-                        deadline = deadline.min(Instant::now() + GARBLED_GRACE);
-                    }
+                // request (it will not): wait a little longer, then send it again. Each such
+                // frame shows the device is still working through bytes: the wait restarts.
+                Ok((kind::ERROR, 0, p)) => {
+                    let code = p.first().and_then(|&c| ErrorCode::from_u8(c));
+                    let detail = p.get(2..4).map_or(0, |d| u16::from_le_bytes([d[0], d[1]]));
+                    garbled = code.map(|c| Garbled::Device(c, detail)).or(garbled);
+                    deadline = end.min(Instant::now() + GARBLED_GRACE);
+                }
+                Err(DeviceError::Undecodable(code)) => {
+                    garbled = Some(Garbled::Host(code));
+                    deadline = end.min(Instant::now() + GARBLED_GRACE);
                 }
                 // The hello of a board that restarted, or a late answer to an earlier request.
                 Ok(_) => {}
@@ -824,7 +847,20 @@ mod tests {
         l.io.faults.corrupt_answers = 2;
         let e = l.ping(b"y").unwrap_err();
         assert!(
-            matches!(&e, DeviceError::Protocol(m) if m.contains("corrupted")),
+            matches!(&e, DeviceError::Protocol(m) if m.contains("corrupted twice")),
+            "{e}"
+        );
+        // A request the device cannot take (longer than its buffer: it answers with sequence
+        // number 0, as it cannot trust the frame's): after the retry, the device's reason.
+        let e = l.ping(&vec![7u8; 5000]).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                DeviceError::Rejected {
+                    code: ErrorCode::TooLong,
+                    ..
+                }
+            ),
             "{e}"
         );
         // And the link still works after all of it (late answers are skipped).
@@ -861,12 +897,12 @@ mod tests {
                 assert!(t.elapsed() < 2 * timeout, "{name}: {:?}", t.elapsed());
             }
         }
-        // Garbled frames forever (each decodes to an error): the grace cuts the wait short.
-        let mut l = fake_with(Summer { y: [0.0; 2] }, Duration::from_secs(30));
+        // Garbled frames forever (each decodes to an error): still two bounded waits.
+        let mut l = fake_with(Summer { y: [0.0; 2] }, timeout);
         l.io.faults.flood = Some(vec![0x13, 0x37, 0x00]);
         let t = Instant::now();
         assert!(l.ping(b"?").is_err());
-        assert!(t.elapsed() < 2 * GARBLED_GRACE + Duration::from_secs(1));
+        assert!(t.elapsed() < 3 * timeout, "{:?}", t.elapsed());
     }
 
     #[test]
