@@ -46,6 +46,9 @@ fn floats(v: &Value) -> Vec<f32> {
 }
 
 /// Largest |a − b| / (|b| + floor) over two vectors of the same length.
+///
+/// PyTorch's CPU kernels fuse some multiply-adds (one rounding where the trainer has two), so
+/// results agree to a few ulps, not bit for bit.
 fn max_rel(a: &[f32], b: &[f32], floor: f32) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
@@ -55,8 +58,8 @@ fn max_rel(a: &[f32], b: &[f32], floor: f32) -> f32 {
 }
 
 /// Both are float32 computations of the same formulas; only the order of a few roundings may
-/// differ (a handful of ulps after six steps).
-const TOL: f32 = 4e-6;
+/// differ (a few ulps after six steps).
+const TOL: f32 = 1e-6;
 
 /// Runs one optimiser case of `optim.json` through the trainer's optimiser and regulariser.
 fn run_case(f: &Value, config: OptimizerConfig, reg: Regularization) -> Vec<(Vec<f32>, Vec<f32>)> {
@@ -121,21 +124,28 @@ fn update_rules_match_torch_optim_step_by_step() {
             continue; // below
         }
         let got = run_case(&f, config_of(case), regularization_of(case));
+        let mut worst = 0.0f32;
+        let mut identical = true;
         for (k, ((w, b), want)) in got
             .iter()
             .zip(case["after"].as_array().unwrap())
             .enumerate()
         {
+            // Relative to max(|w|, 0.1): the parameters are of order 1, and a weight that
+            // crosses 0 carries the absolute error of its neighbours.
             let (ew, eb) = (
-                max_rel(w, &floats(&want["weight"]), 1e-3),
-                max_rel(b, &floats(&want["bias"]), 1e-3),
+                max_rel(w, &floats(&want["weight"]), 0.1),
+                max_rel(b, &floats(&want["bias"]), 0.1),
             );
             assert!(
                 ew <= TOL && eb <= TOL,
                 "{name}, step {}: weight differs by {ew:e}, bias by {eb:e} (relative)",
                 k + 1
             );
+            worst = worst.max(ew).max(eb);
+            identical &= *w == floats(&want["weight"]) && *b == floats(&want["bias"]);
         }
+        eprintln!("{name}: largest relative difference {worst:e} over 6 steps (bit-identical: {identical})");
         checked += 1;
     }
     assert_eq!(checked, 10);
@@ -191,7 +201,8 @@ fn batch_norm_training_mode_matches_torch_batchnorm1d() {
                 let e = max_rel(got, &floats(&s[key]), floor);
                 assert!(e <= TOL, "{what}: {key} differs by {e:e}");
             };
-            close(&y, "y", 1e-2);
+            // y = γ x̂ + β cancels near 0: compared relative to max(|y|, 1).
+            close(&y, "y", 1.0);
             close(&bn.running_mean, "running_mean", 1e-3);
             close(&bn.running_var, "running_var", 1e-3);
             assert_eq!(
@@ -220,7 +231,7 @@ fn batch_norm_training_mode_matches_torch_batchnorm1d() {
         let xe = floats(&case["eval_x"]);
         let mut ye = vec![0.0; xe.len()];
         batchnorm::forward_eval(&bn, &xe, &mut ye);
-        let e = max_rel(&ye, &floats(&case["eval_y"]), 1e-2);
+        let e = max_rel(&ye, &floats(&case["eval_y"]), 1.0);
         assert!(e <= TOL, "eval mode differs by {e:e}");
     }
 }
