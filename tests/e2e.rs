@@ -301,7 +301,7 @@ fn junk(rng: &mut Rng, k: u32) -> Vec<u8> {
         3 => {
             let f = frame(kind::INFER_U8, &random(rng, 64));
             let mut t = f[..1 + rng.next_u32() as usize % (f.len() - 2)].to_vec();
-            if rng.next_u32() % 2 == 0 {
+            if rng.next_u32().is_multiple_of(2) {
                 t.push(0);
             }
             t

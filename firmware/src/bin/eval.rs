@@ -36,8 +36,12 @@ const MAX_FRAME: usize = link::decoder_capacity(link::request_payload_capacity(I
 /// Largest answer payload: an MC_RESULT with the model's outputs (and room for short pings).
 const MAX_PAYLOAD: usize = link::answer_payload_capacity(OUTPUTS) + 64;
 
-/// Per-class vectors of the Monte-Carlo summary (statics: nothing model-sized on the stack).
-struct McVectors {
+/// The model-sized vectors of a request (statics: nothing model-sized on the stack): the
+/// inputs (transformed in place), the outputs, and the Monte-Carlo summary's mean, standard
+/// deviation and one pass's probabilities.
+struct Vectors {
+    x: [f32; INPUTS],
+    y: [f32; OUTPUTS],
     mean: [f32; OUTPUTS],
     std: [f32; OUTPUTS],
     pass: [f32; OUTPUTS],
@@ -47,9 +51,7 @@ struct Device<'a> {
     net: Net<'a>,
     view: ModelView<'a>,
     bufs: &'a mut NetBuffers,
-    x: &'a mut [f32; INPUTS],
-    y: &'a mut [f32; OUTPUTS],
-    mc: &'a mut McVectors,
+    v: &'a mut Vectors,
     /// How the network's outputs become class probabilities; `None`: MC refused.
     mc_outputs: Option<McOutputs>,
     counter: InstructionCounter,
@@ -70,45 +72,43 @@ impl Responder for Device<'_> {
     }
 
     fn infer(&mut self, x: &[f32]) -> (u16, u64, &[f32]) {
-        self.x.iter_mut().zip(x).for_each(|(d, s)| *d = *s);
-        let (net, view, bufs, xs, y) = (
-            &self.net,
-            &self.view,
-            &mut *self.bufs,
-            &mut *self.x,
-            &mut *self.y,
-        );
+        let v = &mut *self.v;
+        v.x.iter_mut().zip(x).for_each(|(d, s)| *d = *s);
+        let (net, view, bufs, xs) = (&self.net, &self.view, &mut *self.bufs, &mut v.x);
         let (out, instructions) = self.counter.measure(|| {
             view.transform_input(xs);
             net.forward(xs, bufs)
         });
-        y.iter_mut().zip(out).for_each(|(d, s)| *d = *s);
-        (
-            microdnn::argmax(&self.y[..]) as u16,
-            instructions,
-            &self.y[..],
-        )
+        v.y.iter_mut().zip(out).for_each(|(d, s)| *d = *s);
+        (microdnn::argmax(&v.y) as u16, instructions, &v.y)
     }
 
-    fn mc(&mut self, x: &[f32], passes: NonZeroU16, seed: u64) -> Result<McAnswer<'_>, ErrorCode> {
+    fn mc(
+        &mut self,
+        x: &[f32],
+        passes: NonZeroU16,
+        seed: u64,
+    ) -> Result<McAnswer<'_>, ErrorCode> {
         let outputs = self.mc_outputs.ok_or(ErrorCode::Unsupported)?;
-        self.x.iter_mut().zip(x).for_each(|(d, s)| *d = *s);
-        let (net, view, bufs, xs, v) = (
-            &self.net,
-            &self.view,
-            &mut *self.bufs,
-            &mut *self.x,
-            &mut *self.mc,
-        );
+        let v = &mut *self.v;
+        v.x.iter_mut().zip(x).for_each(|(d, s)| *d = *s);
+        let (net, view, bufs) = (&self.net, &self.view, &mut *self.bufs);
+        let Vectors {
+            x: xs,
+            mean,
+            std,
+            pass,
+            ..
+        } = v;
         let (summary, instructions) = self.counter.measure(|| {
             view.transform_input(xs);
             mc::run::<core::convert::Infallible>(
                 outputs,
                 passes.into(),
                 seed,
-                &mut v.mean,
-                &mut v.std,
-                &mut v.pass,
+                mean,
+                std,
+                pass,
                 |rng, out| {
                     let y = net.forward_mc(xs, bufs, rng);
                     out.iter_mut().zip(y).for_each(|(d, s)| *d = *s);
@@ -120,8 +120,8 @@ impl Responder for Device<'_> {
         Ok(McAnswer {
             summary,
             instructions,
-            mean: &self.mc.mean,
-            std: &self.mc.std,
+            mean: &self.v.mean,
+            std: &self.v.std,
         })
     }
 }
@@ -129,9 +129,9 @@ impl Responder for Device<'_> {
 #[entry]
 fn main() -> ! {
     static mut BUFFERS: NetBuffers = NetBuffers::new();
-    static mut INPUT: [f32; INPUTS] = [0.0; INPUTS];
-    static mut OUTPUT: [f32; OUTPUTS] = [0.0; OUTPUTS];
-    static mut MC: McVectors = McVectors {
+    static mut VECTORS: Vectors = Vectors {
+        x: [0.0; INPUTS],
+        y: [0.0; OUTPUTS],
         mean: [0.0; OUTPUTS],
         std: [0.0; OUTPUTS],
         pass: [0.0; OUTPUTS],
@@ -190,9 +190,7 @@ fn main() -> ! {
         net,
         view,
         bufs: BUFFERS,
-        x: INPUT,
-        y: OUTPUT,
-        mc: MC,
+        v: VECTORS,
         mc_outputs,
         counter: InstructionCounter::start(p.SYST),
         stack,
