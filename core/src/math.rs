@@ -21,6 +21,9 @@
 //!
 //!   Saturation: `sigmoid(-inf)` is `exp(-88)`, about 6e-39, instead of exactly 0.
 //!
+//! [`ln`] and [`entropy`] (Monte-Carlo summaries, [`crate::mc`]) use `libm`'s `logf` with either
+//! backend.
+//!
 //! # Conventions (shared with the trainer)
 //! - ReLU is written as a comparison, `if x > 0 { x } else { 0 }`, with NaN passed through: it
 //!   never depends on `f32::max`'s unspecified choice between `+0` and `-0`.

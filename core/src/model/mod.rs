@@ -822,7 +822,7 @@ impl<'a> ModelView<'a> {
 
     /// One Monte-Carlo pass with run-time shapes: like [`ModelView::run`] on an input that is
     /// already transformed (`x` is not modified), with each layer's dropout rate applied to its
-    /// output after the activation, exactly as a [`network!`](crate::network) type's
+    /// output after the activation, exactly as a [`network!`](macro@crate::network) type's
     /// `forward_mc` does ([`Layer::forward_mc`](crate::Layer::forward_mc): the same masks from
     /// the same `rng` state, so the same bits). Returns the output slice (inside `a` or `b`).
     pub fn run_mc<'b>(
