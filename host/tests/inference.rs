@@ -27,7 +27,7 @@ fn net() -> Sequential {
             40,
             rand_vec(37 * 40, 5, -0.3, 0.3),
             rand_vec(40, 6, -0.1, 0.1),
-        )),
+        ).unwrap()),
         Layer::BatchNorm1d(bn),
         Layer::Activation(Activation::LeakyRelu { slope: 0.05 }),
         Layer::Dropout(0.5),
@@ -36,14 +36,14 @@ fn net() -> Sequential {
             19,
             rand_vec(40 * 19, 7, -0.3, 0.3),
             rand_vec(19, 8, -0.1, 0.1),
-        )),
+        ).unwrap()),
         Layer::Activation(Activation::Tanh),
         Layer::Linear(Linear::from_parts(
             19,
             7,
             rand_vec(19 * 7, 9, -0.3, 0.3),
             rand_vec(7, 10, -0.1, 0.1),
-        )),
+        ).unwrap()),
     ])
 }
 

@@ -21,12 +21,7 @@ use microdnn_host::train::{
 
 fn prepared(train: Dataset, val: Option<Dataset>, test: Option<Dataset>) -> PreparedData {
     let f = train.features;
-    PreparedData {
-        train,
-        val,
-        test,
-        transform: InputTransform::identity(f),
-    }
+    PreparedData::new(train, val, test, InputTransform::identity(f))
 }
 
 fn accuracy(model: &Model, d: &Dataset) -> f64 {
@@ -291,6 +286,7 @@ fn resume_is_bit_identical_to_an_uninterrupted_run() {
             &RunOptions {
                 out_dir: Some(dir.to_path_buf()),
                 resume,
+                force: false,
                 progress: false,
                 stop_after,
             },

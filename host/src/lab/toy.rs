@@ -100,7 +100,7 @@ mod tests {
             2,
             vec![0.0, 0.0, 1.0, -1.0],
             vec![0.0, 0.0],
-        ))]);
+        ).unwrap())]);
         let r = rasterise(&net, (-1.0, 1.0, -1.0, 1.0), 10, 10);
         assert_eq!(r.prob.len(), 100);
         for j in 0..10 {

@@ -9,10 +9,15 @@
 //!
 //! Metadata (string map): `microdnn.format_version` ([`FORMAT_VERSION`]),
 //! `microdnn.architecture` (JSON list of [`LayerSpec`]), `microdnn.input_transform` (JSON
-//! `{"scale": [...], "offset": [...]}`), `microdnn.classes` (decimal).
+//! `{"scale": [...], "offset": [...]}`), `microdnn.classes` (decimal, the network's outputs),
+//! `microdnn.checksum` ([`CHECKSUM_KEY`]: CRC-32 of the other metadata, the tensor index and the
+//! tensor bytes, verified on load); a training run adds `microdnn.data` (how to rebuild its test
+//! split, see `train::DataRecord`).
 //!
-//! Every file is written atomically: to a temporary file in the same folder, fsynced, then
-//! renamed over the target, so a crash or an error never leaves a partial checkpoint.
+//! Loading checks sizes against the bytes actually present before allocating anything, and
+//! refuses non-finite values. Every file is written atomically: to a temporary file in the same
+//! folder, fsynced, then renamed over the target, so a crash or an error never leaves a partial
+//! checkpoint ([`remove_stale_temporaries`] clears what a killed process left behind).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -23,8 +28,11 @@ use safetensors::{Dtype, SafeTensors};
 use crate::data::InputTransform;
 use crate::model::{ArchitectureError, Layer, LayerSpec, Model, Sequential};
 
-/// Version of the checkpoint layout.
-pub const FORMAT_VERSION: &str = "1";
+/// Version of the checkpoint layout (2: with [`CHECKSUM_KEY`]; version 1 files, without it, are
+/// still read).
+pub const FORMAT_VERSION: &str = "2";
+/// Metadata key of the checksum: `crc32:` and 8 hex digits.
+pub const CHECKSUM_KEY: &str = "microdnn.checksum";
 /// File name of the model checkpoint in a run folder.
 pub const MODEL_FILE: &str = "model.safetensors";
 
@@ -64,6 +72,22 @@ pub enum CheckpointError {
         path: PathBuf,
         /// What is wrong.
         error: ArchitectureError,
+    },
+    /// A safetensors file without microdnn's metadata (e.g. a PyTorch state dict).
+    #[error("{path}: not a microdnn checkpoint (no microdnn metadata)")]
+    NotACheckpoint {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The checksum does not match the content: the file was damaged or edited.
+    #[error("{path}: checksum mismatch (stored {stored}, content {computed}): the file is damaged")]
+    Checksum {
+        /// The file.
+        path: PathBuf,
+        /// The checksum in the metadata.
+        stored: String,
+        /// The checksum of the content.
+        computed: String,
     },
     /// A tensor is missing or has the wrong type or shape.
     #[error("{path}: tensor {name}: {message}")]
@@ -163,19 +187,61 @@ pub struct TensorFile<'a> {
     path: &'a Path,
     st: SafeTensors<'a>,
     metadata: HashMap<String, String>,
+    data_len: usize,
 }
 
 impl<'a> TensorFile<'a> {
-    /// Parses `bytes` read from `path`.
+    /// Parses `bytes` read from `path`; a [`CHECKSUM_KEY`] in the metadata is verified.
     pub fn parse(path: &'a Path, bytes: &'a [u8]) -> Result<Self, CheckpointError> {
         let format = |e: safetensors::SafeTensorError| CheckpointError::Format {
             path: path.to_path_buf(),
             message: e.to_string(),
         };
-        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(format)?;
+        let (n, meta) = SafeTensors::read_metadata(bytes).map_err(format)?;
         let metadata = meta.metadata().clone().unwrap_or_default();
         let st = SafeTensors::deserialize(bytes).map_err(format)?;
-        Ok(Self { path, st, metadata })
+        let data = &bytes[(8 + n).min(bytes.len())..];
+        if let Some(stored) = metadata.get(CHECKSUM_KEY) {
+            let index: Vec<(String, String, Vec<usize>, (usize, usize))> = meta
+                .tensors()
+                .into_iter()
+                .map(|(name, t)| (name, dtype_name(t.dtype), t.shape.clone(), t.data_offsets))
+                .collect();
+            let computed = checksum(&metadata, &index, data);
+            if *stored != computed {
+                return Err(CheckpointError::Checksum {
+                    path: path.to_path_buf(),
+                    stored: stored.clone(),
+                    computed,
+                });
+            }
+        }
+        Ok(Self {
+            path,
+            st,
+            metadata,
+            data_len: data.len(),
+        })
+    }
+
+    /// Whether the file carries microdnn's metadata and the checksum its version requires.
+    pub fn check_microdnn(&self) -> Result<(), CheckpointError> {
+        let Ok(version) = self.meta("microdnn.format_version") else {
+            return Err(CheckpointError::NotACheckpoint {
+                path: self.path.to_path_buf(),
+            });
+        };
+        match version {
+            "1" => Ok(()),
+            FORMAT_VERSION => self.meta(CHECKSUM_KEY).map(|_| ()),
+            other => Err(CheckpointError::Metadata {
+                path: self.path.to_path_buf(),
+                key: "microdnn.format_version".into(),
+                message: format!(
+                    "version {other:?}: this microdnn reads versions 1 and {FORMAT_VERSION}"
+                ),
+            }),
+        }
     }
 
     /// A metadata value.
@@ -230,10 +296,15 @@ impl<'a> TensorFile<'a> {
                 format!("expected shape {shape:?}, found {:?}", t.shape()),
             ));
         }
-        Ok(t.data()
+        let v: Vec<f32> = t
+            .data()
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
+            .collect();
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            return Err(self.tensor_err(name, format!("element {i} is {}", v[i])));
+        }
+        Ok(v)
     }
 
     /// An i64 scalar (shape `[]`; `[1]` is accepted too).
@@ -252,7 +323,9 @@ impl<'a> TensorFile<'a> {
                 ),
             ));
         }
-        Ok(i64::from_le_bytes(t.data().try_into().unwrap()))
+        let mut b = [0u8; 8];
+        b.copy_from_slice(t.data());
+        Ok(i64::from_le_bytes(b))
     }
 
     /// A u8 vector.
@@ -294,13 +367,24 @@ impl<'a> TensorFile<'a> {
         Ok(())
     }
 
-    /// The architecture stored in the metadata, with zero parameters.
+    /// The architecture stored in the metadata, with zero parameters. Its parameters must fit
+    /// in the tensor bytes the file holds (checked before anything is allocated).
     pub fn architecture(&self) -> Result<Sequential, CheckpointError> {
         let specs: Vec<LayerSpec> = self.meta_json("microdnn.architecture")?;
         let architecture = |error| CheckpointError::Architecture {
             path: self.path.to_path_buf(),
             error,
         };
+        let declared = specs
+            .iter()
+            .try_fold(0u64, |sum, s| sum.checked_add(s.parameter_count()?));
+        let room = (self.data_len / 4) as u64;
+        if declared.is_none_or(|d| d > room) {
+            return Err(architecture(ArchitectureError::TooLarge {
+                declared: declared.unwrap_or(u64::MAX),
+                available: format!("the file holds only {} bytes of tensors", self.data_len),
+            }));
+        }
         let layers = specs
             .iter()
             .map(Layer::from_spec)
@@ -328,52 +412,118 @@ pub fn model_metadata(model: &Model) -> HashMap<String, String> {
     m
 }
 
-/// Serialises named tensors and metadata to safetensors bytes.
+/// The name safetensors gives a dtype in its header (`F32`, `I64`, ...).
+fn dtype_name(d: Dtype) -> String {
+    match serde_json::to_value(d) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => format!("{d:?}"),
+    }
+}
+
+/// The checksum of a file's content: CRC-32 of the metadata other than the checksum (sorted by
+/// key), the tensor index (sorted by name: dtype, shape, offsets) and the tensor bytes,
+/// written `crc32:` and 8 hex digits. Independent of how the JSON header is laid out.
+fn checksum(
+    metadata: &HashMap<String, String>,
+    index: &[(String, String, Vec<usize>, (usize, usize))],
+    data: &[u8],
+) -> String {
+    let mut h = crc32fast::Hasher::new();
+    let mut keys: Vec<_> = metadata.iter().filter(|(k, _)| *k != CHECKSUM_KEY).collect();
+    keys.sort();
+    for (k, v) in keys {
+        for part in [k.as_bytes(), b"\0", v.as_bytes(), b"\0"] {
+            h.update(part);
+        }
+    }
+    let mut index: Vec<_> = index.iter().collect();
+    index.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, dtype, shape, (a, b)) in index {
+        let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+        let line = format!("{name}\0{dtype}\0{}\0{a}\0{b}\0", dims.join(","));
+        h.update(line.as_bytes());
+    }
+    h.update(data);
+    format!("crc32:{:08x}", h.finalize())
+}
+
+/// Serialises named tensors and metadata to safetensors bytes, with the [`CHECKSUM_KEY`] added.
 ///
 /// Written here rather than by `safetensors::serialize` so that the bytes are deterministic
 /// (JSON keys sorted; the crate's metadata map has a random order): the same model always gives
 /// the same file. Layout: `u64` LE header length, the JSON header padded with spaces to a
 /// multiple of 8, then the tensors' bytes in the given order. The result is validated by
 /// parsing it back with the `safetensors` crate in tests.
-pub fn to_bytes(tensors: &[(String, Tensor)], metadata: HashMap<String, String>) -> Vec<u8> {
-    let dtype_name = |d: Dtype| match d {
-        Dtype::F32 => "F32",
-        Dtype::I64 => "I64",
-        Dtype::U8 => "U8",
-        other => panic!("unsupported dtype {other:?}"),
-    };
+pub fn to_bytes(tensors: &[(String, Tensor)], mut metadata: HashMap<String, String>) -> Vec<u8> {
+    let mut offset = 0usize;
+    let mut index = Vec::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        let end = offset + t.data.len();
+        index.push((name.clone(), dtype_name(t.dtype), t.shape.clone(), (offset, end)));
+        offset = end;
+    }
+    let data: Vec<u8> = tensors.iter().flat_map(|(_, t)| t.data.iter().copied()).collect();
+    metadata.insert(CHECKSUM_KEY.into(), checksum(&metadata, &index, &data));
     let mut header = serde_json::Map::new();
     let meta: serde_json::Map<String, serde_json::Value> = metadata
         .into_iter()
         .map(|(k, v)| (k, serde_json::Value::String(v)))
         .collect();
     header.insert("__metadata__".into(), serde_json::Value::Object(meta));
-    let mut offset = 0usize;
-    for (name, t) in tensors {
-        let end = offset + t.data.len();
+    for (name, dtype, shape, (a, b)) in index {
         header.insert(
-            name.clone(),
-            serde_json::json!({"dtype": dtype_name(t.dtype), "shape": t.shape, "data_offsets": [offset, end]}),
+            name,
+            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [a, b]}),
         );
-        offset = end;
     }
     let mut json =
-        serde_json::to_vec(&serde_json::Value::Object(header)).expect("header serialises");
+        serde_json::to_vec(&serde_json::Value::Object(header)).unwrap_or_default();
     while !json.len().is_multiple_of(8) {
         json.push(b' ');
     }
-    let mut out = Vec::with_capacity(8 + json.len() + offset);
+    let mut out = Vec::with_capacity(8 + json.len() + data.len());
     out.extend_from_slice(&(json.len() as u64).to_le_bytes());
     out.extend_from_slice(&json);
-    for (_, t) in tensors {
-        out.extend_from_slice(&t.data);
-    }
+    out.extend_from_slice(&data);
     out
 }
 
 /// The bytes of a model checkpoint.
 pub fn model_bytes(model: &Model) -> Vec<u8> {
-    to_bytes(&state_dict(&model.net, ""), model_metadata(model))
+    model_bytes_with(model, &[])
+}
+
+/// The bytes of a model checkpoint with `extra` metadata entries (e.g. a run's data record).
+pub fn model_bytes_with(model: &Model, extra: &[(&str, String)]) -> Vec<u8> {
+    let mut meta = model_metadata(model);
+    for (k, v) in extra {
+        meta.insert((*k).to_string(), v.clone());
+    }
+    to_bytes(&state_dict(&model.net, ""), meta)
+}
+
+/// What the temporary files of [`atomic_write`] are called: `.NAME.tmpPID`.
+const TMP_MARK: &str = ".tmp";
+
+/// Removes the temporary files of [`atomic_write`] (`.NAME.tmpPID`) that a killed process left
+/// in `dir`; returns their names. Call it only while no other process writes into `dir` (a
+/// training run holds the folder's lock).
+pub fn remove_stale_temporaries(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stale = name.strip_prefix('.').and_then(|n| n.rsplit_once(TMP_MARK)).is_some_and(
+            |(base, pid)| {
+                !base.is_empty() && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())
+            },
+        );
+        if stale && entry.file_type()?.is_file() {
+            std::fs::remove_file(entry.path())?;
+            removed.push(name);
+        }
+    }
+    Ok(removed)
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, `fsync`, rename.
@@ -391,7 +541,7 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let tmp = dir.join(format!(".{name}{TMP_MARK}{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -424,7 +574,17 @@ pub fn save_model(path: &Path, model: &Model) -> Result<(), CheckpointError> {
     atomic_write(path, &model_bytes(model))
 }
 
-/// Loads a model checkpoint (a file, or a run folder holding `model.safetensors`).
+/// Saves a model checkpoint with `extra` metadata entries atomically.
+pub fn save_model_with(
+    path: &Path,
+    model: &Model,
+    extra: &[(&str, String)],
+) -> Result<(), CheckpointError> {
+    atomic_write(path, &model_bytes_with(model, extra))
+}
+
+/// Loads a model checkpoint (a file, or a run folder holding `model.safetensors`): checksum,
+/// sizes, finite values, and a class count equal to the network's outputs are checked.
 pub fn load_model(path: &Path) -> Result<Model, CheckpointError> {
     let path = resolve_model_path(path);
     let bytes = std::fs::read(&path).map_err(|error| CheckpointError::Io {
@@ -432,35 +592,54 @@ pub fn load_model(path: &Path) -> Result<Model, CheckpointError> {
         error,
     })?;
     let file = TensorFile::parse(&path, &bytes)?;
-    let version = file.meta("microdnn.format_version")?;
-    if version != FORMAT_VERSION {
-        return Err(CheckpointError::Metadata {
-            path: path.clone(),
-            key: "microdnn.format_version".into(),
-            message: format!("expected {FORMAT_VERSION}, found {version}"),
-        });
-    }
+    file.check_microdnn()?;
     let mut net = file.architecture()?;
     file.load_into(&mut net, "")?;
     let transform: InputTransform = file.meta_json("microdnn.input_transform")?;
-    let classes: usize =
-        file.meta("microdnn.classes")?
-            .parse()
-            .map_err(|e| CheckpointError::Metadata {
-                path: path.clone(),
-                key: "microdnn.classes".into(),
-                message: format!("{e}"),
-            })?;
-    if transform.scale.len() != net.in_features() || transform.offset.len() != net.in_features() {
-        return Err(CheckpointError::Metadata {
-            path: path.clone(),
-            key: "microdnn.input_transform".into(),
-            message: format!(
-                "expected {} inputs, found {}",
-                net.in_features(),
-                transform.scale.len()
+    let meta_err = |key: &str, message: String| CheckpointError::Metadata {
+        path: path.clone(),
+        key: key.into(),
+        message,
+    };
+    let classes: usize = file
+        .meta("microdnn.classes")?
+        .parse()
+        .map_err(|e| meta_err("microdnn.classes", format!("{e}")))?;
+    let outputs = net.out_features();
+    if classes != outputs || classes > crate::data::MAX_CLASSES {
+        return Err(meta_err(
+            "microdnn.classes",
+            format!(
+                "{classes} classes, but the network has {outputs} outputs{}",
+                if outputs > crate::data::MAX_CLASSES {
+                    format!(" (at most {} classes are supported)", crate::data::MAX_CLASSES)
+                } else {
+                    String::new()
+                }
             ),
-        });
+        ));
+    }
+    let inputs = net.in_features();
+    if transform.scale.len() != inputs || transform.offset.len() != inputs {
+        return Err(meta_err(
+            "microdnn.input_transform",
+            format!(
+                "{} scales and {} offsets for a network of {inputs} inputs",
+                transform.scale.len(),
+                transform.offset.len()
+            ),
+        ));
+    }
+    if let Some(v) = transform
+        .scale
+        .iter()
+        .chain(&transform.offset)
+        .find(|v| !v.is_finite())
+    {
+        return Err(meta_err(
+            "microdnn.input_transform",
+            format!("a value is {v}"),
+        ));
     }
     Ok(Model {
         net,
@@ -486,11 +665,11 @@ mod tests {
                     3,
                     vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
                     vec![0.5, -0.5, 0.0],
-                )),
+                ).unwrap()),
                 Layer::BatchNorm1d(bn),
                 Layer::Activation(Activation::LeakyRelu { slope: 0.2 }),
                 Layer::Dropout(0.25),
-                Layer::Linear(Linear::from_parts(3, 2, vec![0.0; 6], vec![1.0, 2.0])),
+                Layer::Linear(Linear::from_parts(3, 2, vec![0.0; 6], vec![1.0, 2.0]).unwrap()),
             ]),
             transform: InputTransform {
                 scale: vec![0.5, 2.0],
