@@ -29,12 +29,15 @@ fn dead_fraction_and_activation_statistics_match_a_direct_computation() {
     let seq = Sequential::new(vec![
         Layer::Linear(Linear::from_parts(2, 4, w1.clone(), b1.clone()).unwrap()),
         Layer::Activation(Activation::Relu),
-        Layer::Linear(Linear::from_parts(
-            4,
-            2,
-            vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0],
-            vec![0.0, 0.0],
-        ).unwrap()),
+        Layer::Linear(
+            Linear::from_parts(
+                4,
+                2,
+                vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0],
+                vec![0.0, 0.0],
+            )
+            .unwrap(),
+        ),
     ]);
     let mut rng = rng_for(1, 0);
     let rows = 500;
@@ -92,12 +95,7 @@ fn unit0_input_percentiles_of_a_standard_normal() {
     // Unit 0 of a layer with weight row (1, 0) and bias 0 sees x0 ~ N(0, 1): percentiles
     // -1.0364, 0, 1.0364.
     let seq = Sequential::new(vec![
-        Layer::Linear(Linear::from_parts(
-            2,
-            2,
-            vec![1.0, 0.0, 0.0, 1.0],
-            vec![0.0; 2],
-        ).unwrap()),
+        Layer::Linear(Linear::from_parts(2, 2, vec![1.0, 0.0, 0.0, 1.0], vec![0.0; 2]).unwrap()),
         Layer::Activation(Activation::Sigmoid),
         Layer::Linear(Linear::from_parts(2, 1, vec![1.0, 1.0], vec![0.0]).unwrap()),
     ]);

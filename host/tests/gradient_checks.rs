@@ -79,7 +79,8 @@ fn linear(inp: usize, out: usize, seed: u64) -> Linear {
         out,
         rand_vec(inp * out, &mut rng, -0.8, 0.8),
         rand_vec(out, &mut rng, -0.3, 0.3),
-    ).unwrap()
+    )
+    .unwrap()
 }
 
 #[test]

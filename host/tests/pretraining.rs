@@ -32,7 +32,8 @@ fn ae(tied: bool, enc: Activation, dec: Activation, seed: u64) -> Autoencoder {
         h,
         rand_vec(n * h, &mut rng, -1.0, 1.0),
         rand_vec(h, &mut rng, -0.5, 0.5),
-    ).unwrap();
+    )
+    .unwrap();
     let mut a = Autoencoder::new(&enc_layer, enc, dec, tied, &mut rng);
     a.c = rand_vec(n, &mut rng, -0.5, 0.5);
     a

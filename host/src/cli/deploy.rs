@@ -243,8 +243,8 @@ fn model_file(p: &Path) -> anyhow::Result<PathBuf> {
         p.to_path_buf()
     };
     if !path.is_file() || path == checkpoint {
-        let is_run = checkpoint.is_file()
-            && checkpoint.extension().is_some_and(|e| e == "safetensors");
+        let is_run =
+            checkpoint.is_file() && checkpoint.extension().is_some_and(|e| e == "safetensors");
         if is_run {
             bail!(
                 "{} is a trained model, not a device model file: export it first with \
@@ -391,24 +391,30 @@ pub fn run_eval(a: DeviceEvalArgs) -> anyhow::Result<()> {
              transform)"
         );
     }
-    let trainer_accuracy = record.as_ref().filter(|r| r.microdnn_checkpoint).and_then(|r| {
-        let found = [Some(r.source.clone()), r.source_relative.as_ref().map(|p| export_dir.join(p))]
+    let trainer_accuracy = record
+        .as_ref()
+        .filter(|r| r.microdnn_checkpoint)
+        .and_then(|r| {
+            let found = [
+                Some(r.source.clone()),
+                r.source_relative.as_ref().map(|p| export_dir.join(p)),
+            ]
             .into_iter()
             .flatten()
             .find_map(|c| checkpoint::load_model(&c).ok());
-        if found.is_none() {
-            eprintln!(
-                "note: the exported checkpoint {} is not found: no trainer accuracy",
-                r.source.display()
-            );
-        }
-        found.map(|m| {
-            let mut d = data.clone();
-            d.x.truncate(n * d.features);
-            d.y.truncate(n);
-            metrics::evaluate(&m, &d).accuracy
-        })
-    });
+            if found.is_none() {
+                eprintln!(
+                    "note: the exported checkpoint {} is not found: no trainer accuracy",
+                    r.source.display()
+                );
+            }
+            found.map(|m| {
+                let mut d = data.clone();
+                d.x.truncate(n * d.features);
+                d.y.truncate(n);
+                metrics::evaluate(&m, &d).accuracy
+            })
+        });
 
     let bar = indicatif::ProgressBar::new(n as u64).with_style(
         indicatif::ProgressStyle::with_template(

@@ -155,7 +155,14 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     let cfg = resolve_config(&a)?;
     let data = train::prepare_data(&cfg).context("preparing the data")?;
     for n in &data.notes {
-        eprintln!("{}", if n.starts_with("warning") { n.clone() } else { format!("note: {n}") });
+        eprintln!(
+            "{}",
+            if n.starts_with("warning") {
+                n.clone()
+            } else {
+                format!("note: {n}")
+            }
+        );
     }
     eprintln!(
         "data: {} train, {} validation, {} test examples, {} inputs, {} classes; {} threads",

@@ -38,9 +38,9 @@ impl TryFrom<HeaderSetting> for Header {
             HeaderSetting::Bool(true) => Ok(Header::Yes),
             HeaderSetting::Bool(false) => Ok(Header::No),
             HeaderSetting::Text(t) if t == "auto" => Ok(Header::Auto),
-            HeaderSetting::Text(t) => Err(format!(
-                "header = {t:?}: expected true, false or \"auto\""
-            )),
+            HeaderSetting::Text(t) => {
+                Err(format!("header = {t:?}: expected true, false or \"auto\""))
+            }
         }
     }
 }
@@ -114,7 +114,11 @@ struct Columns {
 }
 
 impl Columns {
-    fn of(cells: usize, label_column: i64, err: &dyn Fn(String) -> DataError) -> Result<Self, DataError> {
+    fn of(
+        cells: usize,
+        label_column: i64,
+        err: &dyn Fn(String) -> DataError,
+    ) -> Result<Self, DataError> {
         if cells < 2 {
             return Err(err(format!(
                 "expected at least 2 columns (inputs and a label), found {cells}"
@@ -187,7 +191,9 @@ pub fn load_csv_with(path: &Path, opts: &CsvOptions) -> Result<(Dataset, CsvRepo
         }
         let c = match &cols {
             Some(c) => c,
-            None => cols.insert(Columns::of(cells.len(), opts.label_column, &|m| err(lineno, m))?),
+            None => cols.insert(Columns::of(cells.len(), opts.label_column, &|m| {
+                err(lineno, m)
+            })?),
         };
         if cells.len() != c.count {
             return Err(err(
@@ -240,9 +246,7 @@ pub fn load_csv_with(path: &Path, opts: &CsvOptions) -> Result<(Dataset, CsvRepo
             path: path.to_path_buf(),
         });
     };
-    let classes = opts
-        .classes
-        .unwrap_or(report.largest_label.0 as usize + 1);
+    let classes = opts.classes.unwrap_or(report.largest_label.0 as usize + 1);
     Ok((
         Dataset {
             features: c.count - 1,
@@ -256,12 +260,16 @@ pub fn load_csv_with(path: &Path, opts: &CsvOptions) -> Result<(Dataset, CsvRepo
 
 /// A label of line `line`, checked against the configured class count, or against
 /// [`MAX_CLASSES`] when the count is inferred.
-fn check_label(path: &Path, line: usize, label: u64, classes: Option<usize>) -> Result<u32, DataError> {
+fn check_label(
+    path: &Path,
+    line: usize,
+    label: u64,
+    classes: Option<usize>,
+) -> Result<u32, DataError> {
     let why = match classes {
-        Some(c) if label >= c as u64 => format!(
-            "is not below data.classes = {c} (labels are 0..={})",
-            c - 1
-        ),
+        Some(c) if label >= c as u64 => {
+            format!("is not below data.classes = {c} (labels are 0..={})", c - 1)
+        }
         None if label >= MAX_CLASSES as u64 => format!(
             "is too large: labels are class indices, at most {} ({MAX_CLASSES} classes)",
             MAX_CLASSES - 1
@@ -328,5 +336,82 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing.csv"), "{e}");
+    }
+
+    #[test]
+    fn a_header_row_is_read_as_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(&dir, "h.csv", "x1, x2, label\n1,2,0\n3,4,1\n");
+        let opts = |header| CsvOptions {
+            header,
+            ..CsvOptions::default()
+        };
+        let (d, r) = load_csv_with(&p, &opts(Header::Auto)).unwrap();
+        assert_eq!((d.len(), r.header.as_deref()), (2, Some("x1, x2, label")));
+        let (d, _) = load_csv_with(&p, &opts(Header::Yes)).unwrap();
+        assert_eq!(d.x, vec![1.0, 2.0, 3.0, 4.0]);
+        let e = load_csv_with(&p, &opts(Header::No))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("h.csv line 1: column 1: expected a number"),
+            "{e}"
+        );
+        // Auto reads a numeric first row as data, and says nothing.
+        let p = write(&dir, "n.csv", "1,2,0\n3,4,1\n");
+        let (d, r) = load_csv_with(&p, &opts(Header::Auto)).unwrap();
+        assert_eq!((d.len(), r.header), (2, None));
+        // A half-numeric first row is a broken row, not a header.
+        let p = write(&dir, "m.csv", "1,x,0\n3,4,1\n");
+        let e = load_csv_with(&p, &opts(Header::Auto))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("m.csv line 1: column 2: expected a number"),
+            "{e}"
+        );
+        // A label-less header row gets a hint when headers are off.
+        let p = write(&dir, "l.csv", "1,2,label\n3,4,1\n");
+        let e = load_csv_with(&p, &opts(Header::No))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a header row? set data.header"), "{e}");
+    }
+
+    #[test]
+    fn labels_are_checked_against_the_classes_with_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        // One stray 7 among labels 0..=2.
+        let p = write(&dir, "iris.csv", "1,0\n2,1\n3,2\n\n4,7\n5,1\n");
+        let (d, r) = load_csv_with(&p, &CsvOptions::default()).unwrap();
+        assert_eq!((d.classes, r.largest_label), (8, (7, 5)));
+        let opts = CsvOptions {
+            classes: Some(3),
+            ..CsvOptions::default()
+        };
+        let e = load_csv_with(&p, &opts).unwrap_err().to_string();
+        assert!(
+            e.contains("iris.csv line 5: label 7 is not below data.classes = 3"),
+            "{e}"
+        );
+        // A label of 4e9 made the loader infer 4e9 classes, and the split allocate for them.
+        let p = write(&dir, "big.csv", "1,2,0\n3,4,4000000000\n5,6,1\n");
+        let e = load_csv(&p, -1).unwrap_err().to_string();
+        assert!(
+            e.contains("big.csv line 2: label 4000000000 is too large"),
+            "{e}"
+        );
+        let p = write(&dir, "huge.csv", "1,2,0\n3,4,1e300\n");
+        let e = load_csv(&p, -1).unwrap_err().to_string();
+        assert!(
+            e.contains("line 2: column 3: expected a non-negative integer label"),
+            "{e}"
+        );
+        let p = write(&dir, "inf.csv", "1,2,0\n1e39,4,1\n");
+        let e = load_csv(&p, -1).unwrap_err().to_string();
+        assert!(
+            e.contains("line 2: column 1: expected a finite number"),
+            "{e}"
+        );
     }
 }

@@ -258,4 +258,49 @@ mod tests {
             .to_string();
         assert!(e.contains("nope"), "{e}");
     }
+
+    #[test]
+    fn headers_that_describe_no_data_set_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("imgs");
+        // 4 x 2^31 x 2^31 wraps to 0 when multiplied unchecked: a 16-byte file passed.
+        std::fs::write(&p, idx(IMAGES_MAGIC, &[4, 1 << 31, 1 << 31], &[])).unwrap();
+        let e = load_idx_images(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("describe more bytes than a file can hold"),
+            "{e}"
+        );
+        // Zero rows or columns, or no images: the transform divided by zero features.
+        for dims in [[20, 0, 5], [20, 5, 0], [0, 100_000, 100_000]] {
+            std::fs::write(&p, idx(IMAGES_MAGIC, &dims, &[])).unwrap();
+            let e = load_idx_images(&p).unwrap_err().to_string();
+            assert!(
+                e.contains("expected at least one image, row and column"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn test_images_must_have_the_training_images_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = |name: &str, bytes: Vec<u8>| std::fs::write(dir.path().join(name), bytes).unwrap();
+        w(
+            "train-images-idx3-ubyte",
+            idx(IMAGES_MAGIC, &[2, 2, 2], &[0; 8]),
+        );
+        w("train-labels-idx1-ubyte", idx(LABELS_MAGIC, &[2], &[0, 1]));
+        w(
+            "t10k-images-idx3-ubyte",
+            idx(IMAGES_MAGIC, &[1, 3, 3], &[0; 9]),
+        );
+        w("t10k-labels-idx1-ubyte", idx(LABELS_MAGIC, &[1], &[1]));
+        // Training ran all its epochs and panicked when it came to the test set.
+        let e = load_mnist(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("t10k-images-idx3-ubyte has 9 inputs per example but")
+                && e.contains("train-images-idx3-ubyte has 4"),
+            "{e}"
+        );
+    }
 }

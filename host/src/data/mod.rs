@@ -187,6 +187,11 @@ impl Dataset {
 /// A file (or decompressed content) larger than [`MAX_FILE_BYTES`] is an error, found before
 /// it is all in memory.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
+    read_limited(path, MAX_FILE_BYTES)
+}
+
+/// [`read_maybe_gz`] with another limit.
+fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, DataError> {
     let io = |error| DataError::Io {
         path: path.to_path_buf(),
         error,
@@ -194,23 +199,21 @@ pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
     let too_large = |what| DataError::TooLarge {
         path: path.to_path_buf(),
         what,
-        limit: MAX_FILE_BYTES,
+        limit,
     };
     let file = std::fs::File::open(path).map_err(io)?;
-    if file.metadata().map_err(io)?.len() > MAX_FILE_BYTES {
+    if file.metadata().map_err(io)?.len() > limit {
         return Err(too_large("is"));
     }
     let mut raw = Vec::new();
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut raw)
-        .map_err(io)?;
-    if raw.len() as u64 > MAX_FILE_BYTES {
+    file.take(limit + 1).read_to_end(&mut raw).map_err(io)?;
+    if raw.len() as u64 > limit {
         return Err(too_large("is"));
     }
     if raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
         let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(1 << 26));
         flate2::read::MultiGzDecoder::new(&raw[..])
-            .take(MAX_FILE_BYTES + 1)
+            .take(limit + 1)
             .read_to_end(&mut out)
             .map_err(|e| {
                 io(std::io::Error::new(
@@ -218,11 +221,37 @@ pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
                     format!("corrupt gzip stream: {e}"),
                 ))
             })?;
-        if out.len() as u64 > MAX_FILE_BYTES {
+        if out.len() as u64 > limit {
             return Err(too_large("decompresses to"));
         }
         Ok(out)
     } else {
         Ok(raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_file_or_gzip_stream_larger_than_the_limit_is_refused_before_it_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain.csv");
+        std::fs::write(&plain, vec![b'1'; 2000]).unwrap();
+        let e = read_limited(&plain, 1000).unwrap_err().to_string();
+        assert!(e.contains("plain.csv: is more than the 1000 bytes"), "{e}");
+        // A gzip bomb: 30 bytes that decompress to 2000.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&[b'1'; 2000]).unwrap();
+        let bomb = dir.path().join("bomb.csv.gz");
+        std::fs::write(&bomb, gz.finish().unwrap()).unwrap();
+        let e = read_limited(&bomb, 1000).unwrap_err().to_string();
+        assert!(
+            e.contains("bomb.csv.gz: decompresses to more than the 1000 bytes"),
+            "{e}"
+        );
+        assert_eq!(read_limited(&bomb, 2000).unwrap().len(), 2000);
     }
 }

@@ -120,4 +120,17 @@ mod tests {
         assert_eq!(s.second, vec![7, 8, 9]);
         assert_eq!(s.first.len(), 7);
     }
+
+    #[test]
+    fn any_fraction_and_any_label_is_split_without_panicking() {
+        let labels = [0u32, 1, 0, 1, 3_000_000_000];
+        for f in [1.5, -0.1, f64::NAN, f64::INFINITY, 1.0] {
+            let s = stratified_split(&labels, f, &mut rng_for(0, 0));
+            assert_eq!(s.first.len() + s.second.len(), labels.len(), "{f}");
+        }
+        let s = stratified_split(&labels, 1.5, &mut rng_for(0, 0));
+        assert_eq!(s.second.len(), 5);
+        let s = tail_split(10, f64::NAN);
+        assert_eq!(s.second.len(), 0);
+    }
 }

@@ -338,14 +338,15 @@ pub fn load_state_dict(
     })?;
     let mut names: Vec<String> = st.names().into_iter().map(|n| n.to_string()).collect();
     names.sort();
-    let missing = |name: String| ImportError::Tensor {
-        path: path.to_path_buf(),
-        why: format!(
+    let missing =
+        |name: String| ImportError::Tensor {
+            path: path.to_path_buf(),
+            why: format!(
             "tensor `{name}` is missing (names in the file: {}); is the architecture right, and \
              does the Sequential sit under a prefix (--prefix)?",
             names.iter().take(12).cloned().collect::<Vec<_>>().join(", ")
         ),
-    };
+        };
     let mut used: Vec<String> = Vec::new();
     let mut layers = Vec::with_capacity(arch.len());
     for (i, spec) in arch.iter().enumerate() {
@@ -406,7 +407,12 @@ pub fn load_state_dict(
                  of the Sequential?",
                 unused.len(),
                 if unused.len() == 1 { "" } else { "s" },
-                unused.iter().take(8).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+                unused
+                    .iter()
+                    .take(8)
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 if unused.len() > 8 { ", ..." } else { "" }
             ),
         });
@@ -452,5 +458,43 @@ mod tests {
         let e = parse_architecture("Linear(4, 3) Linear(5, 2)").unwrap_err();
         assert!(e.to_string().contains("expects 5 inputs"), "{e}");
         assert!(parse_architecture("nothing here").is_err());
+        // An unclosed parenthesis was read to the end of the text and accepted.
+        let e = parse_architecture("Linear(64, 64").unwrap_err();
+        assert!(e.to_string().contains("unterminated `(`"), "{e}");
+        // A layer written without its parentheses was skipped: a ReLU silently missing.
+        let e = parse_architecture("Linear(4, 3) ReLU Linear(3, 2)").unwrap_err();
+        assert!(e.to_string().contains("`ReLU` without parentheses"), "{e}");
+        let e = parse_architecture("Linear(0, 3)").unwrap_err();
+        assert!(e.to_string().contains("a width of 0"), "{e}");
+    }
+
+    #[test]
+    fn the_state_dict_must_match_the_architecture_exactly() {
+        use crate::model::checkpoint::{state_dict, to_bytes};
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sd.safetensors");
+        let net = Sequential::new(vec![
+            Layer::Linear(Linear::from_parts(2, 3, vec![1.0; 6], vec![0.5; 3]).unwrap()),
+            Layer::Activation(Activation::Relu),
+            Layer::Linear(Linear::from_parts(3, 2, vec![2.0; 6], vec![0.0; 2]).unwrap()),
+        ]);
+        std::fs::write(&p, to_bytes(&state_dict(&net, ""), Default::default())).unwrap();
+        let full = parse_architecture("Linear(2, 3) ReLU() Linear(3, 2)").unwrap();
+        assert_eq!(load_state_dict(&p, &full, "").unwrap(), net);
+        // One layer of two: the rest of the state dict was ignored and a 2-3 network exported.
+        let part = parse_architecture("Linear(2, 3)").unwrap();
+        let e = load_state_dict(&p, &part, "").unwrap_err().to_string();
+        assert!(
+            e.contains("2 tensors the architecture does not use: `2.bias`, `2.weight`"),
+            "{e}"
+        );
+        // A huge layer is refused by the tensor's shape, before anything is allocated (it
+        // allocated 40 GB first).
+        let huge = parse_architecture("Linear(100000, 100000)").unwrap();
+        let e = load_state_dict(&p, &huge, "").unwrap_err().to_string();
+        assert!(
+            e.contains("shape [3, 2], the architecture needs [100000, 100000]"),
+            "{e}"
+        );
     }
 }

@@ -80,7 +80,9 @@ pub enum CheckpointError {
         path: PathBuf,
     },
     /// The checksum does not match the content: the file was damaged or edited.
-    #[error("{path}: checksum mismatch (stored {stored}, content {computed}): the file is damaged")]
+    #[error(
+        "{path}: checksum mismatch (stored {stored}, content {computed}): the file is damaged"
+    )]
     Checksum {
         /// The file.
         path: PathBuf,
@@ -202,12 +204,21 @@ impl<'a> TensorFile<'a> {
         let st = SafeTensors::deserialize(bytes).map_err(format)?;
         let data = &bytes[(8 + n).min(bytes.len())..];
         if let Some(stored) = metadata.get(CHECKSUM_KEY) {
-            let index: Vec<(String, String, Vec<usize>, (usize, usize))> = meta
+            // Offsets were validated by the parser above.
+            let index: Vec<(String, Dtype, Vec<usize>, &[u8])> = meta
                 .tensors()
                 .into_iter()
-                .map(|(name, t)| (name, dtype_name(t.dtype), t.shape.clone(), t.data_offsets))
+                .map(|(name, t)| {
+                    let (a, b) = t.data_offsets;
+                    (
+                        name,
+                        t.dtype,
+                        t.shape.clone(),
+                        data.get(a..b).unwrap_or(&[]),
+                    )
+                })
                 .collect();
-            let computed = checksum(&metadata, &index, data);
+            let computed = checksum(&metadata, &index);
             if *stored != computed {
                 return Err(CheckpointError::Checksum {
                     path: path.to_path_buf(),
@@ -421,29 +432,32 @@ fn dtype_name(d: Dtype) -> String {
 }
 
 /// The checksum of a file's content: CRC-32 of the metadata other than the checksum (sorted by
-/// key), the tensor index (sorted by name: dtype, shape, offsets) and the tensor bytes,
-/// written `crc32:` and 8 hex digits. Independent of how the JSON header is laid out.
+/// key), then of each tensor sorted by name (name, dtype, shape, bytes), written `crc32:` and 8
+/// hex digits. Independent of how the header and the tensors are laid out, so a file written
+/// again by another safetensors writer still verifies.
 fn checksum(
     metadata: &HashMap<String, String>,
-    index: &[(String, String, Vec<usize>, (usize, usize))],
-    data: &[u8],
+    tensors: &[(String, Dtype, Vec<usize>, &[u8])],
 ) -> String {
     let mut h = crc32fast::Hasher::new();
-    let mut keys: Vec<_> = metadata.iter().filter(|(k, _)| *k != CHECKSUM_KEY).collect();
+    let mut keys: Vec<_> = metadata
+        .iter()
+        .filter(|(k, _)| *k != CHECKSUM_KEY)
+        .collect();
     keys.sort();
     for (k, v) in keys {
         for part in [k.as_bytes(), b"\0", v.as_bytes(), b"\0"] {
             h.update(part);
         }
     }
-    let mut index: Vec<_> = index.iter().collect();
-    index.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, dtype, shape, (a, b)) in index {
+    let mut tensors: Vec<_> = tensors.iter().collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, dtype, shape, bytes) in tensors {
         let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-        let line = format!("{name}\0{dtype}\0{}\0{a}\0{b}\0", dims.join(","));
+        let line = format!("{name}\0{}\0{}\0", dtype_name(*dtype), dims.join(","));
         h.update(line.as_bytes());
+        h.update(bytes);
     }
-    h.update(data);
     format!("crc32:{:08x}", h.finalize())
 }
 
@@ -455,36 +469,36 @@ fn checksum(
 /// multiple of 8, then the tensors' bytes in the given order. The result is validated by
 /// parsing it back with the `safetensors` crate in tests.
 pub fn to_bytes(tensors: &[(String, Tensor)], mut metadata: HashMap<String, String>) -> Vec<u8> {
-    let mut offset = 0usize;
-    let mut index = Vec::with_capacity(tensors.len());
-    for (name, t) in tensors {
-        let end = offset + t.data.len();
-        index.push((name.clone(), dtype_name(t.dtype), t.shape.clone(), (offset, end)));
-        offset = end;
-    }
-    let data: Vec<u8> = tensors.iter().flat_map(|(_, t)| t.data.iter().copied()).collect();
-    metadata.insert(CHECKSUM_KEY.into(), checksum(&metadata, &index, &data));
+    let index: Vec<(String, Dtype, Vec<usize>, &[u8])> = tensors
+        .iter()
+        .map(|(name, t)| (name.clone(), t.dtype, t.shape.clone(), &t.data[..]))
+        .collect();
+    metadata.insert(CHECKSUM_KEY.into(), checksum(&metadata, &index));
     let mut header = serde_json::Map::new();
     let meta: serde_json::Map<String, serde_json::Value> = metadata
         .into_iter()
         .map(|(k, v)| (k, serde_json::Value::String(v)))
         .collect();
     header.insert("__metadata__".into(), serde_json::Value::Object(meta));
-    for (name, dtype, shape, (a, b)) in index {
+    let mut offset = 0usize;
+    for (name, t) in tensors {
+        let end = offset + t.data.len();
         header.insert(
-            name,
-            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [a, b]}),
+            name.clone(),
+            serde_json::json!({"dtype": dtype_name(t.dtype), "shape": t.shape, "data_offsets": [offset, end]}),
         );
+        offset = end;
     }
-    let mut json =
-        serde_json::to_vec(&serde_json::Value::Object(header)).unwrap_or_default();
+    let mut json = serde_json::to_vec(&serde_json::Value::Object(header)).unwrap_or_default();
     while !json.len().is_multiple_of(8) {
         json.push(b' ');
     }
-    let mut out = Vec::with_capacity(8 + json.len() + data.len());
+    let mut out = Vec::with_capacity(8 + json.len() + offset);
     out.extend_from_slice(&(json.len() as u64).to_le_bytes());
     out.extend_from_slice(&json);
-    out.extend_from_slice(&data);
+    for (_, t) in tensors {
+        out.extend_from_slice(&t.data);
+    }
     out
 }
 
@@ -513,11 +527,12 @@ pub fn remove_stale_temporaries(dir: &Path) -> std::io::Result<Vec<String>> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let stale = name.strip_prefix('.').and_then(|n| n.rsplit_once(TMP_MARK)).is_some_and(
-            |(base, pid)| {
+        let stale = name
+            .strip_prefix('.')
+            .and_then(|n| n.rsplit_once(TMP_MARK))
+            .is_some_and(|(base, pid)| {
                 !base.is_empty() && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())
-            },
-        );
+            });
         if stale && entry.file_type()?.is_file() {
             std::fs::remove_file(entry.path())?;
             removed.push(name);
@@ -612,7 +627,10 @@ pub fn load_model(path: &Path) -> Result<Model, CheckpointError> {
             format!(
                 "{classes} classes, but the network has {outputs} outputs{}",
                 if outputs > crate::data::MAX_CLASSES {
-                    format!(" (at most {} classes are supported)", crate::data::MAX_CLASSES)
+                    format!(
+                        " (at most {} classes are supported)",
+                        crate::data::MAX_CLASSES
+                    )
                 } else {
                     String::new()
                 }
@@ -660,12 +678,15 @@ mod tests {
         bn.num_batches_tracked = 42;
         Model {
             net: Sequential::new(vec![
-                Layer::Linear(Linear::from_parts(
-                    2,
-                    3,
-                    vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
-                    vec![0.5, -0.5, 0.0],
-                ).unwrap()),
+                Layer::Linear(
+                    Linear::from_parts(
+                        2,
+                        3,
+                        vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+                        vec![0.5, -0.5, 0.0],
+                    )
+                    .unwrap(),
+                ),
                 Layer::BatchNorm1d(bn),
                 Layer::Activation(Activation::LeakyRelu { slope: 0.2 }),
                 Layer::Dropout(0.25),
@@ -764,5 +785,123 @@ mod tests {
             e.contains("0.weight") && e.contains("expected shape [3, 2]"),
             "{e}"
         );
+    }
+
+    /// `m`'s checkpoint with one metadata entry replaced, written with a valid checksum (as a
+    /// buggy or hostile writer would).
+    fn with_meta(m: &Model, key: &str, value: &str) -> Vec<u8> {
+        let mut meta = model_metadata(m);
+        meta.insert(key.into(), value.into());
+        to_bytes(&state_dict(&m.net, ""), meta)
+    }
+
+    #[test]
+    fn the_checksum_finds_a_damaged_or_edited_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.safetensors");
+        let good = model_bytes(&sample_model());
+        let n = good.len();
+        for at in [n - 3, n / 2, 20] {
+            let mut bad = good.clone();
+            bad[at] ^= 0x04;
+            std::fs::write(&p, &bad).unwrap();
+            match load_model(&p) {
+                Err(CheckpointError::Checksum { .. } | CheckpointError::Format { .. }) => {}
+                other => panic!("byte {at}: {other:?}"),
+            }
+        }
+        // The checksum does not depend on the header's layout: the reference parser's own
+        // serialisation of the same content still verifies.
+        let st = SafeTensors::deserialize(&good).unwrap();
+        let (_, meta) = SafeTensors::read_metadata(&good).unwrap();
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = st.tensors();
+        let again = safetensors::serialize(views, meta.metadata().clone()).unwrap();
+        assert_ne!(again, good);
+        std::fs::write(&p, &again).unwrap();
+        assert_eq!(load_model(&p).unwrap(), sample_model());
+        // Without its checksum a version-2 file is refused.
+        let mut meta = model_metadata(&sample_model());
+        meta.insert("x".into(), "y".into());
+        let no_sum = safetensors::serialize(st.tensors(), Some(meta)).unwrap();
+        std::fs::write(&p, &no_sum).unwrap();
+        let e = load_model(&p).unwrap_err().to_string();
+        assert!(e.contains("metadata microdnn.checksum: missing"), "{e}");
+    }
+
+    #[test]
+    fn hostile_metadata_is_refused_before_anything_is_allocated() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.safetensors");
+        let m = sample_model();
+        let load = |bytes: Vec<u8>| {
+            std::fs::write(&p, bytes).unwrap();
+            load_model(&p).unwrap_err().to_string()
+        };
+        // classes = 0 panicked when scoring; 1e8 aborted (a confusion matrix of 1e16); any
+        // other count than the outputs scored silently wrong.
+        for c in ["0", "100000000", "5"] {
+            let e = load(with_meta(&m, "microdnn.classes", c));
+            assert!(
+                e.contains(&format!("{c} classes, but the network has 2 outputs")),
+                "{e}"
+            );
+        }
+        // in_features = 1e12: 8 TB of zero weights were allocated before the tensors were read.
+        let mut specs = m.net.specs();
+        specs[0] = LayerSpec::Linear {
+            in_features: 1_000_000_000_000,
+            out_features: 3,
+            dropconnect: 0.0,
+        };
+        let arch = serde_json::to_string(&specs).unwrap();
+        let e = load(with_meta(&m, "microdnn.architecture", &arch));
+        assert!(
+            e.contains("declare 3000000000023 parameters but the file holds only"),
+            "{e}"
+        );
+        // The transform's length was reported as the network's ("expected 2 inputs, found 2").
+        let e = load(with_meta(
+            &m,
+            "microdnn.input_transform",
+            r#"{"scale":[1.0,1.0],"offset":[0.0]}"#,
+        ));
+        assert!(
+            e.contains("2 scales and 1 offsets for a network of 2 inputs"),
+            "{e}"
+        );
+        // Non-finite weights loaded and scored (only export refused them).
+        let mut sd = state_dict(&m.net, "");
+        sd[0].1 = Tensor::f32(vec![3, 2], &[1.0, f32::NAN, 0.0, 0.0, 0.0, 0.0]);
+        let e = load(to_bytes(&sd, model_metadata(&m)));
+        assert!(e.contains("tensor 0.weight: element 1 is NaN"), "{e}");
+        // A PyTorch state dict is not a microdnn checkpoint.
+        let e = load(to_bytes(&state_dict(&m.net, ""), HashMap::new()));
+        assert!(e.contains("not a microdnn checkpoint"), "{e}");
+    }
+
+    #[test]
+    fn any_dtype_is_written_and_stale_temporaries_are_removed() {
+        // An unsupported dtype panicked.
+        let t = Tensor {
+            dtype: Dtype::F16,
+            shape: vec![2],
+            data: vec![0; 4],
+        };
+        let bytes = to_bytes(&[("h".into(), t)], HashMap::new());
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        assert_eq!(st.tensor("h").unwrap().dtype(), Dtype::F16);
+        let dir = tempfile::tempdir().unwrap();
+        for f in [
+            ".model.safetensors.tmp123",
+            ".metrics.json.tmp9",
+            ".x.tmpabc",
+            "keep",
+        ] {
+            std::fs::write(dir.path().join(f), b"").unwrap();
+        }
+        let mut removed = remove_stale_temporaries(dir.path()).unwrap();
+        removed.sort();
+        assert_eq!(removed, [".metrics.json.tmp9", ".model.safetensors.tmp123"]);
+        assert!(dir.path().join(".x.tmpabc").exists() && dir.path().join("keep").exists());
     }
 }

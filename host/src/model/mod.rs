@@ -384,6 +384,30 @@ impl Model {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linear_parts_of_the_wrong_size_are_an_error() {
+        // These were assert!s: a panic in library code.
+        let e = Linear::from_parts(2, 3, vec![0.0; 5], vec![0.0; 3]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Linear(2, 3) needs 2 x 3 weights and 3 biases, got 5 and 3"
+        );
+        assert!(Linear::from_parts(2, 3, vec![0.0; 6], vec![0.0; 2]).is_err());
+        assert!(Linear::from_parts(usize::MAX, 2, vec![], vec![0.0; 2]).is_err());
+        let l = Linear::from_parts(2, 1, vec![1.0, 2.0], vec![3.0]).unwrap();
+        assert_eq!(l.row(0), &[1.0, 2.0]);
+        let zero = Sequential::new(vec![Layer::Linear(Linear::zeros(3, 0))]);
+        assert_eq!(
+            zero.validate(),
+            Err(ArchitectureError::ZeroWidth { layer: 0 })
+        );
+    }
+}
+
 /// The predicted class of a row of outputs: the core's [`microdnn::argmax`], the one rule the
 /// trainer, the exporter and the device share (first index on ties; NaNs never chosen unless
 /// every output is NaN, then 0).

@@ -220,7 +220,8 @@ mod layer_spec_tests {
     #[test]
     fn layer_stacks_that_do_not_fit_are_typed_errors() {
         use crate::model::Sequential;
-        let linear = |i, o| Layer::Linear(Linear::from_parts(i, o, vec![0.0; i * o], vec![0.0; o]).unwrap());
+        let linear =
+            |i, o| Layer::Linear(Linear::from_parts(i, o, vec![0.0; i * o], vec![0.0; o]).unwrap());
         let seq = Sequential::new(vec![linear(4, 3), Layer::Dropout(0.5), linear(2, 1)]);
         assert_eq!(
             seq.validate(),

@@ -337,7 +337,11 @@ impl ModelConfig {
             width = h;
         }
         if self.batch_norm {
-            let widths: u64 = self.hidden.iter().map(|&h| h as u64).fold(0, u64::saturating_add);
+            let widths: u64 = self
+                .hidden
+                .iter()
+                .map(|&h| h as u64)
+                .fold(0, u64::saturating_add);
             total = total.saturating_add(widths.saturating_mul(2));
         }
         total
@@ -713,7 +717,12 @@ impl Shown for f32 {
 }
 
 /// Checks one setting: `Ok` if `ok`, else [`ConfigError::OutOfRange`].
-fn check(key: &str, value: impl Shown, ok: bool, expected: &'static str) -> Result<(), ConfigError> {
+fn check(
+    key: &str,
+    value: impl Shown,
+    ok: bool,
+    expected: &'static str,
+) -> Result<(), ConfigError> {
     if ok {
         Ok(())
     } else {
@@ -747,17 +756,37 @@ impl TrainConfig {
     /// the labels) are checked when the data is known.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check("epochs", self.epochs, self.epochs >= 1, AT_LEAST_ONE)?;
-        check("batch_size", self.batch_size, self.batch_size >= 1, AT_LEAST_ONE)?;
+        check(
+            "batch_size",
+            self.batch_size,
+            self.batch_size >= 1,
+            AT_LEAST_ONE,
+        )?;
         check("lr", self.lr, positive(self.lr), POSITIVE)?;
-        check("threads", self.threads, self.threads <= MAX_THREADS, "at most 1024 (0 = all cores)")?;
+        check(
+            "threads",
+            self.threads,
+            self.threads <= MAX_THREADS,
+            "at most 1024 (0 = all cores)",
+        )?;
         self.data.validate()?;
         self.model.validate()?;
         validate_optimizer(&self.optimizer)?;
         validate_schedule(&self.schedule)?;
         validate_regularization(&self.regularization)?;
         if let Some(es) = &self.early_stopping {
-            check("early_stopping.patience", es.patience, es.patience >= 1, AT_LEAST_ONE)?;
-            check("early_stopping.min_delta", es.min_delta, non_negative(es.min_delta), NON_NEGATIVE)?;
+            check(
+                "early_stopping.patience",
+                es.patience,
+                es.patience >= 1,
+                AT_LEAST_ONE,
+            )?;
+            check(
+                "early_stopping.min_delta",
+                es.min_delta,
+                non_negative(es.min_delta),
+                NON_NEGATIVE,
+            )?;
         }
         if let Some(p) = &self.pretrain {
             p.validate()?;
@@ -769,7 +798,12 @@ impl TrainConfig {
 impl DataConfig {
     /// Checks the fractions, `max_value` and `classes`.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check("data.test_fraction", self.test_fraction, fraction(self.test_fraction), FRACTION)?;
+        check(
+            "data.test_fraction",
+            self.test_fraction,
+            fraction(self.test_fraction),
+            FRACTION,
+        )?;
         if let Some(v) = self.validation_fraction {
             check("data.validation_fraction", v, fraction(v), FRACTION)?;
         }
@@ -792,11 +826,26 @@ impl ModelConfig {
     /// Checks widths, rates and the batch-norm and leaky-ReLU settings.
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (i, &h) in self.hidden.iter().enumerate() {
-            check(&format!("model.hidden[{i}]"), h, h >= 1, "a width of at least 1")?;
+            check(
+                &format!("model.hidden[{i}]"),
+                h,
+                h >= 1,
+                "a width of at least 1",
+            )?;
         }
         self.activation()?;
-        check("model.leaky_slope", self.leaky_slope, self.leaky_slope.is_finite(), "a finite number")?;
-        check("model.bn_eps", self.bn_eps, positive(self.bn_eps as f64), POSITIVE)?;
+        check(
+            "model.leaky_slope",
+            self.leaky_slope,
+            self.leaky_slope.is_finite(),
+            "a finite number",
+        )?;
+        check(
+            "model.bn_eps",
+            self.bn_eps,
+            positive(self.bn_eps as f64),
+            POSITIVE,
+        )?;
         check(
             "model.bn_momentum",
             self.bn_momentum,
@@ -809,9 +858,12 @@ impl ModelConfig {
 
 fn validate_optimizer(o: &OptimizerConfig) -> Result<(), ConfigError> {
     match *o {
-        OptimizerConfig::Sgd { momentum, .. } => {
-            check("optimizer.momentum", momentum, fraction(momentum as f64), FRACTION)
-        }
+        OptimizerConfig::Sgd { momentum, .. } => check(
+            "optimizer.momentum",
+            momentum,
+            fraction(momentum as f64),
+            FRACTION,
+        ),
         OptimizerConfig::Adam { beta1, beta2, eps } => {
             check("optimizer.beta1", beta1, fraction(beta1 as f64), FRACTION)?;
             check("optimizer.beta2", beta2, fraction(beta2 as f64), FRACTION)?;
@@ -824,24 +876,49 @@ fn validate_schedule(s: &Schedule) -> Result<(), ConfigError> {
     match *s {
         Schedule::Constant => Ok(()),
         Schedule::Step { step_size, gamma } => {
-            check("schedule.step_size", step_size, step_size >= 1, AT_LEAST_ONE)?;
+            check(
+                "schedule.step_size",
+                step_size,
+                step_size >= 1,
+                AT_LEAST_ONE,
+            )?;
             check("schedule.gamma", gamma, positive(gamma), POSITIVE)
         }
-        Schedule::Cosine { min_lr } => {
-            check("schedule.min_lr", min_lr, non_negative(min_lr), NON_NEGATIVE)
+        Schedule::Cosine { min_lr } => check(
+            "schedule.min_lr",
+            min_lr,
+            non_negative(min_lr),
+            NON_NEGATIVE,
+        ),
+        Schedule::Exponential { gamma } => {
+            check("schedule.gamma", gamma, positive(gamma), POSITIVE)
         }
-        Schedule::Exponential { gamma } => check("schedule.gamma", gamma, positive(gamma), POSITIVE),
     }
 }
 
 fn validate_regularization(r: &Regularization) -> Result<(), ConfigError> {
-    check("regularization.l1", r.l1, non_negative(r.l1 as f64), NON_NEGATIVE)?;
-    check("regularization.l2", r.l2, non_negative(r.l2 as f64), NON_NEGATIVE)?;
+    check(
+        "regularization.l1",
+        r.l1,
+        non_negative(r.l1 as f64),
+        NON_NEGATIVE,
+    )?;
+    check(
+        "regularization.l2",
+        r.l2,
+        non_negative(r.l2 as f64),
+        NON_NEGATIVE,
+    )?;
     if let Some(m) = r.max_norm {
         check("regularization.max_norm", m, positive(m as f64), POSITIVE)?;
     }
     if let Some(c) = r.clip_grad_norm {
-        check("regularization.clip_grad_norm", c, positive(c as f64), POSITIVE)?;
+        check(
+            "regularization.clip_grad_norm",
+            c,
+            positive(c as f64),
+            POSITIVE,
+        )?;
     }
     Ok(())
 }
@@ -849,22 +926,57 @@ fn validate_regularization(r: &Regularization) -> Result<(), ConfigError> {
 impl PretrainConfig {
     /// Checks the pretraining settings.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check("pretrain.epochs", self.epochs, self.epochs >= 1, AT_LEAST_ONE)?;
+        check(
+            "pretrain.epochs",
+            self.epochs,
+            self.epochs >= 1,
+            AT_LEAST_ONE,
+        )?;
         check("pretrain.lr", self.lr, positive(self.lr as f64), POSITIVE)?;
-        check("pretrain.momentum", self.momentum, fraction(self.momentum as f64), FRACTION)?;
+        check(
+            "pretrain.momentum",
+            self.momentum,
+            fraction(self.momentum as f64),
+            FRACTION,
+        )?;
         if let Some(b) = self.batch_size {
             check("pretrain.batch_size", b, b >= 1, AT_LEAST_ONE)?;
         }
         let level = self.corruption_level as f64;
         match self.corruption {
-            Corruption::Masking => check("pretrain.corruption_level", level, fraction(level), "a masking probability in [0, 1)")?,
-            Corruption::Gaussian => check("pretrain.corruption_level", level, non_negative(level), "a standard deviation >= 0")?,
+            Corruption::Masking => check(
+                "pretrain.corruption_level",
+                level,
+                fraction(level),
+                "a masking probability in [0, 1)",
+            )?,
+            Corruption::Gaussian => check(
+                "pretrain.corruption_level",
+                level,
+                non_negative(level),
+                "a standard deviation >= 0",
+            )?,
         }
         let rho = self.sparsity_target as f64;
-        check("pretrain.sparsity_target", rho, rho > 0.0 && rho < 1.0, "a number in (0, 1)")?;
+        check(
+            "pretrain.sparsity_target",
+            rho,
+            rho > 0.0 && rho < 1.0,
+            "a number in (0, 1)",
+        )?;
         let beta = self.sparsity_weight as f64;
-        check("pretrain.sparsity_weight", beta, non_negative(beta), NON_NEGATIVE)?;
-        check("pretrain.cd_k", self.cd_k, (1..=1000).contains(&self.cd_k), "from 1 to 1000 Gibbs steps")
+        check(
+            "pretrain.sparsity_weight",
+            beta,
+            non_negative(beta),
+            NON_NEGATIVE,
+        )?;
+        check(
+            "pretrain.cd_k",
+            self.cd_k,
+            (1..=1000).contains(&self.cd_k),
+            "from 1 to 1000 Gibbs steps",
+        )
     }
 }
 
@@ -929,5 +1041,200 @@ mod tests {
         );
         let cause = std::error::Error::source(&e).unwrap().to_string();
         assert!(cause.contains("epochs"), "{cause}");
+    }
+
+    /// `text` parsed as a config file named `c.toml`.
+    fn from_text(text: &str) -> Result<TrainConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, text).unwrap();
+        TrainConfig::from_file(&p)
+    }
+
+    #[test]
+    fn every_numeric_setting_is_range_checked() {
+        // Each of these trained garbage, panicked or aborted before it was checked.
+        let cases = [
+            ("epochs = 0", "epochs = 0"),
+            ("batch_size = 0", "batch_size = 0"),
+            ("lr = 0.0", "lr = 0"),
+            ("lr = -1.0", "lr = -1"),
+            ("lr = nan", "lr = NaN"),
+            ("threads = 100000000", "threads = 100000000"),
+            ("[data]\ntest_fraction = 1.5", "data.test_fraction = 1.5"),
+            ("[data]\ntest_fraction = -0.1", "data.test_fraction = -0.1"),
+            ("[data]\ntest_fraction = nan", "data.test_fraction = NaN"),
+            (
+                "[data]\nvalidation_fraction = 1.0",
+                "data.validation_fraction = 1",
+            ),
+            ("[data]\nmax_value = 0.0", "data.max_value = 0"),
+            ("[data]\nclasses = 0", "data.classes = 0"),
+            ("[model]\nhidden = [8, 0]", "model.hidden[1] = 0"),
+            ("[model]\nbn_momentum = 2.0", "model.bn_momentum = 2"),
+            ("[model]\nbn_eps = -1.0", "model.bn_eps = -1"),
+            ("[model]\nleaky_slope = nan", "model.leaky_slope = NaN"),
+            ("[model]\ndropout = 1.0", "rate 1 is not in [0, 1)"),
+            (
+                "[optimizer]\nkind = \"sgd\"\nmomentum = -0.5",
+                "optimizer.momentum = -0.5",
+            ),
+            (
+                "[optimizer]\nkind = \"sgd\"\nmomentum = 1.5",
+                "optimizer.momentum = 1.5",
+            ),
+            (
+                "[optimizer]\nkind = \"adam\"\nbeta2 = 1.0",
+                "optimizer.beta2 = 1",
+            ),
+            (
+                "[schedule]\nkind = \"step\"\nstep_size = 0\ngamma = 0.5",
+                "schedule.step_size = 0",
+            ),
+            (
+                "[schedule]\nkind = \"exponential\"\ngamma = -1e300",
+                "schedule.gamma = -1e300",
+            ),
+            ("[regularization]\nl2 = -1.0", "regularization.l2 = -1"),
+            ("[regularization]\nl1 = -0.5", "regularization.l1 = -0.5"),
+            (
+                "[regularization]\nmax_norm = 0.0",
+                "regularization.max_norm = 0",
+            ),
+            (
+                "[regularization]\nclip_grad_norm = -1.0",
+                "regularization.clip_grad_norm = -1",
+            ),
+            (
+                "[early_stopping]\npatience = 0",
+                "early_stopping.patience = 0",
+            ),
+            (
+                "[pretrain]\ncorruption_level = 2.0",
+                "pretrain.corruption_level = 2",
+            ),
+            ("[pretrain]\ncd_k = 0", "pretrain.cd_k = 0"),
+            ("[pretrain]\nlr = 0.0", "pretrain.lr = 0"),
+            (
+                "[pretrain]\nsparsity_target = 1.0",
+                "pretrain.sparsity_target = 1",
+            ),
+        ];
+        for (text, says) in cases {
+            let e = from_text(text).expect_err(text).to_string();
+            assert!(e.contains(says), "{text:?}: {e}");
+        }
+        from_text("[data]\ntest_fraction = 0.0\nvalidation_fraction = 0.0").unwrap();
+        let digits = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/digits.toml");
+        TrainConfig::from_file(Path::new(digits)).unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_name_the_line_and_the_nearest_valid_key() {
+        let cases = [
+            (
+                "epochs = 1\n[model]\nhiden = [4]",
+                "line 3: unknown key `hiden` in [model]; did you mean `hidden`?",
+            ),
+            (
+                "epochs = 1\n[modle]\nhidden = [4]",
+                "line 2: unknown key `modle`; did you mean `model`?",
+            ),
+            (
+                "[optimizer]\nkind = \"sgd\"\nmomentun = 0.5",
+                "unknown key `momentun`; did you mean `momentum`?",
+            ),
+            (
+                "[regularization]\nl3 = 0.1",
+                "unknown key `l3` in [regularization]; did you mean `l1`?",
+            ),
+            (
+                "[data]\nheader = true\nheadr = false",
+                "unknown key `headr` in [data]; did you mean `header`?",
+            ),
+        ];
+        for (text, says) in cases {
+            let e = from_text(text).expect_err(text).to_string();
+            assert!(e.contains(says), "{text:?}: {e}");
+        }
+        // Nothing near: no suggestion.
+        let e = from_text("zzzzzzzz = 1").unwrap_err().to_string();
+        assert!(e.ends_with("unknown key `zzzzzzzz`"), "{e}");
+    }
+
+    #[test]
+    fn sizes_are_checked_before_anything_is_allocated() {
+        let m = ModelConfig {
+            hidden: vec![1_000_000_000],
+            ..ModelConfig::default()
+        };
+        assert_eq!(m.parameter_count(64, 10), 75_000_000_010);
+        let e = m.build(64, 10).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ConfigError::TooLarge {
+                    count: 75_000_000_010,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let m = ModelConfig {
+            hidden: vec![usize::MAX, usize::MAX],
+            ..ModelConfig::default()
+        };
+        assert_eq!(m.parameter_count(usize::MAX, 10), u64::MAX);
+        assert!(m.build(64, 10).is_err());
+        // The parameter count is exact: 64*64+64 + 64*32+32 + 32*10+10.
+        assert_eq!(ModelConfig::default().parameter_count(64, 10), 6570);
+        let net = ModelConfig::default().build(64, 10).unwrap();
+        let params: usize = net
+            .layers
+            .iter()
+            .map(|l| match l {
+                Layer::Linear(l) => l.weight.len() + l.bias.len(),
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(params, 6570);
+    }
+
+    #[test]
+    fn the_dataset_is_inferred_from_the_data_path_and_numbers_are_shown_short() {
+        let mut d = DataConfig::default();
+        assert_eq!(d.dataset(), DatasetKind::Digits);
+        d.path = Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+        assert_eq!(d.dataset(), DatasetKind::Mnist);
+        d.path = Some(PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/Cargo.toml"
+        )));
+        assert_eq!(d.dataset(), DatasetKind::Csv);
+        d.dataset = Some(DatasetKind::Digits);
+        assert_eq!(d.dataset(), DatasetKind::Digits);
+        assert_eq!(1e300f64.shown(), "1e300");
+        assert_eq!(0.05f64.shown(), "0.05");
+        assert_eq!(1e-7f32.shown(), "1e-7");
+        assert_eq!(f64::NAN.shown(), "NaN");
+        for (text, h) in [
+            ("true", Header::Yes),
+            ("false", Header::No),
+            ("\"auto\"", Header::Auto),
+        ] {
+            let c = from_text(&format!("[data]\nheader = {text}")).unwrap();
+            assert_eq!(c.data.header, h);
+            assert!(
+                c.to_toml().contains(&format!("header = {text}")),
+                "{}",
+                c.to_toml()
+            );
+        }
+        let e = from_text("[data]\nheader = \"maybe\"").unwrap_err();
+        let cause = std::error::Error::source(&e).unwrap().to_string();
+        assert!(
+            cause.contains("expected true, false or \"auto\""),
+            "{cause}"
+        );
     }
 }

@@ -13,11 +13,11 @@ use crate::model::{Model, Sequential};
 use crate::nn::network::Network;
 use crate::nn::optim::Optimizer;
 use crate::random::{RngState, TrainRng};
+use crate::train::config::TrainConfig;
+use crate::train::data::{DataRecord, DATA_RECORD_KEY};
 use crate::train::diagnostics::LayerDiagnostics;
 use crate::train::metrics::{EpochMetrics, RunMetrics};
 use crate::train::pretrain::LayerPretraining;
-use crate::train::config::TrainConfig;
-use crate::train::data::{DataRecord, DATA_RECORD_KEY};
 use crate::train::{ResumeError, TrainError};
 
 /// Metadata key of the run's resolved config (TOML) in the training state.
@@ -127,7 +127,9 @@ pub(crate) fn load_train_state(
     data: Option<&DataRecord>,
 ) -> Result<(TrainRng, Option<Sequential>, Progress), TrainError> {
     let bytes = std::fs::read(path).map_err(|error| match error.kind() {
-        std::io::ErrorKind::NotFound => TrainError::Resume(ResumeError::NoState(path.to_path_buf())),
+        std::io::ErrorKind::NotFound => {
+            TrainError::Resume(ResumeError::NoState(path.to_path_buf()))
+        }
         _ => CheckpointError::Io {
             path: path.to_path_buf(),
             error,
@@ -171,7 +173,11 @@ pub(crate) fn load_train_state(
 }
 
 /// The first setting (dotted key) where `a` and `b` differ, with both values.
-fn first_difference(key: &str, a: &toml::Value, b: &toml::Value) -> Option<(String, String, String)> {
+fn first_difference(
+    key: &str,
+    a: &toml::Value,
+    b: &toml::Value,
+) -> Option<(String, String, String)> {
     match (a, b) {
         (toml::Value::Table(ta), toml::Value::Table(tb)) => {
             let mut keys: Vec<&String> = ta.keys().chain(tb.keys()).collect();

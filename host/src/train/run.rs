@@ -128,11 +128,17 @@ fn model_of(data: &PreparedData, seq: &Sequential) -> Model {
 }
 
 /// Saves the model of a run with its data record (how to rebuild its test split).
-fn save_model(dir: &std::path::Path, data: &PreparedData, seq: &Sequential) -> Result<(), TrainError> {
-    let record = data
-        .record
-        .as_ref()
-        .map(|r| (crate::train::DATA_RECORD_KEY, serde_json::to_string(r).unwrap_or_default()));
+fn save_model(
+    dir: &std::path::Path,
+    data: &PreparedData,
+    seq: &Sequential,
+) -> Result<(), TrainError> {
+    let record = data.record.as_ref().map(|r| {
+        (
+            crate::train::DATA_RECORD_KEY,
+            serde_json::to_string(r).unwrap_or_default(),
+        )
+    });
     checkpoint::save_model_with(
         &dir.join(MODEL_FILE),
         &model_of(data, seq),
@@ -291,7 +297,8 @@ impl<'a> Run<'a> {
             return Err(self.diverged(None, what, lr));
         }
         if negative_variance(&self.net.seq) {
-            let what = "a batch-norm running variance is negative (is model.bn_momentum in [0, 1]?)";
+            let what =
+                "a batch-norm running variance is negative (is model.bn_momentum in [0, 1]?)";
             return Err(self.diverged(None, what.to_string(), lr));
         }
         Ok(EpochTotals {
