@@ -384,6 +384,11 @@ impl Model {
     }
 }
 
+/// The predicted class of a row of outputs: the core's [`microdnn::argmax`], the one rule the
+/// trainer, the exporter and the device share (first index on ties; NaNs never chosen unless
+/// every output is NaN, then 0).
+pub use microdnn::argmax;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,8 +412,3 @@ mod tests {
         );
     }
 }
-
-/// The predicted class of a row of outputs: the core's [`microdnn::argmax`], the one rule the
-/// trainer, the exporter and the device share (first index on ties; NaNs never chosen unless
-/// every output is NaN, then 0).
-pub use microdnn::argmax;

@@ -15,7 +15,7 @@ use crate::data::{self, split, CsvOptions, DataError, Dataset, Header, InputTran
 use crate::model::checkpoint::{CheckpointError, TensorFile};
 use crate::random::rng_for;
 use crate::train::config::{
-    default_digits_path, default_mnist_dir, DatasetKind, TrainConfig, TransformKind,
+    default_digits_path, default_mnist_dir, DataConfig, DatasetKind, TrainConfig, TransformKind,
 };
 
 /// Metadata key of the [`DataRecord`] in a checkpoint.
@@ -92,15 +92,19 @@ pub struct DataRecord {
 impl DataRecord {
     /// A config that reads the recorded data from `path` as the run did.
     fn config(&self, path: PathBuf) -> TrainConfig {
-        let mut cfg = TrainConfig::default();
-        cfg.seed = self.seed;
-        cfg.data.dataset = Some(self.dataset);
-        cfg.data.path = Some(path);
-        cfg.data.label_column = self.label_column;
-        cfg.data.header = self.header;
-        cfg.data.classes = Some(self.classes);
-        cfg.data.test_fraction = self.test_fraction;
-        cfg
+        TrainConfig {
+            seed: self.seed,
+            data: DataConfig {
+                dataset: Some(self.dataset),
+                path: Some(path),
+                label_column: self.label_column,
+                header: self.header,
+                classes: Some(self.classes),
+                test_fraction: self.test_fraction,
+                ..DataConfig::default()
+            },
+            ..TrainConfig::default()
+        }
     }
 }
 
