@@ -100,6 +100,7 @@ fn train_export_run_in_qemu_and_compare(target: &str) {
         &RunOptions {
             out_dir: None,
             resume: false,
+            force: false,
             progress: false,
             stop_after: None,
         },

@@ -21,7 +21,7 @@
 
 use std::path::Path;
 
-use microdnn_host::model::{BatchNorm1d, Layer};
+use microdnn_host::model::{BatchNorm1d, Layer, Sequential};
 use microdnn_host::nn::batchnorm::{self, BnCache};
 use microdnn_host::nn::loss::Loss;
 use microdnn_host::nn::network::{Network, ParamKind, ParamMut};
@@ -242,7 +242,12 @@ fn a_few_training_steps_match_torch() {
     let arch =
         microdnn_host::import::pytorch::parse_architecture(f["architecture"].as_str().unwrap())
             .unwrap();
-    let mut seq = arch;
+    let mut seq = Sequential::new(
+        arch.iter()
+            .map(Layer::from_spec)
+            .collect::<Result<_, _>>()
+            .unwrap(),
+    );
     let init = &f["init"];
     let names = [
         "0.weight", "0.bias", "1.weight", "1.bias", "3.weight", "3.bias",

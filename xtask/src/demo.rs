@@ -151,7 +151,8 @@ pub fn run(o: &Options) -> Result<()> {
     let mut train = vec!["train", "--config"];
     let config_s = path_arg(&config);
     train.push(&config_s);
-    train.extend(["--out", &run_s]);
+    // The demo replaces its previous run.
+    train.extend(["--out", &run_s, "--force"]);
     let data_s = o.data_dir.as_deref().map(path_arg);
     if let Some(d) = &data_s {
         train.extend(["--data", d]);

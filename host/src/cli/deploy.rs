@@ -12,10 +12,11 @@ use microdnn::ModelView;
 use microdnn_host::device::{self, EvalReport};
 use microdnn_host::export::{self, AlignedModel, Equivalence, OutputActivation, Summary};
 use microdnn_host::import::pytorch;
+use microdnn_host::model::checkpoint::CheckpointError;
 use microdnn_host::model::Model;
 use microdnn_host::model::{checkpoint, metrics};
 use microdnn_host::train::config::DatasetKind;
-use microdnn_host::train::test_data;
+use microdnn_host::train::{data_record, scoring_data, test_data, DataRecord};
 use microdnn_host::InputTransform;
 
 /// File name of the device model inside an export folder.
@@ -47,9 +48,22 @@ pub struct ExportArgs {
     /// What the last layer outputs.
     #[arg(long, value_enum, default_value_t = OutputActivation::Softmax)]
     output: OutputActivation,
-    /// Inputs used to check that the exported file computes what the trained network computes.
-    #[arg(long, default_value_t = 500)]
+    /// Inputs used to check that the exported file computes what the trained network computes
+    /// (1 to 1,000,000).
+    #[arg(long, default_value_t = 500, value_parser = check_samples_in_range)]
     check_samples: usize,
+}
+
+/// The most inputs `--check-samples` may ask for.
+const MAX_CHECK_SAMPLES: usize = 1_000_000;
+
+fn check_samples_in_range(s: &str) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|e| format!("{e}"))?;
+    if (1..=MAX_CHECK_SAMPLES).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("{n} is not in 1..={MAX_CHECK_SAMPLES}"))
+    }
 }
 
 /// What `export` writes to model.json.
@@ -57,8 +71,14 @@ pub struct ExportArgs {
 pub struct ExportRecord {
     /// The checkpoint or state dict exported (absolute path).
     pub source: PathBuf,
+    /// The same, relative to the export folder (found again when both folders moved together).
+    #[serde(default)]
+    pub source_relative: Option<PathBuf>,
     /// Whether the source was a microdnn checkpoint (so its run's test split is known).
     pub microdnn_checkpoint: bool,
+    /// How to rebuild the run's test split (from the checkpoint): what `eval` scores on.
+    #[serde(default)]
+    pub data: Option<DataRecord>,
     /// Summary of the device model.
     pub summary: serde_json::Value,
     /// The equivalence check.
@@ -103,7 +123,14 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<()> {
         )
     } else {
         let path = checkpoint::resolve_model_path(&a.source);
-        let model = checkpoint::load_model(&path)?;
+        let model = checkpoint::load_model(&path).map_err(|e| match e {
+            CheckpointError::NotACheckpoint { .. } => anyhow::anyhow!(
+                "{e}: to export a PyTorch state dict, pass its architecture with --arch (e.g. \
+                 --arch \"Linear(64, 32) ReLU() Linear(32, 10)\", or --arch @FILE with what \
+                 print(model) shows)"
+            ),
+            e => e.into(),
+        })?;
         let samples = match test_data(Some(&path), None, None, false) {
             Ok(d) if d.features == model.transform.features() => {
                 let n = d.len().min(a.check_samples);
@@ -136,8 +163,13 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<()> {
     let model_path = a.out.join(MODEL_FILE);
     export::write_atomic(&model_path, &bytes)?;
     let summary = export::summarize(&view);
+    let source = std::fs::canonicalize(&source).unwrap_or(source);
     let record = ExportRecord {
-        source: std::fs::canonicalize(&source).unwrap_or(source),
+        source_relative: std::fs::canonicalize(&a.out)
+            .ok()
+            .and_then(|out| relative_to(&source, &out)),
+        data: if is_ckpt { data_record(&source)? } else { None },
+        source,
         microdnn_checkpoint: is_ckpt,
         summary: serde_json::to_value(&summary)?,
         equivalence: serde_json::to_value(eq)?,
@@ -149,6 +181,23 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<()> {
     print_summary(&model_path, &summary);
     print_equivalence(&eq);
     Ok(())
+}
+
+/// `path` relative to the folder `base` (both absolute): `../run/model.safetensors`.
+fn relative_to(path: &Path, base: &Path) -> Option<PathBuf> {
+    let (p, b): (Vec<_>, Vec<_>) = (path.components().collect(), base.components().collect());
+    let common = p.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    if common == 0 {
+        return None;
+    }
+    let mut rel = PathBuf::new();
+    for _ in common..b.len() {
+        rel.push("..");
+    }
+    for c in &p[common..] {
+        rel.push(c);
+    }
+    Some(rel)
 }
 
 fn print_summary(path: &Path, s: &Summary) {
@@ -180,18 +229,38 @@ pub struct InfoArgs {
     file: PathBuf,
 }
 
-fn model_file(p: &Path) -> PathBuf {
-    if p.is_dir() {
+/// The device model file of an export folder (or the file given). A training run's folder or
+/// checkpoint is an error saying to export it first.
+fn model_file(p: &Path) -> anyhow::Result<PathBuf> {
+    let path = if p.is_dir() {
         p.join(MODEL_FILE)
     } else {
         p.to_path_buf()
+    };
+    let checkpoint = if p.is_dir() {
+        p.join(checkpoint::MODEL_FILE)
+    } else {
+        p.to_path_buf()
+    };
+    if !path.is_file() || path == checkpoint {
+        let is_run =
+            checkpoint.is_file() && checkpoint.extension().is_some_and(|e| e == "safetensors");
+        if is_run {
+            bail!(
+                "{} is a trained model, not a device model file: export it first with \
+                 `microdnn export {} --out DIR`, then give DIR",
+                p.display(),
+                p.display()
+            );
+        }
     }
+    Ok(path)
 }
 
 /// Reads a model file (or an export folder's): its header and declared length are checked
 /// before the file is read, and it is read once, straight into aligned memory.
 fn read_model(p: &Path) -> anyhow::Result<(PathBuf, AlignedModel)> {
-    let path = model_file(p);
+    let path = model_file(p)?;
     let file = AlignedModel::read(&path)?;
     Ok((path, file))
 }
@@ -330,27 +399,15 @@ pub fn run_eval(a: DeviceEvalArgs) -> anyhow::Result<()> {
             target.name, needs.flash_bytes, memory.flash_bytes, needs.ram_bytes, memory.ram_bytes
         );
     }
-    let record: Option<ExportRecord> = path
-        .parent()
-        .map(|d| d.join(SUMMARY_FILE))
-        .and_then(|p| std::fs::read_to_string(p).ok())
+    let export_dir = path.parent().unwrap_or(Path::new("."));
+    let record: Option<ExportRecord> = std::fs::read_to_string(export_dir.join(SUMMARY_FILE))
+        .ok()
         .and_then(|t| serde_json::from_str(&t).ok());
-    let checkpoint = record
-        .as_ref()
-        .filter(|r| r.microdnn_checkpoint)
-        .map(|r| r.source.clone());
-    let data = match &checkpoint {
-        Some(c) => test_data(Some(c), a.dataset, a.data.clone(), false)?,
-        None => {
-            if a.dataset.is_none() && a.data.is_none() {
-                bail!(
-                    "{} was not exported from a microdnn run: give --dataset and --data",
-                    path.display()
-                );
-            }
-            test_data(None, a.dataset, a.data.clone(), true)?
-        }
-    };
+    let run_data = record.as_ref().and_then(|r| r.data.as_ref());
+    let scoring = scoring_data(run_data, a.dataset, a.data.clone(), run_data.is_none())
+        .with_context(|| format!("choosing the data to evaluate {} on", path.display()))?;
+    println!("evaluating on {}", scoring.what);
+    let data = scoring.data;
     if data.features != view.inputs() {
         bail!(
             "the data has {} inputs but the model takes {}",
@@ -361,14 +418,37 @@ pub fn run_eval(a: DeviceEvalArgs) -> anyhow::Result<()> {
     let n = a.limit.unwrap_or(usize::MAX).min(data.len());
     let x = &data.x[..n * data.features];
     let y = &data.y[..n];
-    let trainer_accuracy = checkpoint
+    let nonfinite = nonfinite_outputs(&view, x)?;
+    if nonfinite > 0 {
+        bail!(
+            "{nonfinite} of {n} examples give NaN or infinite outputs on the host already: the \
+             model file computes nothing meaningful on this data (check the data and the input \
+             transform)"
+        );
+    }
+    let trainer_accuracy = record
         .as_ref()
-        .and_then(|c| checkpoint::load_model(c).ok())
-        .map(|m| {
-            let mut d = data.clone();
-            d.x.truncate(n * d.features);
-            d.y.truncate(n);
-            metrics::evaluate(&m, &d).accuracy
+        .filter(|r| r.microdnn_checkpoint)
+        .and_then(|r| {
+            let found = [
+                Some(r.source.clone()),
+                r.source_relative.as_ref().map(|p| export_dir.join(p)),
+            ]
+            .into_iter()
+            .flatten()
+            .find_map(|c| checkpoint::load_model(&c).ok());
+            if found.is_none() {
+                eprintln!(
+                    "note: the exported checkpoint {} is not found: no trainer accuracy",
+                    r.source.display()
+                );
+            }
+            found.map(|m| {
+                let mut d = data.clone();
+                d.x.truncate(n * d.features);
+                d.y.truncate(n);
+                metrics::evaluate(&m, &d).accuracy
+            })
         });
 
     let bar = indicatif::ProgressBar::new(n as u64).with_style(
@@ -381,7 +461,14 @@ pub fn run_eval(a: DeviceEvalArgs) -> anyhow::Result<()> {
     let (outcome, info) = if a.device == "qemu" {
         let elf = match &a.firmware {
             Some(e) => e.clone(),
-            None => build_eval_firmware(target, &path)?,
+            None => {
+                println!(
+                    "building the eval firmware for {} with this model (the first build of a \
+                     target takes up to a minute)...",
+                    target.name
+                );
+                build_eval_firmware(target, &path)?
+            }
         };
         let per_example = 1 + u64::from(a.mc.unwrap_or(0)) / 4;
         let mut q =
@@ -526,6 +613,24 @@ fn print_mc_report(r: &device::mc::McEvalReport) {
     if r.retries > 0 {
         println!("link retries                 {}", r.retries);
     }
+}
+
+/// The examples of `x` for which the core, running the model file on the host, gives a NaN or
+/// infinite output.
+fn nonfinite_outputs(view: &ModelView<'_>, x: &[f32]) -> anyhow::Result<usize> {
+    let w = view.max_width();
+    let (mut a, mut b) = (vec![0.0f32; w], vec![0.0f32; w]);
+    let mut count = 0;
+    for row in x.chunks_exact(view.inputs().max(1)) {
+        let mut xi = row.to_vec();
+        let out = view
+            .run(&mut xi, &mut a, &mut b)
+            .map_err(|e| anyhow::anyhow!("running the model on the host: {e}"))?;
+        if out.iter().any(|v| !v.is_finite()) {
+            count += 1;
+        }
+    }
+    Ok(count)
 }
 
 /// Checks that the device runs a model of this file's shape.
