@@ -587,7 +587,7 @@ mod tests {
                 (a.min(b), a.max(b))
             };
             let r = Requantize::new(&[0], &[0], zp, lo, hi).unwrap();
-            let acc = if rng.next_u32() % 4 == 0 {
+            let acc = if rng.next_u32().is_multiple_of(4) {
                 accs[(rng.next_u32() as usize) % accs.len()]
             } else {
                 (rng.next_u32() as i32) >> (rng.next_u32() % 32)
