@@ -3,9 +3,9 @@
 //! `embedded_io`; the board module brings up its port (`board::serial()`).
 //!
 //! Runs the model compiled in by `build.rs` (`MICRODNN_MODEL`, see
-//! `microdnn_firmware::eval_model`): each INFER frame's inputs go through the model's input
-//! transform and the network; the answer carries the outputs, the predicted class and the
-//! instructions spent (exact under QEMU `-icount shift=3,sleep=off`). Garbage, truncated or
+//! `microdnn_firmware::eval_model`), f32 or int8: each INFER frame's inputs go through the
+//! model's input transform and the network (int8: quantized before, outputs dequantized after);
+//! the answer carries the outputs, the predicted class and the instructions spent (exact under QEMU `-icount shift=3,sleep=off`). Garbage, truncated or
 //! corrupted frames and wrong lengths get an error frame back; the program never stops serving.
 //!
 //! `microdnn eval --device qemu --target NAME` starts it with the serial port on a socket, waits
@@ -16,7 +16,7 @@
 use cortex_m_rt::entry;
 use microdnn::link::{self, DeviceInfo, FrameDecoder, Responder};
 use microdnn::ModelView;
-use microdnn_firmware::eval_model::{Net, NetBuffers, INPUTS, MODEL, OUTPUTS, SOURCE};
+use microdnn_firmware::eval_model::{Buffers, Model, INPUTS, MODEL, OUTPUTS, SOURCE};
 use microdnn_firmware::icount::InstructionCounter;
 use microdnn_firmware::{board, runtime, server};
 
@@ -26,9 +26,8 @@ const MAX_FRAME: usize = link::decoder_capacity(INPUTS * 4);
 const MAX_PAYLOAD: usize = link::RESULT_HEADER_LEN + OUTPUTS * 4 + 64;
 
 struct Device<'a> {
-    net: Net<'a>,
-    view: ModelView<'a>,
-    bufs: &'a mut NetBuffers,
+    model: Model<'a>,
+    bufs: &'a mut Buffers,
     x: &'a mut [f32; INPUTS],
     y: [f32; OUTPUTS],
     counter: InstructionCounter,
@@ -42,19 +41,15 @@ impl Responder for Device<'_> {
 
     fn infer(&mut self, x: &[f32]) -> (u16, u64, &[f32]) {
         self.x.iter_mut().zip(x).for_each(|(d, s)| *d = *s);
-        let (net, view, bufs, xs) = (&self.net, &self.view, &mut *self.bufs, &mut *self.x);
-        let (y, instructions) = self.counter.measure(|| {
-            view.transform_input(xs);
-            *net.forward(xs, bufs)
-        });
-        self.y = y;
-        (microdnn::argmax(&self.y) as u16, instructions, &self.y)
+        let (model, bufs, xs, y) = (&self.model, &mut *self.bufs, &mut *self.x, &mut self.y);
+        let (class, instructions) = self.counter.measure(|| model.infer(xs, bufs, y));
+        (class as u16, instructions, &self.y)
     }
 }
 
 #[entry]
 fn main() -> ! {
-    static mut BUFFERS: NetBuffers = NetBuffers::new();
+    static mut BUFFERS: Buffers = Buffers::new();
     static mut INPUT: [f32; INPUTS] = [0.0; INPUTS];
     static mut SCRATCH: [f32; INPUTS] = [0.0; INPUTS];
     static mut DECODER: FrameDecoder<MAX_FRAME> = FrameDecoder::new();
@@ -70,8 +65,8 @@ fn main() -> ! {
             runtime::exit(false)
         }
     };
-    let net = match Net::from_model(&view) {
-        Ok(n) => n,
+    let model = match Model::new(view) {
+        Ok(m) => m,
         Err(e) => {
             defmt::error!("eval: the model does not fit the network type: {}", e);
             runtime::exit(false)
@@ -83,22 +78,21 @@ fn main() -> ! {
     let info = DeviceInfo {
         inputs: INPUTS as u32,
         outputs: OUTPUTS as u32,
-        layers: Net::LAYERS as u32,
-        macs: Net::MACS as u32,
+        layers: Model::LAYERS as u32,
+        macs: Model::MACS as u32,
         flash_bytes: 0,
-        ram_bytes: Net::RAM_BYTES as u32,
+        ram_bytes: Model::RAM_BYTES as u32,
     };
     defmt::println!(
         "eval on {=str}: model from {=str}: {=usize} layers, {=usize} MACs, {=usize} bytes of activation buffers; serving on the serial port",
         board::NAME,
         SOURCE,
-        Net::LAYERS,
-        Net::MACS,
-        Net::RAM_BYTES
+        Model::LAYERS,
+        Model::MACS,
+        Model::RAM_BYTES
     );
     let mut device = Device {
-        net,
-        view,
+        model,
         bufs: BUFFERS,
         x: INPUT,
         y: [0.0; OUTPUTS],

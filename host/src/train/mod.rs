@@ -4,7 +4,7 @@
 //! | file | what |
 //! |---|---|
 //! | `config.rs` | the TOML configuration and [`config::ConfigError`] |
-//! | `data.rs` | a run's data: load, split, transform ([`prepare_data`], [`test_data`]) |
+//! | `data.rs` | a run's data: load, split, transform ([`prepare_data`], [`test_data`], [`raw_training_split`]) |
 //! | `init.rs` | where training starts: initialisation, `init` checkpoint, [`pretrain`] |
 //! | `step.rs` | the one training step ([`step::step`]) |
 //! | `run.rs` | the loop in phases: prepare, epoch, evaluate, early stop, checkpoint, finish |
@@ -37,7 +37,9 @@ use crate::model::Model;
 use crate::train::config::{ConfigError, TrainConfig};
 use crate::train::pretrain::PretrainError;
 
-pub use data::{data_path, load_raw, prepare_data, raw_test_split, test_data, PreparedData};
+pub use data::{
+    data_path, load_raw, prepare_data, raw_test_split, raw_training_split, test_data, PreparedData,
+};
 pub use init::{init_weights, initial_network, pretrain_only, starting_network};
 pub use metrics::{EpochMetrics, RunMetrics};
 pub use progress::TrainObserver;
