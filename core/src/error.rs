@@ -23,6 +23,18 @@ pub enum Error {
     },
     /// A dropout rate outside `[0, 1)`.
     InvalidDropoutRate,
+    /// Monte-Carlo class probabilities were asked of a network whose last activation is
+    /// neither softmax nor the identity (logits) (see [`crate::mc::McOutputs`]).
+    NotADistribution {
+        /// The last layer's activation ([`crate::Activation::name`]).
+        activation: &'static str,
+    },
+    /// An operation only the f32 path has was asked of an int8 model (Monte-Carlo dropout:
+    /// int8 files keep no dropout).
+    Int8Unsupported {
+        /// The operation.
+        what: &'static str,
+    },
 }
 
 impl core::fmt::Display for Error {
@@ -40,6 +52,14 @@ impl core::fmt::Display for Error {
                  the resulting scale and shift finite"
             ),
             Error::InvalidDropoutRate => f.write_str("dropout rate must be in [0, 1)"),
+            Error::NotADistribution { activation } => write!(
+                f,
+                "Monte-Carlo class probabilities need a last layer with softmax or identity \
+                 (logits) outputs; this one ends in {activation}"
+            ),
+            Error::Int8Unsupported { what } => {
+                write!(f, "{what} needs an f32 model; this one is int8")
+            }
         }
     }
 }

@@ -13,6 +13,7 @@
 //! core has one), and the int8 outputs dequantized (TFLite's `DEQUANTIZE`), so outputs travel
 //! the link as f32 and compare bit for bit with the host's.
 
+use microdnn::mc::{McOutputs, McSummary};
 use microdnn::{ModelError, ModelView};
 
 use crate::model::Aligned;
@@ -59,6 +60,8 @@ impl<'a> Model<'a> {
     pub const MACS: usize = Net::MACS;
     /// Bytes of [`Buffers`].
     pub const RAM_BYTES: usize = core::mem::size_of::<Buffers>();
+    /// Whether the compiled-in network is int8.
+    pub const INT8: bool = cfg!(microdnn_eval_int8);
 
     /// The network of `view` (validated), or the error naming the layer whose shape or weight
     /// type differs from the compiled-in type's.
@@ -102,6 +105,62 @@ impl<'a> Model<'a> {
             }
             // Dequantization is increasing: the largest byte is the largest output.
             microdnn::quant::network::argmax(out)
+        }
+    }
+
+    /// How the outputs become class probabilities for Monte-Carlo dropout
+    /// ([`McOutputs::for_activation`] of the last layer), or `None` if the model cannot serve
+    /// it: outputs that are not probabilities or logits, or an int8 model (export drops
+    /// dropout and the int8 path has none).
+    pub fn mc_outputs(&self) -> Option<McOutputs> {
+        if Self::INT8 {
+            return None;
+        }
+        self.view
+            .layer(Self::LAYERS - 1)
+            .and_then(|l| McOutputs::for_activation(l.activation))
+    }
+
+    /// `passes` Monte-Carlo dropout passes on `x` (transformed in place) from `seed`
+    /// ([`microdnn::mc::run`] over the network's `forward_mc`), the summary in `mean` and `std`
+    /// (`pass`: one pass's probabilities, scratch). `None` for an int8 model.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub fn mc(
+        &self,
+        outputs: McOutputs,
+        x: &mut [f32; INPUTS],
+        b: &mut Buffers,
+        passes: core::num::NonZeroU32,
+        seed: u64,
+        mean: &mut [f32; OUTPUTS],
+        std: &mut [f32; OUTPUTS],
+        pass: &mut [f32; OUTPUTS],
+    ) -> Option<McSummary> {
+        #[cfg(not(microdnn_eval_int8))]
+        {
+            self.view.transform_input(x);
+            let net = &self.net;
+            let r = microdnn::mc::run::<core::convert::Infallible>(
+                outputs,
+                passes,
+                seed,
+                mean,
+                std,
+                pass,
+                |rng, out| {
+                    let y = net.forward_mc(x, &mut b.net, rng);
+                    out.iter_mut().zip(y).for_each(|(d, s)| *d = *s);
+                    Ok(())
+                },
+            );
+            let Ok(summary) = r;
+            Some(summary)
+        }
+        #[cfg(microdnn_eval_int8)]
+        {
+            let _ = (outputs, x, b, passes, seed, mean, std, pass);
+            None
         }
     }
 }
