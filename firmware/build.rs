@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::{env, fs};
 
 use microdnn::model::{EncodeLayer, ModelSpec, ModelView};
+use microdnn::quant::{self, FusedActivation, QSoftmax, QuantParams, Requantize};
 use microdnn::{kernel, Dense, Layer, Rng};
 
 #[allow(dead_code)]
@@ -34,7 +35,7 @@ mod shape {
 }
 use shape::{
     Mnist, MnistBuffers, Small, SmallBuffers, ACTIVATIONS, MC_DROPOUT_RATE, MC_SEED, MNIST_SHAPES,
-    SEED, SMALL_SHAPES,
+    Q_SEED, SEED, SMALL_SHAPES,
 };
 
 /// Boards with less flash than this run the small demo network.
@@ -192,6 +193,7 @@ fn main() {
     println!("cargo:rerun-if-changed=src/model_shape.rs");
     println!("cargo:rustc-check-cfg=cfg(microdnn_small_demo)");
     println!("cargo:rustc-check-cfg=cfg(microdnn_row_major_copy)");
+    println!("cargo:rustc-check-cfg=cfg(microdnn_int8_demo)");
     let (flash, _ram) = select_board(&out);
 
     let small = flash < SMALL_DEMO_BELOW_FLASH;
@@ -285,7 +287,200 @@ fn main() {
     .unwrap();
     fs::write(out.join("model_data.rs"), code).expect("write model_data.rs");
 
+    // The int8 twin of the demo network (the `bench_int8` program's; its packed weights and a
+    // row-major copy for TFLite Micro's reference loop), where the flash holds it.
+    let int8_bytes: u64 = shapes
+        .iter()
+        .map(|&(i, o)| (2 * i * o + 16 * o) as u64)
+        .sum();
+    if int8_bytes + CODE_RESERVE <= flash {
+        println!("cargo:rustc-cfg=microdnn_int8_demo");
+        write_int8_demo(&out, &shapes);
+    }
+
     write_eval_model(&out, &layers, &shapes);
+}
+
+/// One generated int8 layer.
+struct QLayerData {
+    rows: Vec<i8>,
+    packed: Vec<i8>,
+    bias: Vec<i32>,
+    kernel_bias: Vec<i32>,
+    multipliers: Vec<i32>,
+    shifts: Vec<i32>,
+    input: QuantParams,
+    output: QuantParams,
+    range: (i8, i8),
+}
+
+/// Generates one int8 layer for the input `x` (quantized with `input`): weights uniform in
+/// [-127, 127], per-channel scales in [0.002, 0.01], a small real bias; the output quantization
+/// is calibrated on this input's real outputs, as post-training quantization does (`[0, max]`
+/// with the ReLU fused, `[min, max]` otherwise). Returns the layer and its int8 output (TFLite
+/// Micro's reference loop, then softmax on the last layer).
+fn generate_qlayer(
+    rng: &mut Rng,
+    x: &[i8],
+    input: QuantParams,
+    outputs: usize,
+    last: bool,
+) -> (QLayerData, Vec<i8>) {
+    let inputs = x.len();
+    let rows: Vec<i8> = (0..inputs * outputs)
+        .map(|_| (rng.next_u32() % 255) as i32 - 127)
+        .map(|w| w as i8)
+        .collect();
+    let scales: Vec<f32> = (0..outputs).map(|_| rng.uniform(0.002, 0.01)).collect();
+    let bias: Vec<i32> = scales
+        .iter()
+        .map(|&s| (rng.uniform(-0.05, 0.05) / (input.scale() * s)).round() as i32)
+        .collect();
+    let real: Vec<f64> = (0..outputs)
+        .map(|o| {
+            let acc: i64 = (0..inputs)
+                .map(|c| rows[o * inputs + c] as i64 * (x[c] as i64 - input.zero_point() as i64))
+                .sum::<i64>()
+                + bias[o] as i64;
+            acc as f64 * input.scale() as f64 * scales[o] as f64
+        })
+        .collect();
+    let hi = real.iter().cloned().fold(0.0, f64::max);
+    let lo = if last {
+        real.iter().cloned().fold(0.0, f64::min)
+    } else {
+        0.0
+    };
+    let scale = ((hi - lo) / 255.0).max(1e-6) as f32;
+    let zero_point = (-128.0 - lo / scale as f64).round().clamp(-128.0, 127.0) as i8;
+    let output = QuantParams::new(scale, zero_point).expect("output scale");
+    let fused = if last {
+        FusedActivation::None
+    } else {
+        FusedActivation::Relu
+    };
+    let range = fused.range(output).expect("fused range");
+    let (mut multipliers, mut shifts) = (vec![0; outputs], vec![0; outputs]);
+    quant::per_channel_multipliers(input, &scales, output, &mut multipliers, &mut shifts)
+        .expect("multipliers");
+    let mut packed = vec![0i8; rows.len()];
+    quant::kernel::pack(&rows, inputs, outputs, &mut packed).expect("pack");
+    let mut kernel_bias = vec![0; outputs];
+    quant::kernel::kernel_bias(&rows, inputs, &bias, input.zero_point(), &mut kernel_bias)
+        .expect("kernel bias");
+    let rq =
+        Requantize::new(&multipliers, &shifts, zero_point, range.0, range.1).expect("requantize");
+    let mut y = vec![0i8; outputs];
+    quant::kernel::dense_reference(&rows, &bias, input.zero_point(), &rq, x, &mut y)
+        .expect("reference");
+    if last {
+        let softmax_out = QuantParams::new(1.0 / 256.0, -128).expect("softmax output");
+        QSoftmax::prepare(1.0, output, softmax_out)
+            .expect("softmax")
+            .apply(&mut y);
+    }
+    let layer = QLayerData {
+        rows,
+        packed,
+        bias,
+        kernel_bias,
+        multipliers,
+        shifts,
+        input,
+        output,
+        range,
+    };
+    (layer, y)
+}
+
+fn i32_array_literal(values: &[i32]) -> String {
+    let items: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+    format!("[{}]", items.join(", "))
+}
+
+fn i8_bytes(values: &[i8]) -> Vec<u8> {
+    values.iter().map(|&v| v as u8).collect()
+}
+
+/// Writes `qmodel_data.rs`: the int8 demo network (packed and row-major weights in flash,
+/// biases, kernel biases, multipliers, quantization), its input and the host's output for it
+/// (TFLite Micro's reference loop, computed here).
+fn write_int8_demo(out: &Path, shapes: &[(usize, usize); 3]) {
+    let mut rng = Rng::new(Q_SEED);
+    let input_params = QuantParams::new(1.0 / 255.0, -128).expect("input params");
+    let input: Vec<i8> = (0..shapes[0].0)
+        .map(|_| (rng.next_u32() % 256) as i32 - 128)
+        .map(|v| v as i8)
+        .collect();
+    let mut x = input.clone();
+    let mut params = input_params;
+    let mut layers = Vec::new();
+    for (k, &(_, outputs)) in shapes.iter().enumerate() {
+        let (layer, y) = generate_qlayer(&mut rng, &x, params, outputs, k == 2);
+        params = layer.output;
+        layers.push(layer);
+        x = y;
+    }
+    let mut code = String::new();
+    writeln!(code, "// Generated by build.rs: do not edit.").unwrap();
+    for (k, l) in layers.iter().enumerate() {
+        let name = format!("QFC{}", k + 1);
+        let (inputs, outputs) = shapes[k];
+        for (kind, bytes) in [("PACKED", i8_bytes(&l.packed)), ("ROWS", i8_bytes(&l.rows))] {
+            let path = out.join(format!("q{}.{}.bin", k + 1, kind.to_lowercase()));
+            fs::write(&path, &bytes).expect("write int8 weights");
+            writeln!(
+                code,
+                "/// int8 `fc{n}` weights ({inputs} inputs x {outputs} outputs), {kind}.\n\
+                 pub static {name}_{kind}: Aligned<[u8; {len}]> = Aligned(*include_bytes!({path:?}));",
+                n = k + 1,
+                len = bytes.len(),
+            )
+            .unwrap();
+        }
+        for (what, values) in [
+            ("BIAS", &l.bias),
+            ("KERNEL_BIAS", &l.kernel_bias),
+            ("MULTIPLIERS", &l.multipliers),
+            ("SHIFTS", &l.shifts),
+        ] {
+            writeln!(
+                code,
+                "/// int8 `fc{n}` {doc}.\npub static {name}_{what}: [i32; {outputs}] = {};",
+                i32_array_literal(values),
+                n = k + 1,
+                doc = what.to_lowercase().replace('_', " "),
+            )
+            .unwrap();
+        }
+        writeln!(
+            code,
+            "/// int8 `fc{n}`: input zero point, output zero point, clamp.\n\
+             pub const {name}_ZERO_POINTS: (i8, i8, i8, i8) = ({}, {}, {}, {});",
+            l.input.zero_point(),
+            l.output.zero_point(),
+            l.range.0,
+            l.range.1,
+            n = k + 1,
+        )
+        .unwrap();
+    }
+    let softmax_in = layers[2].output;
+    writeln!(
+        code,
+        "/// The last layer's output quantization (the softmax's input): scale bits, zero point.\n\
+         pub const QFC3_OUTPUT: (u32, i8) = ({:#010x}, {});\n\
+         /// The int8 demo input.\npub static QINPUT: [i8; {n}] = {:?};\n\
+         /// The host's int8 output for [`QINPUT`] (TFLite Micro's reference loop, softmax).\n\
+         pub const QEXPECTED_OUTPUT: [i8; 10] = {:?};",
+        softmax_in.scale().to_bits(),
+        softmax_in.zero_point(),
+        input,
+        x,
+        n = input.len(),
+    )
+    .unwrap();
+    fs::write(out.join("qmodel_data.rs"), code).expect("write qmodel_data.rs");
 }
 
 /// Writes the `eval` program's model and the Rust that names its network type.
@@ -340,15 +535,26 @@ fn write_eval_model(out: &Path, demo_layers: &[LayerData], shapes: &[(usize, usi
     let path = out.join("eval_model.udnn");
     fs::write(&path, &bytes).expect("write eval_model.udnn");
 
+    // An int8 file gets an int8 network type (`qnetwork!`) and cfg `microdnn_eval_int8`.
+    let int8 = view.weight_type() == microdnn::model::WeightType::Int8;
+    println!("cargo:rustc-check-cfg=cfg(microdnn_eval_int8)");
+    if int8 {
+        println!("cargo:rustc-cfg=microdnn_eval_int8");
+    }
+    let (macro_name, dense) = if int8 {
+        ("qnetwork", "QDense")
+    } else {
+        ("network", "Dense")
+    };
     let mut code = String::new();
     writeln!(code, "// Generated by build.rs from {source}: do not edit.").unwrap();
     writeln!(
         code,
-        "microdnn::network! {{\n    /// The network of the compiled-in model ({source}).\n    pub struct Net(NetBuffers) {{"
+        "microdnn::{macro_name}! {{\n    /// The network of the compiled-in model ({source}).\n    pub struct Net(NetBuffers) {{"
     )
     .unwrap();
     for (k, l) in view.layers().enumerate() {
-        writeln!(code, "        l{k}: Dense<{}, {}>,", l.inputs, l.outputs).unwrap();
+        writeln!(code, "        l{k}: {dense}<{}, {}>,", l.inputs, l.outputs).unwrap();
     }
     writeln!(code, "    }}\n}}").unwrap();
     writeln!(

@@ -44,7 +44,10 @@ fn nan_input(view: &microdnn::ModelView<'_>) -> Vec<f32> {
     let l0 = view.layer(0).unwrap();
     let (n, units) = (l0.inputs, l0.outputs);
     let mut rows = vec![0.0f32; n * units];
-    microdnn::kernel::unpack(l0.weights, n, units, &mut rows).unwrap();
+    let microdnn::model::LayerParams::F32 { weights, .. } = l0.params else {
+        panic!("the run's model is f32")
+    };
+    microdnn::kernel::unpack(weights, n, units, &mut rows).unwrap();
     let (scale, _) = view
         .input_transform()
         .expect("the run's model has an input transform");

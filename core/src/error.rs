@@ -29,6 +29,12 @@ pub enum Error {
         /// The last layer's activation ([`crate::Activation::name`]).
         activation: &'static str,
     },
+    /// An operation only the f32 path has was asked of an int8 model (Monte-Carlo dropout:
+    /// int8 files keep no dropout).
+    Int8Unsupported {
+        /// The operation.
+        what: &'static str,
+    },
 }
 
 impl core::fmt::Display for Error {
@@ -51,6 +57,9 @@ impl core::fmt::Display for Error {
                 "Monte-Carlo class probabilities need a last layer with softmax or identity \
                  (logits) outputs; this one ends in {activation}"
             ),
+            Error::Int8Unsupported { what } => {
+                write!(f, "{what} needs an f32 model; this one is int8")
+            }
         }
     }
 }

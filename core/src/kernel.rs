@@ -19,7 +19,7 @@
 //!
 //! On a Cortex-M55 build (`-C target-cpu=cortex-m55`, `cfg(microdnn_helium)` from `build.rs`)
 //! the lanes of a block's rows run in Helium vector registers, one register per row, with the
-//! same per-lane order (`helium.rs`, the core's only `unsafe`): 0.99 executed instructions per
+//! same per-lane order (`asm/helium.rs`, in the core's one `unsafe` module): 0.99 executed instructions per
 //! MAC on 784-128-64-10 instead of 2.39 on the Cortex-M4F. Helium flushes subnormals to zero;
 //! the loop detects a flush from FPSCR's cumulative flags and the block is recomputed with the
 //! scalar loop, so results stay bit-identical (the firmware's self-test checks a subnormal case).
@@ -147,10 +147,10 @@ fn block<const H: usize>(w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32]) {
     let (xg, xt) = x.as_chunks::<LANES>();
     let split = (xg.len() * LANES * H).min(w.len());
     let (wg, wt) = w.split_at(split);
-    // Helium (Cortex-M55): the same lanes, one vector register per row (`crate::helium`);
+    // Helium (Cortex-M55): the same lanes, one vector register per row (`crate::asm::helium`);
     // if the vector unit flushed a subnormal to zero, the block is recomputed below.
     #[cfg(microdnn_helium)]
-    let exact = crate::helium::lanes::<H>(wg, xg.as_flattened(), &mut acc);
+    let exact = crate::asm::helium::lanes::<H>(wg, xg.as_flattened(), &mut acc);
     #[cfg(not(microdnn_helium))]
     let exact = false;
     if !exact {

@@ -1,9 +1,9 @@
 #![doc = include_str!("../README.md")]
 #![no_std]
-// No `unsafe` anywhere, except in the Helium build's audited inner loop (`helium.rs`), the one
-// module that allows it.
-#![cfg_attr(not(microdnn_helium), forbid(unsafe_code))]
-#![cfg_attr(microdnn_helium, deny(unsafe_code))]
+// No `unsafe` anywhere, except in the audited assembly kernels of `asm/` (built only for the
+// Cortex-M cores that run them), the one module that allows it.
+#![cfg_attr(not(any(microdnn_helium, microdnn_dsp)), forbid(unsafe_code))]
+#![cfg_attr(any(microdnn_helium, microdnn_dsp), deny(unsafe_code))]
 #![deny(missing_docs)]
 // No panic reachable from the public API (see "Guarantees" in the crate docs): nothing that
 // panics by design outside the tests. The parsers of untrusted bytes (`model`'s reader and
@@ -21,12 +21,12 @@
 )]
 
 pub mod activation;
+#[cfg(any(microdnn_helium, microdnn_dsp))]
+mod asm;
 pub mod batch_norm;
 pub mod dense;
 pub mod dropout;
 pub mod error;
-#[cfg(microdnn_helium)]
-mod helium;
 pub mod kernel;
 pub mod link;
 pub mod math;

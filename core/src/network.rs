@@ -250,7 +250,9 @@ macro_rules! network {
             ///
             /// Fails with [`ModelError::LayerCount`]($crate::ModelError::LayerCount) or
             /// [`ModelError::LayerShape`]($crate::ModelError::LayerShape) (naming the layer and
-            /// the dimension) unless every layer of the file has this type's widths.
+            /// the dimension) unless every layer of the file has this type's widths, and with
+            /// [`ModelError::WeightType`]($crate::ModelError::WeightType) for an int8 file
+            /// (`qnetwork!` reads those).
             pub fn from_model(model: &$crate::ModelView<'a>) -> Result<Self, $crate::ModelError> {
                 model.expect_layers(Self::LAYERS)?;
                 let mut index = 0;

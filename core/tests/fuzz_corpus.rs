@@ -38,7 +38,12 @@ fn files(target: &str) -> Vec<(String, Vec<u8>)> {
 fn model_view_over_the_corpus() {
     let files = files("model_view");
     let seeds = files.iter().filter(|(n, _)| n.starts_with("seed-")).count();
-    assert!(seeds >= 4, "the seed corpus is missing ({seeds} seeds)");
+    assert!(seeds >= 9, "the seed corpus is missing ({seeds} seeds)");
+    let int8 = files
+        .iter()
+        .filter(|(n, _)| n.starts_with("seed-int8"))
+        .count();
+    assert!(int8 >= 4, "the int8 seeds are missing ({int8})");
     for (name, bytes) in &files {
         fuzz_bodies::model_view(bytes);
         if name.starts_with("seed-") {
@@ -141,9 +146,34 @@ fn write_seed_corpus() {
             model_file(5, &[1, 1], &[Identity], false),
         ),
     ];
+    let int8 = fuzz_bodies::int8_file;
+    let int8_models: [(&str, Vec<u8>); 4] = [
+        (
+            "seed-int8-small.udnn",
+            int8(6, &[10, 8, 3], &[Relu, Softmax], false, false),
+        ),
+        (
+            "seed-int8-per-tensor-transform.udnn",
+            int8(
+                7,
+                &[10, 8, 3],
+                &[LeakyRelu { slope: 0.1 }, Identity],
+                true,
+                true,
+            ),
+        ),
+        (
+            "seed-int8-three-layers.udnn",
+            int8(8, &[5, 13, 4, 2], &[Tanh, Sigmoid, Relu], false, false),
+        ),
+        (
+            "seed-int8-single-unit.udnn",
+            int8(9, &[1, 1], &[Identity], true, false),
+        ),
+    ];
     let dir = corpus("model_view");
     std::fs::create_dir_all(&dir).unwrap();
-    for (name, bytes) in &models {
+    for (name, bytes) in models.iter().chain(&int8_models) {
         std::fs::write(dir.join(name), bytes).unwrap();
     }
     // Link streams: a configuration byte (4 inputs: `config % 8 >= 4`), then frames.

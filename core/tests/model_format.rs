@@ -4,7 +4,8 @@
 //! whatever it accepts is well-formed and runs.
 
 use microdnn::model::{
-    self, header, record, EncodeLayer, ModelError, ModelSpec, ModelView, Tensor,
+    self, header, record, EncodeLayer, LayerParams, ModelError, ModelSpec, ModelView, Tensor,
+    WeightType,
 };
 use microdnn::{kernel, Activation, Rng};
 
@@ -126,7 +127,7 @@ fn check(bytes: &[u8]) -> Result<(), ModelError> {
 }
 
 const L0: usize = model::HEADER_LEN;
-const L1: usize = model::HEADER_LEN + model::LAYER_RECORD_LEN;
+const L1: usize = model::HEADER_LEN + model::LAYER_RECORD_LEN_1_0;
 
 #[test]
 fn round_trip_runs_like_the_typed_network() {
@@ -142,11 +143,21 @@ fn round_trip_runs_like_the_typed_network() {
     let l0 = view.layer(0).unwrap();
     assert_eq!(l0.activation, Activation::LeakyRelu { slope: 0.05 });
     assert_eq!(l0.dropout_rate, 0.25);
-    assert_eq!(l0.weights, &p.w1[..]);
+    let LayerParams::F32 { weights, .. } = l0.params else {
+        panic!("f32 layer")
+    };
+    assert_eq!(weights, &p.w1[..]);
+    assert_eq!(view.weight_type(), WeightType::F32);
+    assert_eq!(
+        view.version_minor(),
+        0,
+        "f32 models are written as version 1.0"
+    );
+    assert!(view.input_quantization().is_none() && view.output_quantization().is_none());
     assert!(view.layer(2).is_none());
     // Zero-copy: the weights point into the file.
     let range = file.bytes().as_ptr_range();
-    assert!(range.contains(&(l0.weights.as_ptr() as *const u8)));
+    assert!(range.contains(&(weights.as_ptr() as *const u8)));
 
     let net = Small::from_model(&view).unwrap();
     let x0: [f32; 10] = core::array::from_fn(|i| i as f32 * 0.3 - 1.0);
@@ -221,8 +232,9 @@ fn newer_version() {
         check(&f),
         Err(ModelError::UnsupportedVersion { major: 2, minor: 0 })
     );
-    // A newer *minor* version is readable.
+    // A newer *minor* version is readable (its records have at least the 1.1 fields).
     let mut f = encode(&params(4));
+    move_table(&mut f, model::LAYER_RECORD_LEN, 0);
     f[header::VERSION_MINOR..header::VERSION_MINOR + 2].copy_from_slice(&7u16.to_le_bytes());
     fix_crc(&mut f);
     let a = Aligned::new(&f);
@@ -485,9 +497,13 @@ fn move_table(f: &mut Vec<u8>, record_len: usize, pad: u8) -> usize {
         f[header::LAYER_COUNT + 1],
     ]));
     let old = get32(f, header::LAYER_TABLE) as usize;
+    let old_len = usize::from(u16::from_le_bytes([
+        f[header::RECORD_LEN],
+        f[header::RECORD_LEN + 1],
+    ]));
     let table: Vec<u8> = (0..layers)
         .flat_map(|i| {
-            let r = &f[old + i * model::LAYER_RECORD_LEN..][..model::LAYER_RECORD_LEN];
+            let r = &f[old + i * old_len..][..old_len];
             let mut r = r.to_vec();
             r.resize(record_len, pad);
             r
@@ -531,7 +547,7 @@ fn tensor_overlapping_the_header() {
     // A longer header (a later minor version) that covers the input transform.
     let mut f = encode(&params(21));
     move_table(&mut f, model::LAYER_RECORD_LEN, 0);
-    f[header::VERSION_MINOR] = 1;
+    f[header::VERSION_MINOR] = 2;
     put32(&mut f, header::HEADER_LEN, 176);
     fix_crc(&mut f);
     assert_eq!(
@@ -659,7 +675,7 @@ fn reserved_bytes_must_be_zero() {
     }
     // A version-1.0 file has exactly the 1.0 header and record lengths.
     let mut f = encode(&params(24));
-    move_table(&mut f, model::LAYER_RECORD_LEN + 8, 0);
+    move_table(&mut f, model::LAYER_RECORD_LEN_1_0 + 8, 0);
     fix_crc(&mut f);
     assert_eq!(
         check(&f),
@@ -668,7 +684,7 @@ fn reserved_bytes_must_be_zero() {
         })
     );
     let mut f = encode(&params(24));
-    move_table(&mut f, model::LAYER_RECORD_LEN, 0);
+    move_table(&mut f, model::LAYER_RECORD_LEN_1_0, 0);
     put32(&mut f, header::HEADER_LEN, 80);
     fix_crc(&mut f);
     assert_eq!(
@@ -684,16 +700,18 @@ fn a_later_minor_version_may_grow_the_header_and_records_and_use_reserved_bytes(
     let p = params(25);
     let base = Aligned::new(&encode(&p));
     let base = ModelView::new_checked(base.bytes()).unwrap();
-    // Version 1.3: a 144-byte header (covering the old table), 56-byte records, and every
-    // reserved byte and record extension set. A 1.0 reader ignores all of it.
+    // Version 1.3: a 144-byte header (covering the old table), 88-byte records, and every
+    // reserved byte and record extension (beyond the 1.1 fields) set. A 1.1 reader ignores all
+    // of it.
     let mut f = encode(&p);
-    move_table(&mut f, 56, 0x5A);
+    move_table(&mut f, 88, 0);
     f[header::VERSION_MINOR] = 3;
     put32(&mut f, header::HEADER_LEN, 144);
     f[header::RESERVED..model::HEADER_LEN].fill(0xA5);
     let table = get32(&f, header::LAYER_TABLE) as usize;
     for i in 0..2 {
-        f[table + i * 56 + record::RESERVED..][..4].fill(0xC3);
+        f[table + i * 88 + record::RESERVED..][..4].fill(0xC3);
+        f[table + i * 88 + model::LAYER_RECORD_LEN..][..8].fill(0x5A);
     }
     fix_crc(&mut f);
     let a = Aligned::new(&f);
@@ -705,15 +723,37 @@ fn a_later_minor_version_may_grow_the_header_and_records_and_use_reserved_bytes(
         base.run(&mut x0, &mut a0, &mut b0).unwrap(),
         view.run(&mut x1, &mut a1, &mut b1).unwrap()
     );
-    // What would change the computation is still refused: scales on a layer.
+    // What would change the computation is still refused: scales on an f32 layer, or int8
+    // fields.
     let mut g = f.clone();
-    put32(&mut g, table + 56 + record::SCALES, 704);
+    put32(&mut g, table + 88 + record::SCALES, 704);
     fix_crc(&mut g);
     assert_eq!(
         check(&g),
         Err(ModelError::Reserved {
             layer: Some(1),
             field: "scales offset (f32 weights have no scales)"
+        })
+    );
+    let mut g = f.clone();
+    g[table + 88 + record::FUSED] = 1;
+    fix_crc(&mut g);
+    assert_eq!(
+        check(&g),
+        Err(ModelError::Reserved {
+            layer: Some(1),
+            field: "record bytes 48..80 (int8 fields: f32 weights have none)"
+        })
+    );
+    // A later minor's records hold at least the 1.1 fields.
+    let mut g = encode(&p);
+    move_table(&mut g, 56, 0);
+    g[header::VERSION_MINOR] = 3;
+    fix_crc(&mut g);
+    assert_eq!(
+        check(&g),
+        Err(ModelError::BadHeader {
+            field: "layer record length"
         })
     );
     // The same bytes in a 1.0 file are rejected.
@@ -779,7 +819,8 @@ fn fuzz_mutations_never_panic() {
                 // on boundaries: another field's value (an offset elsewhere: overlaps), the
                 // file length, 0, 1, one past, u32 extremes.
                 let table = get32(&f, header::LAYER_TABLE) as usize;
-                let fields = table + usize::from(f[header::LAYER_COUNT]) * model::LAYER_RECORD_LEN;
+                let record_len = usize::from(f[header::RECORD_LEN]);
+                let fields = table + usize::from(f[header::LAYER_COUNT]) * record_len;
                 for _ in 0..1 + rng.next_u32() % 3 {
                     let at = (rng.next_u32() as usize % (fields / 4)) * 4;
                     let other = (rng.next_u32() as usize % (fields / 4)) * 4;

@@ -76,6 +76,16 @@ proptest! {
         kernel::dense(&packed, &kb, &rq, &l.x, &mut fast).unwrap();
         kernel::dense_reference(&l.rows, &l.bias, l.input_zero_point, &rq, &l.x, &mut reference).unwrap();
         prop_assert_eq!(&fast, &reference);
+        // The run-time-shape entry of the DSP kernel (portable on this host; on the Cortex-M
+        // the firmware's self-test checks its SMLAD loop the same way).
+        let mut with_scratch = vec![0i8; l.o];
+        let mut scratch = vec![0i16; l.i];
+        kernel::dense_with_scratch(&packed, &kb, &rq, &l.x, &mut scratch, &mut with_scratch).unwrap();
+        prop_assert_eq!(&with_scratch, &reference);
+        if l.i > 0 {
+            let e = kernel::dense_with_scratch(&packed, &kb, &rq, &l.x, &mut scratch[1..], &mut with_scratch);
+            prop_assert!(e.is_err(), "a scratch shorter than the input is refused");
+        }
 
         // And the reference is TFLite's formula, recomputed here in i64 then wrapped to i32.
         for (o, y) in reference.iter().enumerate() {

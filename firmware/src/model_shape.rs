@@ -42,3 +42,25 @@ pub const MC_DROPOUT_RATE: f32 = 0.2;
 
 /// Seed of the Monte-Carlo dropout masks of the self-test's check.
 pub const MC_SEED: u64 = 7;
+
+microdnn::qnetwork! {
+    /// The int8 twin of [`Mnist`] (784-128-64-10): ReLU fused into `fc1` and `fc2`, softmax
+    /// after `fc3`; TFLite Micro's arithmetic.
+    pub struct QMnist(QMnistBuffers) {
+        fc1: QDense<784, 128>,
+        fc2: QDense<128, 64>,
+        fc3: QDense<64, 10>,
+    }
+}
+
+microdnn::qnetwork! {
+    /// The int8 twin of [`Small`] (64-32-16-10).
+    pub struct QSmall(QSmallBuffers) {
+        fc1: QDense<64, 32>,
+        fc2: QDense<32, 16>,
+        fc3: QDense<16, 10>,
+    }
+}
+
+/// Seed of the int8 demo network's weights and input (`microdnn::Rng`).
+pub const Q_SEED: u64 = 0x0069_6e74_385f_6e6e; // "int8_nn"

@@ -12,6 +12,10 @@
 //! BENCH calibration overhead_instructions=...
 //! ```
 //!
+//! The `bench_int8` program does the same for the int8 twin of the network (`BENCH int8_layer`,
+//! `BENCH int8_network`, `BENCH int8_check`), run right after `bench` on the same target; its
+//! figures go under `int8` in the target's entry, and into the `--all` table beside f32's.
+//!
 //! This module parses them, adds the ELF section sizes of the `bench` and `demo` images, prints a
 //! table and writes `target/bench/mcu.json` under the repository root: one object per target,
 //! keyed by its name (`instructions_per_inference`, `instructions_per_mac`, `flash_bytes`,
@@ -35,6 +39,16 @@ fn goal(target: &Target) -> Option<f64> {
     match target.name {
         "cortex-m55" => Some(1.0),
         "cortex-m4f" | "cortex-m7" | "cortex-m33" | "stm32f405" => Some(2.39),
+        _ => None,
+    }
+}
+
+/// The int8 goal in executed instructions per MAC: the DSP extension's `SMLAD` kernel on every
+/// core that has it (CMSIS-NN's `arm_fully_connected_s8` does 1.97 on the Cortex-M4F); none for
+/// the Cortex-M0/M3, which run the portable kernel (measured and reported).
+fn int8_goal(target: &Target) -> Option<f64> {
+    match target.name {
+        "cortex-m4f" | "cortex-m7" | "cortex-m33" | "cortex-m55" | "stm32f405" => Some(1.4),
         _ => None,
     }
 }
@@ -126,6 +140,14 @@ pub fn run(args: &[String]) -> Result<()> {
                 missed.push(format!("{} ({ipm:.3} > {g})", target.name));
             }
         }
+        if let (Some(g), Some(ipm8)) = (
+            int8_goal(target),
+            entry["int8"]["instructions_per_mac"].as_f64(),
+        ) {
+            if !meets(ipm8, g) {
+                missed.push(format!("{} int8 ({ipm8:.3} > {g})", target.name));
+            }
+        }
         summary.push((*target, entry.clone()));
         if target.name == "cortex-m4f" {
             // The figures every earlier report had at the top level.
@@ -144,8 +166,8 @@ pub fn run(args: &[String]) -> Result<()> {
     .with_context(|| format!("cannot write {}", path.display()))?;
     if summary.len() > 1 {
         println!("\ndemo network on every target (`bench` firmware; executed instructions, QEMU -icount):\n");
-        println!("| target | core | network | flash | static RAM | peak stack | instructions / inference | per MAC | goal |");
-        println!("|---|---|---|---:|---:|---:|---:|---:|---|");
+        println!("| target | core | network | flash | static RAM | peak stack | instructions / inference | per MAC | goal | int8 instructions / inference | int8 per MAC | int8 goal | int8 / f32 |");
+        println!("|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|---|---:|");
         for (t, e) in &summary {
             let net = e["network"]
                 .as_array()
@@ -158,8 +180,23 @@ pub fn run(args: &[String]) -> Result<()> {
                     dims.join(", ")
                 })
                 .unwrap_or_default();
+            let int8 = &e["int8"];
+            let (i8_ipi, i8_ipm, ratio) = match int8["instructions_per_inference"].as_u64() {
+                Some(n) => (
+                    n.to_string(),
+                    format!(
+                        "{:.2}",
+                        int8["instructions_per_mac"].as_f64().unwrap_or(f64::NAN)
+                    ),
+                    format!(
+                        "{:.2}",
+                        n as f64 / e["instructions_per_inference"].as_f64().unwrap_or(f64::NAN)
+                    ),
+                ),
+                None => ("-".into(), "-".into(), "-".into()),
+            };
             println!(
-                "| {} | {} | {} | {} | {} | {} | {} | {:.2} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {:.2} | {} | {i8_ipi} | {i8_ipm} | {} | {ratio} |",
                 t.name,
                 t.core,
                 net,
@@ -170,7 +207,10 @@ pub fn run(args: &[String]) -> Result<()> {
                 e["instructions_per_mac"].as_f64().unwrap_or(f64::NAN),
                 goal(t)
                     .map(|g| format!("<= {g}"))
-                    .unwrap_or_else(|| "reported".into())
+                    .unwrap_or_else(|| "reported".into()),
+                int8_goal(t)
+                    .map(|g| format!("<= {g}"))
+                    .unwrap_or_else(|| "reported".into()),
             );
         }
     }
@@ -183,8 +223,8 @@ pub fn run(args: &[String]) -> Result<()> {
 
 /// Builds and runs the `bench` program on one target; returns its `mcu.json` entry.
 fn measure(target: &'static Target) -> Result<serde_json::Value> {
-    let elfs = cargo::build_firmware(target, &["demo", "bench"])?;
-    let (demo_elf, bench_elf) = (&elfs[0], &elfs[1]);
+    let elfs = cargo::build_firmware(target, &["demo", "bench", "bench_int8"])?;
+    let (demo_elf, bench_elf, int8_elf) = (&elfs[0], &elfs[1], &elfs[2]);
     let run = qemu::run(
         target,
         bench_elf,
@@ -302,6 +342,27 @@ fn measure(target: &'static Target) -> Result<serde_json::Value> {
         calibration.u64("overhead_instructions")?
     );
 
+    let int8_run = qemu::run(
+        target,
+        int8_elf,
+        &qemu::RunOptions {
+            icount: true,
+            timeout: Duration::from_secs(300),
+        },
+    )?;
+    if let Err(e) = int8_run.check() {
+        int8_run.print_log();
+        return Err(e);
+    }
+    let int8_records: Vec<Record> = int8_run
+        .log
+        .iter()
+        .filter_map(|l| Record::parse(&l.message))
+        .collect();
+    let mut int8 = int8_figures(target, &int8_records, instructions)?;
+    if let serde_json::Value::Object(fields) = &mut int8 {
+        fields.insert("elf".into(), elf_size::footprint(int8_elf)?.to_json());
+    }
     let layer_json: Vec<_> = layers
         .iter()
         .map(|l| {
@@ -345,6 +406,94 @@ fn measure(target: &'static Target) -> Result<serde_json::Value> {
         },
         "elf": { "demo": demo.to_json(), "bench": bench.to_json() },
         "calibration_overhead_instructions": calibration.u64("overhead_instructions")?,
+        "int8": int8,
     });
     Ok(report)
+}
+
+/// The int8 twin's figures (`BENCH int8_*` lines), printed and returned as the `int8` object
+/// of the target's entry; `null` where the board's flash holds no int8 demo network.
+fn int8_figures(
+    target: &Target,
+    records: &[Record],
+    f32_instructions: u64,
+) -> Result<serde_json::Value> {
+    let Some(network) = records.iter().find(|r| r.kind == "int8_network") else {
+        println!("int8: no int8 demo network on this board (its flash holds only the f32 one)\n");
+        return Ok(serde_json::Value::Null);
+    };
+    let check = records
+        .iter()
+        .find(|r| r.kind == "int8_check")
+        .ok_or_else(|| anyhow!("the bench firmware logged no `BENCH int8_check` line"))?;
+    if check.u64("identical_outputs")? != check.u64("of")?
+        || check.u64("reference_identical_outputs")? != check.u64("of")?
+    {
+        bail!("the benchmarked int8 forward pass did not reproduce the host's output bytes");
+    }
+    let macs = network.u64("macs")?;
+    let instructions = network.u64("instructions")?;
+    let reference = network.u64("reference_instructions")?;
+    println!(
+        "int8 (the same shapes, TFLite Micro's arithmetic; reference: TFLite Micro's loop `quant::kernel::dense_reference`):"
+    );
+    println!(
+        "{:<12} {:>7} {:>12} {:>7} {:>12} {:>7} {:>8}",
+        "layer", "MACs", "instructions", "/MAC", "reference", "/MAC", "speed-up"
+    );
+    let mut layers = Vec::new();
+    for r in records.iter().filter(|r| r.kind == "int8_layer") {
+        let (name, i, o) = (r.str("name")?, r.u64("inputs")?, r.u64("outputs")?);
+        let (m, fast, slow) = (
+            r.u64("macs")?,
+            r.u64("instructions")?,
+            r.u64("reference_instructions")?,
+        );
+        println!(
+            "{:<12} {m:>7} {fast:>12} {:>7.3} {slow:>12} {:>7.3} {:>7.2}x",
+            format!("{name} {i}x{o}"),
+            per_mac(fast, m),
+            per_mac(slow, m),
+            slow as f64 / fast.max(1) as f64
+        );
+        layers.push(json!({
+            "name": name, "inputs": i, "outputs": o, "macs": m,
+            "instructions": fast,
+            "instructions_per_mac": r3(per_mac(fast, m)),
+            "reference_instructions": slow,
+            "reference_instructions_per_mac": r3(per_mac(slow, m)),
+        }));
+    }
+    println!(
+        "{:<12} {macs:>7} {instructions:>12} {:>7.3} {reference:>12} {:>7.3} {:>7.2}x",
+        "network",
+        per_mac(instructions, macs),
+        per_mac(reference, macs),
+        reference as f64 / instructions.max(1) as f64
+    );
+    let ipm = per_mac(instructions, macs);
+    match int8_goal(target) {
+        Some(g) => println!(
+            "int8 goal <= {g} instructions/MAC: {} ({ipm:.3}); CMSIS-NN arm_fully_connected_s8 on the M4F 1.97; {:.2}x fewer instructions than f32 in this run\n",
+            if meets(ipm, g) { "met" } else { "MISSED" },
+            f32_instructions as f64 / instructions.max(1) as f64
+        ),
+        None => println!(
+            "int8 {ipm:.3} instructions/MAC (portable kernel: measured and reported); {:.2}x fewer instructions than f32 in this run\n",
+            f32_instructions as f64 / instructions.max(1) as f64
+        ),
+    }
+    Ok(json!({
+        "instructions_per_inference": instructions,
+        "instructions_per_mac": r3(ipm),
+        "goal_instructions_per_mac": int8_goal(target),
+        "meets_goal": int8_goal(target).map(|g| meets(ipm, g)),
+        "f32_over_int8_instructions": r3(f32_instructions as f64 / instructions.max(1) as f64),
+        "reference_instructions_per_inference": reference,
+        "reference_instructions_per_mac": r3(per_mac(reference, macs)),
+        "forward_stack_bytes": network.u64("forward_stack_bytes")?,
+        "parameter_flash_bytes": network.u64("flash_weight_bytes")?,
+        "kernel": if int8_goal(target).is_some() { "QDense::forward, DSP SMLAD loop (core/src/asm/dsp_int8.rs)" } else { "QDense::forward, portable" },
+        "layers": layers,
+    }))
 }

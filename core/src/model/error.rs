@@ -18,8 +18,12 @@ pub enum Tensor {
     Bias,
     /// A layer's per-channel quantisation scales.
     Scales,
-    /// A layer's activation parameter (leaky-ReLU slope).
+    /// A layer's activation parameter (leaky-ReLU slope, int8 softmax's beta).
     ActivationParameter,
+    /// An int8 layer's kernel bias (`bias - input_zero_point * row sums`).
+    KernelBias,
+    /// An int8 layer's output multipliers and shifts.
+    Requantization,
 }
 
 impl core::fmt::Display for Tensor {
@@ -33,6 +37,8 @@ impl core::fmt::Display for Tensor {
             Tensor::Bias => "bias",
             Tensor::Scales => "scales",
             Tensor::ActivationParameter => "activation parameter",
+            Tensor::KernelBias => "kernel bias",
+            Tensor::Requantization => "multipliers and shifts",
         })
     }
 }
@@ -126,14 +132,61 @@ pub enum ModelError {
         /// Its activation code.
         code: u8,
     },
-    /// A weight type this reader cannot run (int8 is reserved for a later version).
+    /// A weight type this reader cannot run: an unknown code, or int8 weights in a version-1.0
+    /// file (int8 layers need the fields of version 1.1).
     UnsupportedWeightType {
         /// The layer.
         layer: u16,
         /// Its weight-type code.
         code: u8,
-        /// Whether the code is a known (reserved) type rather than garbage.
+        /// Whether the code is a known type (int8, in a file too old to describe it) rather
+        /// than garbage.
         known: bool,
+    },
+    /// A layer's weight type differs from the first layer's (a file is all f32 or all int8), or
+    /// from the network type compiled in (`network!` is f32, `qnetwork!` int8).
+    WeightType {
+        /// The layer.
+        layer: u16,
+        /// The weight type required (`"f32"` or `"int8"`).
+        expected: &'static str,
+        /// The layer's weight type.
+        found: &'static str,
+    },
+    /// An int8 layer's quantization is invalid: a scale that is zero, negative or not finite, a
+    /// multiplier TFLite's arithmetic cannot apply, an operator's fixed output quantization, a
+    /// kernel bias that does not match the weights... (the [`QuantError`] says which).
+    ///
+    /// [`QuantError`]: crate::quant::QuantError
+    Quant {
+        /// The layer.
+        layer: u16,
+        /// What is wrong.
+        error: crate::quant::QuantError,
+    },
+    /// A stored int8 output multiplier or shift differs from the one TFLite computes from the
+    /// layer's scales (`QuantizeMultiplier(input_scale * filter_scale / output_scale)`).
+    StoredMultiplier {
+        /// The layer.
+        layer: u16,
+        /// The channel (0 for a per-tensor layer).
+        channel: usize,
+    },
+    /// Two quantizations that must be equal are not: a layer's input and the previous layer's
+    /// output, or an int8 layer without an activation operator whose activation output differs
+    /// from its dense output.
+    QuantMismatch {
+        /// The layer.
+        layer: u16,
+        /// Which ones.
+        what: &'static str,
+    },
+    /// An int8 layer's fused-activation code this reader does not know.
+    UnknownFusedActivation {
+        /// The layer.
+        layer: u16,
+        /// The code.
+        code: u8,
     },
     /// A weight layout this reader does not know.
     UnsupportedLayout {
@@ -291,11 +344,29 @@ impl core::fmt::Display for ModelError {
                 f,
                 "layer {layer}: weight type {code} {}",
                 if known {
-                    "(int8) is not supported by this reader yet"
+                    "(int8) needs format version 1.1 or later (the file is 1.0)"
                 } else {
                     "is unknown"
                 }
             ),
+            E::WeightType {
+                layer,
+                expected,
+                found,
+            } => write!(
+                f,
+                "layer {layer} has {found} weights where {expected} weights are required"
+            ),
+            E::Quant { layer, error } => write!(f, "layer {layer}: {error}"),
+            E::StoredMultiplier { layer, channel } => write!(
+                f,
+                "layer {layer}: the stored multiplier or shift of channel {channel} differs from \
+                 the one computed from the scales"
+            ),
+            E::QuantMismatch { layer, what } => write!(f, "layer {layer}: {what}"),
+            E::UnknownFusedActivation { layer, code } => {
+                write!(f, "layer {layer}: unknown fused activation code {code}")
+            }
             E::UnsupportedLayout { layer, code } => {
                 write!(f, "layer {layer}: unknown weight layout {code}")
             }

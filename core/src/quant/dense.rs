@@ -163,8 +163,22 @@ impl<'a, const I: usize, const O: usize> QDense<'a, I, O> {
     /// The layer with the fast kernel (byte-exact with TFLite Micro; see [`kernel`]).
     ///
     /// One copy of the kernel per layer shape, specialised to `I` and `O`.
+    ///
+    /// On a core with the DSP extension (Cortex-M4/M7, M33/M55 built with their `target-cpu`)
+    /// the blocks run in an `SMLAD` loop (the core's audited assembly), with the input
+    /// sign-extended once into `2 I` bytes of stack; elsewhere in portable Rust.
     #[inline(never)]
     pub fn forward(&self, x: &[i8; I], y: &mut [i8; O]) {
+        #[cfg(microdnn_dsp)]
+        kernel::dense_packed_dsp(
+            self.weights.as_flattened(),
+            self.kernel_bias,
+            &self.requantize,
+            x,
+            &mut kernel::Extended::<I>::new().0,
+            y,
+        );
+        #[cfg(not(microdnn_dsp))]
         kernel::dense_packed(
             self.weights.as_flattened(),
             self.kernel_bias,

@@ -29,11 +29,13 @@ pub const fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
     if a == b && a == i32::MIN {
         return i32::MAX;
     }
-    let ab = a as i64 * b as i64;
-    let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
-    // |ab| <= 2^62, so neither the sum nor the quotient overflows; `/` truncates toward zero
-    // as C++ does, and the quotient fits in i32 except for the saturated case above.
-    ((ab + nudge) / (1i64 << 31)) as i32
+    // gemmlowp computes `(ab + nudge) / 2^31` with `nudge = 2^30` for `ab >= 0` and
+    // `1 - 2^30` below, `/` truncating toward zero. For `ab >= 0` that is
+    // `floor((ab + 2^30) / 2^31)`; for `ab < 0`, `trunc(y / 2^31)` with `y = ab + 1 - 2^30 < 0`
+    // is `ceil(y / 2^31) = floor((y + 2^31 - 1) / 2^31) = floor((ab + 2^30) / 2^31)` as well.
+    // So one rounding shift does it (the form CMSIS-NN's kernels use: `SMLAL` then a shift).
+    // |ab| <= 2^62: no overflow; the result fits in i32 except for the saturated case above.
+    ((a as i64 * b as i64 + (1 << 30)) >> 31) as i32
 }
 
 /// `RoundingDivideByPOT` (gemmlowp): `x / 2^exponent` rounded to nearest, ties away from zero
@@ -336,6 +338,44 @@ mod tests {
         let p = a as i128 * b as i128;
         let q = (p + (1i128 << 30)).div_euclid(1i128 << 31);
         q.clamp(i32::MIN as i128, i32::MAX as i128) as i32
+    }
+
+    /// SRDHM as gemmlowp writes it: a sign-dependent nudge, then a division truncating toward
+    /// zero (the implementation uses one rounding shift instead; see its comment).
+    fn srdhm_gemmlowp(a: i32, b: i32) -> i32 {
+        if a == b && a == i32::MIN {
+            return i32::MAX;
+        }
+        let ab = a as i64 * b as i64;
+        let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
+        ((ab + nudge) / (1i64 << 31)) as i32
+    }
+
+    #[test]
+    fn srdhm_matches_gemmlowp_literally() {
+        let edges = edge_values();
+        for &a in &edges {
+            for &b in &edges {
+                assert_eq!(
+                    saturating_rounding_doubling_high_mul(a, b),
+                    srdhm_gemmlowp(a, b),
+                    "{a} {b}"
+                );
+            }
+        }
+        let mut rng = Rng::new(12);
+        for _ in 0..200_000 {
+            let (a, b) = (rng.next_u32() as i32, rng.next_u32() as i32);
+            // Small magnitudes too, where the rounding of ties matters.
+            let (c, d) = (a >> (rng.next_u32() % 31), b >> (rng.next_u32() % 31));
+            for (x, y) in [(a, b), (c, d), (a, d), (c, b)] {
+                assert_eq!(
+                    saturating_rounding_doubling_high_mul(x, y),
+                    srdhm_gemmlowp(x, y),
+                    "{x} {y}"
+                );
+            }
+        }
     }
 
     /// Rounding right shift from its definition: nearest, ties away from zero.

@@ -137,6 +137,55 @@ pub fn dense(
     Ok(())
 }
 
+/// The fast kernel with room for the sign-extended input that the Cortex-M DSP kernel needs:
+/// for layers whose shapes are known only at run time, on every core at the speed of
+/// [`super::QDense::forward`]. `scratch` needs at least `x.len()` elements (its contents are
+/// overwritten; 4-byte aligned for the DSP loop, otherwise the portable loop runs). On cores
+/// with the DSP extension the blocks run in the core's `SMLAD` loop when `packed` and `scratch`
+/// are 4-byte aligned; elsewhere this is [`dense`]. Equal to [`dense_reference`] byte for byte.
+/// Fails with [`QuantError::Shape`] (leaving `y` untouched) when a length does not fit.
+///
+/// ```
+/// use microdnn::quant::{kernel, Requantize};
+/// let rows = [1i8, 2, 3, /* row 1 */ -4, 5, -6];
+/// let mut packed = [0i8; 6];
+/// kernel::pack(&rows, 3, 2, &mut packed).unwrap();
+/// let mut kb = [0; 2];
+/// kernel::kernel_bias(&rows, 3, &[10, -10], -2, &mut kb).unwrap();
+/// let rq = Requantize::new(&[1 << 30], &[0], 1, -128, 127).unwrap();
+/// let (mut y, mut scratch) = ([0i8; 2], [0i16; 3]);
+/// kernel::dense_with_scratch(&packed, &kb, &rq, &[0, 1, 2], &mut scratch, &mut y).unwrap();
+/// assert_eq!(y, [16, -12]); // as dense_reference's example
+/// ```
+pub fn dense_with_scratch(
+    packed: &[i8],
+    kernel_bias: &[i32],
+    requantize: &Requantize<'_>,
+    x: &[i8],
+    scratch: &mut [i16],
+    y: &mut [i8],
+) -> Result<(), QuantError> {
+    check(
+        packed.len(),
+        kernel_bias.len(),
+        requantize,
+        x.len(),
+        y.len(),
+    )?;
+    if scratch.len() < x.len() {
+        return Err(QuantError::Shape {
+            what: "scratch",
+            expected: x.len(),
+            found: scratch.len(),
+        });
+    }
+    #[cfg(microdnn_dsp)]
+    dense_packed_dsp(packed, kernel_bias, requantize, x, scratch, y);
+    #[cfg(not(microdnn_dsp))]
+    dense_packed(packed, kernel_bias, requantize, x, y);
+    Ok(())
+}
+
 /// The fast kernel without the length checks, for callers whose types guarantee them
 /// ([`super::QDense`]). With inconsistent lengths the result is meaningless but nothing panics:
 /// every access goes through iterators that stop at the shortest operand.
@@ -148,7 +197,23 @@ pub(crate) fn dense_packed(
     x: &[i8],
     y: &mut [i8],
 ) {
-    let n = x.len();
+    blocks(packed, kernel_bias, requantize, x.len(), y, |h, w, kb| {
+        portable_block(h, w, kb, x)
+    });
+}
+
+/// The walk over the blocks of the packed layout shared by the kernels: `block(h, w, kb)`
+/// returns the `i32` accumulators (kernel bias included) of the block of `h` rows whose
+/// weights are `w`, and each is requantized into `y`.
+#[inline(always)]
+fn blocks(
+    packed: &[i8],
+    kernel_bias: &[i32],
+    requantize: &Requantize<'_>,
+    n: usize,
+    y: &mut [i8],
+    mut block: impl FnMut(usize, &[i8], &[i32]) -> [i32; BLOCK_ROWS],
+) {
     let mult = requantize.multipliers();
     let shifts = requantize.shifts();
     let per_tensor = mult.len() == 1;
@@ -173,12 +238,7 @@ pub(crate) fn dense_packed(
                 shifts.get(first..).unwrap_or(&[]),
             )
         };
-        let acc = match y.len() {
-            4 => block::<4>(w, kb, x),
-            3 => widen(block::<3>(w, kb, x)),
-            2 => widen(block::<2>(w, kb, x)),
-            _ => widen(block::<1>(w, kb, x)),
-        };
+        let acc = block(y.len(), w, kb);
         for (r, (y, a)) in y.iter_mut().zip(acc).enumerate() {
             let i = if per_tensor { 0 } else { r };
             let (mi, si) = match (m.get(i), s.get(i)) {
@@ -188,6 +248,130 @@ pub(crate) fn dense_packed(
             *y = requantize.apply_with(mi, si, a);
         }
     }
+}
+
+/// The portable block of `h` rows (1 to 4), widened to [`BLOCK_ROWS`] accumulators.
+#[inline(always)]
+fn portable_block(h: usize, w: &[i8], kb: &[i32], x: &[i8]) -> [i32; BLOCK_ROWS] {
+    match h {
+        4 => block::<4>(w, kb, x),
+        3 => widen(block::<3>(w, kb, x)),
+        2 => widen(block::<2>(w, kb, x)),
+        _ => widen(block::<1>(w, kb, x)),
+    }
+}
+
+/// Room for the sign-extended input of the DSP kernel (`crate::asm::dsp_int8::extend`): `I`
+/// `i16` slots, 4-byte aligned, left uninitialised (the kernel writes what it reads). `2 I`
+/// bytes of stack during a layer's forward pass.
+#[cfg(microdnn_dsp)]
+#[repr(C, align(4))]
+pub(crate) struct Extended<const I: usize>(pub(crate) [core::mem::MaybeUninit<i16>; I]);
+
+#[cfg(microdnn_dsp)]
+impl<const I: usize> Extended<I> {
+    /// Uninitialised room (no code runs).
+    #[inline(always)]
+    pub(crate) const fn new() -> Self {
+        Extended([const { core::mem::MaybeUninit::uninit() }; I])
+    }
+}
+
+/// The fast kernel on a core with the DSP extension: the input sign-extended once into
+/// `scratch` (at least `x.len()` slots, 4-byte aligned), then each block's full column groups
+/// by the `SMLAD` loop of `crate::asm::dsp_int8` (its twin: [`block`]), the tail columns and
+/// the requantization as in [`dense_packed`]. Falls back to [`dense_packed`] when the weights
+/// or `scratch` are not 4-byte aligned (a `[[i8; I]; O]` built by hand may not be; model files'
+/// tensors are). Equal to [`dense_packed`] byte for byte (integer sums are exact).
+#[cfg(microdnn_dsp)]
+#[inline(always)]
+pub(crate) fn dense_packed_dsp(
+    packed: &[i8],
+    kernel_bias: &[i32],
+    requantize: &Requantize<'_>,
+    x: &[i8],
+    scratch: &mut [impl crate::asm::dsp_int8::Halfword],
+    y: &mut [i8],
+) {
+    let n = x.len();
+    let aligned = (packed.as_ptr() as usize).is_multiple_of(4);
+    let xw = match crate::asm::dsp_int8::extend(x, scratch) {
+        Some(xw) if aligned && n > 0 => xw,
+        _ => return dense_packed(packed, kernel_bias, requantize, x, y),
+    };
+    let stride = BLOCK_ROWS * n;
+    // Full blocks of four rows: the fast path.
+    let (kb4, kb_rest) = kernel_bias.as_chunks::<BLOCK_ROWS>();
+    let (y4, y_rest) = y.as_chunks_mut::<BLOCK_ROWS>();
+    let full = kb4.len().min(y4.len());
+    let blocks = packed.chunks_exact(stride).zip(kb4).zip(y4);
+    let (mult, shifts) = (requantize.multipliers(), requantize.shifts());
+    if let ([m], [s]) = (mult, shifts) {
+        for ((w, kb), yb) in blocks {
+            let acc = dsp_block::<BLOCK_ROWS>(w, kb, x, xw);
+            for (y, a) in yb.iter_mut().zip(acc) {
+                *y = requantize.apply_with(*m, *s, a);
+            }
+        }
+    } else {
+        let (m4, _) = mult.as_chunks::<BLOCK_ROWS>();
+        let (s4, _) = shifts.as_chunks::<BLOCK_ROWS>();
+        for ((((w, kb), yb), m), s) in blocks.zip(m4).zip(s4) {
+            let acc = dsp_block::<BLOCK_ROWS>(w, kb, x, xw);
+            for (((y, a), &m), &s) in yb.iter_mut().zip(acc).zip(m).zip(s) {
+                *y = requantize.apply_with(m, s, a);
+            }
+        }
+    }
+    // The last block, of 1 to 3 rows.
+    let h = y_rest.len().min(kb_rest.len());
+    if h == 0 {
+        return;
+    }
+    let w = packed.get(full * stride..).unwrap_or(&[]);
+    let acc = match h {
+        3 => widen(dsp_block::<3>(w, kb_rest, x, xw)),
+        2 => widen(dsp_block::<2>(w, kb_rest, x, xw)),
+        _ => widen(dsp_block::<1>(w, kb_rest, x, xw)),
+    };
+    let first = full * BLOCK_ROWS;
+    for (r, (y, a)) in y_rest.iter_mut().zip(acc).enumerate() {
+        let c = if mult.len() == 1 { 0 } else { first + r };
+        let (m, s) = (
+            mult.get(c).copied().unwrap_or(0),
+            shifts.get(c).copied().unwrap_or(0),
+        );
+        *y = requantize.apply_with(m, s, a);
+    }
+}
+
+/// One block of `H` rows with the `SMLAD` loop over its full column groups (`xw`: the input's
+/// sign-extended pairs) and the tail columns in Rust; [`block`] if the loop cannot run.
+#[cfg(microdnn_dsp)]
+#[inline(always)]
+fn dsp_block<const H: usize>(w: &[i8], kernel_bias: &[i32], x: &[i8], xw: &[u32]) -> [i32; H] {
+    let groups = x.len() / GROUP;
+    let split = (groups * GROUP * H).min(w.len());
+    let (wg, wt) = w.split_at(split);
+    let mut acc: [i32; H] = core::array::from_fn(|r| kernel_bias.get(r).copied().unwrap_or(0));
+    // The block starts at a multiple of 4 bytes of the (aligned) packed weights, and its groups
+    // part holds 4 H bytes per group: this cast succeeds.
+    let ran = match bytemuck::try_cast_slice::<i8, u32>(wg) {
+        Ok(ww) => crate::asm::dsp_int8::dot::<H>(xw, ww, &mut acc),
+        Err(_) => false,
+    };
+    if !ran {
+        return block::<H>(w, kernel_bias, x);
+    }
+    let xt = x.get(groups * GROUP..).unwrap_or(&[]);
+    if !xt.is_empty() {
+        for (a, wr) in acc.iter_mut().zip(wt.chunks_exact(xt.len())) {
+            for (w, &xv) in wr.iter().zip(xt) {
+                *a = a.wrapping_add(*w as i32 * xv as i32);
+            }
+        }
+    }
+    acc
 }
 
 fn widen<const H: usize>(a: [i32; H]) -> [i32; BLOCK_ROWS] {
@@ -200,7 +384,8 @@ fn widen<const H: usize>(a: [i32; H]) -> [i32; BLOCK_ROWS] {
 
 /// One block of `H` rows: each input group is loaded (and widened) once for all `H` rows; each
 /// row keeps four `i32` lanes (one per column of a group), summed at the end. Exact, so the
-/// lane split changes nothing but speed.
+/// lane split changes nothing but speed. The portable twin of the DSP loop
+/// (`crate::asm::dsp_int8::dot`).
 #[inline(always)]
 fn block<const H: usize>(w: &[i8], kernel_bias: &[i32], x: &[i8]) -> [i32; H] {
     // Two i32 lanes per row, each the sum of two adjacent i16 products: the shape of x86's

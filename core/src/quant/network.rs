@@ -46,7 +46,8 @@ pub fn argmax(y: &[i8]) -> usize {
 /// - `Name<'a>` with one public [`QLayer<'a, I, O>`](crate::quant::QLayer) field per layer,
 /// - `NameBuffers`, one `[i8; N]` buffer per layer (`NameBuffers::new()` is `const`),
 /// - the constants `INPUTS`, `OUTPUTS`, `MACS`, `PARAMS`, `RAM_BYTES`, `LAYERS`, and methods
-///   `forward`, `predict` and `flash_bytes` (weights, biases, kernel biases, multipliers).
+///   `forward`, `predict`, `flash_bytes` (weights, biases, kernel biases, multipliers) and
+///   `from_model` (from a validated int8 model file, read in place).
 ///
 /// Widths are tokens: literals (`784`) or constant names (`HIDDEN`), or `{ expressions }`.
 #[macro_export]
@@ -128,6 +129,29 @@ macro_rules! qnetwork {
                     let h = &bufs.$rest;
                 )*
                 h
+            }
+
+            /// Builds the network from a validated int8 model file
+            /// ([`ModelView::new_checked`]($crate::ModelView::new_checked)), reading weights,
+            /// biases and multipliers in place. The file's input transform and input and
+            /// output quantization are the caller's to apply
+            /// ([`ModelView::transform_input`]($crate::ModelView::transform_input),
+            /// [`ModelView::input_quantization`]($crate::ModelView::input_quantization)).
+            ///
+            /// Fails with [`ModelError::LayerCount`]($crate::ModelError::LayerCount) or
+            /// [`ModelError::LayerShape`]($crate::ModelError::LayerShape) (naming the layer and
+            /// the dimension) unless every layer of the file has this type's widths, and with
+            /// [`ModelError::WeightType`]($crate::ModelError::WeightType) for an f32 file.
+            pub fn from_model(model: &$crate::ModelView<'a>) -> Result<Self, $crate::ModelError> {
+                model.expect_layers(Self::LAYERS)?;
+                let mut index = 0;
+                let $first = model.qlayer::<$fi, $fo>(index)?;
+                $(
+                    index += 1;
+                    let $rest = model.qlayer::<$ri, $ro>(index)?;
+                )*
+                let _ = index;
+                Ok($name { $first $(, $rest)* })
             }
 
             /// The index of the largest output (the predicted class).

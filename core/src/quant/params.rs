@@ -1,7 +1,7 @@
 //! Quantization parameters and the arithmetic that turns float scales into fixed-point
 //! multipliers, exactly as TFLite Micro's `Prepare` functions do.
 
-use super::fixed::{clamp_i32, multiply_by_quantized_multiplier};
+use super::fixed::{clamp_i32, multiply_by_quantized_multiplier, rounding_divide_by_pot};
 use super::QuantError;
 
 /// Per-tensor affine int8 quantization: `real = scale * (q - zero_point)`.
@@ -413,12 +413,25 @@ impl<'a> Requantize<'a> {
     }
 
     /// The epilogue with an explicit multiplier and shift (used by the kernels, which walk the
-    /// channels themselves).
+    /// channels themselves): [`Requantize::apply`] for a pair of this `Requantize`.
+    ///
+    /// Written for the pairs [`Requantize::new`] accepts (`multiplier >= 0`, `shift` in
+    /// `[-31, 30]`), where it is exactly `MultiplyByQuantizedMultiplier` (tested against
+    /// [`multiply_by_quantized_multiplier`]) without its range clamps and its saturation
+    /// branch, which such pairs never reach (the saturating case needs a multiplier of
+    /// `i32::MIN`). Other pairs give some value, never a panic.
     #[inline(always)]
     pub(crate) fn apply_with(&self, multiplier: i32, shift: i32, acc: i32) -> i8 {
-        let scaled = multiply_by_quantized_multiplier(acc, multiplier, shift)
-            .wrapping_add(self.output_zero_point as i32);
-        clamp_i32(scaled, self.min as i32, self.max as i32) as i8
+        let (left, right) = if shift > 0 {
+            (shift, 0)
+        } else {
+            (0, shift.wrapping_neg())
+        };
+        let scaled = acc.wrapping_shl(left as u32);
+        // SaturatingRoundingDoublingHighMul for a non-negative multiplier (see `fixed`).
+        let high = ((scaled as i64 * multiplier as i64 + (1 << 30)) >> 31) as i32;
+        let q = rounding_divide_by_pot(high, right).wrapping_add(self.output_zero_point as i32);
+        clamp_i32(q, self.min as i32, self.max as i32) as i8
     }
 }
 
@@ -546,6 +559,51 @@ mod tests {
         assert_eq!(r.apply(1, 1000), 100); // clamped above
         assert_eq!(r.apply(1, -1000), -20); // clamped below
         assert_eq!(r.apply(7, 100), -10 + 75); // beyond the last channel: the last pair
+    }
+
+    #[test]
+    fn the_kernel_epilogue_is_multiply_by_quantized_multiplier() {
+        let mut rng = Rng::new(17);
+        let accs = [
+            0,
+            1,
+            -1,
+            2,
+            -2,
+            i32::MAX,
+            i32::MIN,
+            1 << 20,
+            -(1 << 20),
+            12345,
+            -54321,
+        ];
+        for _ in 0..20_000 {
+            let m = (rng.next_u32() >> 1) as i32; // [0, 2^31)
+            let m = [m, 0, 1 << 30, i32::MAX][(rng.next_u32() % 8).min(3) as usize];
+            let s = (rng.next_u32() % 62) as i32 - 31; // [-31, 30]
+            let zp = rng.next_u32() as i8;
+            let (lo, hi) = {
+                let (a, b) = (rng.next_u32() as i8, rng.next_u32() as i8);
+                (a.min(b), a.max(b))
+            };
+            let r = Requantize::new(&[0], &[0], zp, lo, hi).unwrap();
+            let acc = if rng.next_u32().is_multiple_of(4) {
+                accs[(rng.next_u32() as usize) % accs.len()]
+            } else {
+                (rng.next_u32() as i32) >> (rng.next_u32() % 32)
+            };
+            let want = clamp_i32(
+                multiply_by_quantized_multiplier(acc, m, s).wrapping_add(zp as i32),
+                lo as i32,
+                hi as i32,
+            ) as i8;
+            assert_eq!(r.apply_with(m, s, acc), want, "{acc} {m} {s}");
+        }
+        // Pairs `new` refuses still give a value (no panic, also in debug builds).
+        let r = Requantize::new(&[0], &[0], 0, -128, 127).unwrap();
+        for (m, s) in [(i32::MIN, 0), (-5, 40), (7, i32::MIN), (i32::MAX, i32::MAX)] {
+            let _ = r.apply_with(m, s, i32::MIN);
+        }
     }
 
     #[test]

@@ -8,7 +8,9 @@
 #![allow(dead_code)] // each includer uses some of the bodies
 
 use microdnn::link::{self, DeviceInfo, FrameDecoder, InferResult, McAnswer, McResult, Responder};
-use microdnn::model::{self, header, record, ModelView};
+use microdnn::model::{self, header, record, LayerParams, ModelView, WeightType};
+use microdnn::quant::{self, kernel as qkernel, FusedActivation, QuantParams};
+use microdnn::{Activation, Rng};
 
 microdnn::network! {
     /// The network type the fuzzed files are tried against (the shape of the seed files).
@@ -16,6 +18,124 @@ microdnn::network! {
         a: Dense<10, 8>,
         b: Dense<8, 3>,
     }
+}
+
+microdnn::qnetwork! {
+    /// The int8 network type the fuzzed files are tried against.
+    pub struct QSmall(QSmallBuffers) {
+        a: QDense<10, 8>,
+        b: QDense<8, 3>,
+    }
+}
+
+/// The quantization an activation operator's output has in an int8 file: TFLite's fixed one
+/// for logistic, tanh and softmax; `free` otherwise.
+fn activation_output(act: Activation, free: QuantParams) -> QuantParams {
+    match act {
+        Activation::Sigmoid | Activation::Softmax => QuantParams::new(1.0 / 256.0, -128).unwrap(),
+        Activation::Tanh => QuantParams::new(1.0 / 128.0, 0).unwrap(),
+        _ => free,
+    }
+}
+
+/// An int8 model file with the given widths and activations (`Relu` fused into the dense
+/// clamp; the others as activation operators), random int8 weights, per-channel or per-tensor
+/// scales, every derived value computed the way TFLite does, and an optional input transform.
+pub fn int8_file(
+    seed: u64,
+    widths: &[usize],
+    acts: &[Activation],
+    per_tensor: bool,
+    transform: bool,
+) -> Vec<u8> {
+    struct L {
+        packed: Vec<i8>,
+        bias: Vec<i32>,
+        kb: Vec<i32>,
+        scales: Vec<f32>,
+        m: Vec<i32>,
+        s: Vec<i32>,
+        input: QuantParams,
+        output: QuantParams,
+        act_out: QuantParams,
+    }
+    let mut rng = Rng::new(seed);
+    let zp = |rng: &mut Rng, r: u32| (rng.next_u32() % (2 * r + 1)) as i32 - r as i32;
+    let mut input = QuantParams::new(rng.uniform(0.01, 0.05), zp(&mut rng, 20) as i8).unwrap();
+    let mut layers = Vec::new();
+    for (io, &act) in widths.windows(2).zip(acts) {
+        let (i, o) = (io[0], io[1]);
+        let rows: Vec<i8> = (0..i * o).map(|_| zp(&mut rng, 127) as i8).collect();
+        let channels = if per_tensor { 1 } else { o };
+        let scales: Vec<f32> = (0..channels).map(|_| rng.uniform(0.004, 0.02)).collect();
+        let bias: Vec<i32> = (0..o).map(|_| zp(&mut rng, 3000)).collect();
+        let out_scale = input.scale() * 0.02 * (i as f32).sqrt() * rng.uniform(4.0, 12.0) / 127.0;
+        let output = QuantParams::new(out_scale, zp(&mut rng, 10) as i8).unwrap();
+        let free =
+            QuantParams::new(out_scale * rng.uniform(0.5, 1.5), zp(&mut rng, 10) as i8).unwrap();
+        let act_out = match act {
+            Activation::Identity | Activation::Relu => output,
+            a => activation_output(a, free),
+        };
+        let (mut m, mut s) = (vec![0; channels], vec![0; channels]);
+        quant::per_channel_multipliers(input, &scales, output, &mut m, &mut s).unwrap();
+        let mut packed = vec![0i8; i * o];
+        qkernel::pack(&rows, i, o, &mut packed).unwrap();
+        let mut kb = vec![0; o];
+        qkernel::kernel_bias(&rows, i, &bias, input.zero_point(), &mut kb).unwrap();
+        layers.push(L {
+            packed,
+            bias,
+            kb,
+            scales,
+            m,
+            s,
+            input,
+            output,
+            act_out,
+        });
+        input = act_out;
+    }
+    let enc: Vec<model::Int8EncodeLayer<'_>> = layers
+        .iter()
+        .zip(widths.windows(2))
+        .zip(acts)
+        .map(|((l, io), &act)| model::Int8EncodeLayer {
+            inputs: io[0],
+            outputs: io[1],
+            activation: if act == Activation::Relu {
+                Activation::Identity
+            } else {
+                act
+            },
+            softmax_beta: if act == Activation::Softmax { 1.0 } else { 0.0 },
+            input: l.input,
+            output: l.output,
+            activation_output: l.act_out,
+            fused: if act == Activation::Relu {
+                FusedActivation::Relu
+            } else {
+                FusedActivation::None
+            },
+            filter_scales: &l.scales,
+            packed_weights: &l.packed,
+            bias: &l.bias,
+            kernel_bias: &l.kb,
+            multipliers: &l.m,
+            shifts: &l.s,
+        })
+        .collect();
+    let scale: Vec<f32> = (0..widths[0]).map(|_| rng.uniform(0.5, 2.0)).collect();
+    let offset: Vec<f32> = (0..widths[0]).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    let spec = model::Int8ModelSpec {
+        inputs: widths[0],
+        layers: &enc,
+        input_transform: transform.then_some((&scale[..], &offset[..])),
+    };
+    let mut out = vec![0u8; model::encoded_len_int8(&spec)];
+    let n = model::encode_int8(&spec, &mut out).unwrap();
+    assert_eq!(n, out.len());
+    out
 }
 
 /// `bytes` copied to the start of 16-byte-aligned memory, as a device holds a model in flash.
@@ -48,14 +168,18 @@ pub fn assert_well_formed(bytes: &[u8], view: &ModelView<'_>) {
     let minor = get16(bytes, header::VERSION_MINOR);
     assert_eq!(view.layer_count(), layers);
     assert_eq!(view.inputs(), inputs);
-    if minor == 0 {
-        assert_eq!(
-            (header_len, record_len),
-            (model::HEADER_LEN, model::LAYER_RECORD_LEN)
-        );
+    if minor <= 1 {
+        let expected = if minor == 0 {
+            model::LAYER_RECORD_LEN_1_0
+        } else {
+            model::LAYER_RECORD_LEN
+        };
+        assert_eq!((header_len, record_len), (model::HEADER_LEN, expected));
         assert!(bytes[header::RESERVED..model::HEADER_LEN]
             .iter()
             .all(|&b| b == 0));
+    } else {
+        assert!(record_len >= model::LAYER_RECORD_LEN);
     }
     let mut parts = vec![
         ("header", 0, header_len),
@@ -66,28 +190,109 @@ pub fn assert_well_formed(bytes: &[u8], view: &ModelView<'_>) {
         parts.push(("transform", transform, transform + inputs * 8));
     }
     let mut width = inputs;
+    let first_dtype = bytes[table + record::DTYPE];
+    let mut previous_output: Option<(u32, i8)> = None;
     for i in 0..layers {
         let r = &bytes[table + i * record_len..][..record_len];
         let (li, lo) = (get32(r, record::INPUTS), get32(r, record::OUTPUTS));
         assert_eq!(li, width, "layer {i} chains");
         assert!(li > 0 && lo > 0);
         width = lo;
-        let (w, wl) = (get32(r, record::WEIGHTS), get32(r, record::WEIGHTS_LEN));
-        let (b, bl) = (get32(r, record::BIAS), get32(r, record::BIAS_LEN));
-        assert_eq!((wl, bl), (li * lo * 4, lo * 4));
-        assert_eq!(
-            (get32(r, record::SCALES), get32(r, record::SCALES_LEN)),
-            (0, 0)
-        );
-        if minor == 0 {
-            assert!(r[record::RESERVED..model::LAYER_RECORD_LEN]
+        let int8 = r[record::DTYPE] == 1;
+        assert_eq!(r[record::DTYPE], first_dtype, "one weight type per file");
+        let tensor = |at: usize| (get32(r, at), get32(r, at + 4));
+        let (w, wl) = tensor(record::WEIGHTS);
+        let (b, bl) = tensor(record::BIAS);
+        let (sc, sl) = tensor(record::SCALES);
+        assert_eq!((wl, bl), (li * lo * if int8 { 1 } else { 4 }, lo * 4));
+        if minor <= 1 {
+            assert!(r[record::RESERVED..model::LAYER_RECORD_LEN_1_0]
                 .iter()
                 .all(|&b| b == 0));
         }
         parts.push(("weights", w, w + wl));
         parts.push(("bias", b, b + bl));
         let l = view.layer(i).unwrap();
-        assert!(l.weights.iter().chain(l.bias).all(|v| v.is_finite()));
+        if !int8 {
+            assert_eq!((sc, sl), (0, 0));
+            if record_len > model::LAYER_RECORD_LEN_1_0 {
+                assert!(r[model::LAYER_RECORD_LEN_1_0..model::LAYER_RECORD_LEN]
+                    .iter()
+                    .all(|&b| b == 0));
+            }
+            let LayerParams::F32 { weights, bias } = l.params else {
+                panic!("layer {i} is f32 in the file")
+            };
+            assert!(weights.iter().chain(bias).all(|v| v.is_finite()));
+            continue;
+        }
+        // int8, from the raw bytes: lengths, scales, the chained quantizations, the kernel
+        // bias and the multipliers recomputed here.
+        assert!(minor >= 1);
+        let channels = sl / 4;
+        assert!(channels == 1 || channels == lo, "{channels} filter scales");
+        let (kb, kbl) = tensor(record::KERNEL_BIAS);
+        let (rq, rql) = tensor(record::REQUANT);
+        assert_eq!((kbl, rql), (lo * 4, channels * 8));
+        assert_eq!(r[record::DROPOUT..record::DROPOUT + 4], [0; 4]);
+        parts.push(("scales", sc, sc + sl));
+        parts.push(("kernel bias", kb, kb + kbl));
+        parts.push(("requantization", rq, rq + rql));
+        let f32s = |at: usize, n: usize| -> Vec<f32> {
+            (0..n)
+                .map(|k| f32::from_bits(get32(bytes, at + 4 * k) as u32))
+                .collect()
+        };
+        let i32s = |at: usize, n: usize| -> Vec<i32> {
+            (0..n)
+                .map(|k| get32(bytes, at + 4 * k) as u32 as i32)
+                .collect()
+        };
+        let scale = |at: usize| f32::from_bits(get32(r, at) as u32);
+        let (si, so) = (scale(record::INPUT_SCALE), scale(record::OUTPUT_SCALE));
+        let sa = scale(record::ACT_OUTPUT_SCALE);
+        let zi = r[record::INPUT_ZP] as i8;
+        for s in [si, so, sa] {
+            assert!(s.is_finite() && s > 0.0);
+        }
+        if let Some(prev) = previous_output {
+            assert_eq!(
+                prev,
+                (si.to_bits(), zi),
+                "layer {i}: input = previous output"
+            );
+        }
+        previous_output = Some((sa.to_bits(), r[record::ACT_OUTPUT_ZP] as i8));
+        let filter = f32s(sc, channels);
+        let (m, sh) = (i32s(rq, channels), i32s(rq + 4 * channels, channels));
+        for c in 0..channels {
+            assert!(filter[c].is_finite() && filter[c] > 0.0);
+            let real = f64::from(si) * f64::from(filter[c]) / f64::from(so);
+            assert_eq!(
+                quant::quantize_multiplier(real),
+                Ok((m[c], sh[c])),
+                "layer {i} channel {c}"
+            );
+        }
+        let packed: Vec<i8> = bytes[w..w + wl].iter().map(|&b| b as i8).collect();
+        let mut rows = vec![0i8; wl];
+        qkernel::unpack(&packed, li, lo, &mut rows).unwrap();
+        let (bias, kbias) = (i32s(b, lo), i32s(kb, lo));
+        for o in 0..lo {
+            let sum: i64 = rows[o * li..(o + 1) * li].iter().map(|&v| v as i64).sum();
+            assert_eq!(
+                kbias[o] as i64,
+                (bias[o] as i64 - zi as i64 * sum) as i32 as i64
+            );
+        }
+        let LayerParams::Int8(p) = l.params else {
+            panic!("layer {i} is int8 in the file")
+        };
+        assert_eq!(
+            (p.weights.len(), p.bias.len(), p.kernel_bias.len()),
+            (wl, lo, lo)
+        );
+        assert_eq!(p.requantize.channels(), channels);
     }
     assert_eq!(view.outputs(), width);
     for (k, &(name, start, end)) in parts.iter().enumerate() {
@@ -131,11 +336,22 @@ fn model_view_once(data: &[u8]) {
     let mut macs = 0usize;
     let mut params = 0usize;
     for l in view.layers() {
-        assert_eq!(l.weights.len(), l.inputs * l.outputs);
-        assert_eq!(l.bias.len(), l.outputs);
+        match l.params {
+            LayerParams::F32 { weights, bias } => {
+                assert_eq!(weights.len(), l.inputs * l.outputs);
+                assert_eq!(bias.len(), l.outputs);
+            }
+            LayerParams::Int8(p) => {
+                assert_eq!(p.weights.len(), l.inputs * l.outputs);
+                assert_eq!(p.bias.len(), l.outputs);
+            }
+        }
         macs += l.inputs * l.outputs;
         params += (l.inputs + 1) * l.outputs;
     }
+    let int8 = view.weight_type() == WeightType::Int8;
+    assert_eq!(view.input_quantization().is_some(), int8);
+    assert_eq!(view.output_quantization().is_some(), int8);
     assert_eq!((view.macs(), view.params()), (macs, params));
     assert!(view.layer(view.layer_count()).is_none());
     if view.inputs() <= 4096 && view.max_width() <= 4096 {
@@ -156,6 +372,32 @@ fn model_view_once(data: &[u8]) {
                 let y = view.run(&mut x, &mut a, &mut b).unwrap();
                 let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(y), bits(&typed), "typed and dynamic paths agree");
+            }
+        }
+        Err(e) => {
+            let _ = e.to_string();
+        }
+    }
+    match QSmall::from_model(&view) {
+        Ok(net) => {
+            let mut bufs = QSmallBuffers::new();
+            let xq = [7i8, -3, 0, 100, -128, 127, 1, 2, 3, -50];
+            let typed = *net.forward(&xq, &mut bufs);
+            // The dynamic path quantizes f32 inputs: feed it inputs that quantize to `xq`.
+            let input = view.input_quantization().expect("an int8 model");
+            let output = view.output_quantization().expect("an int8 model");
+            if view.input_transform().is_none() {
+                let mut x = xq.map(|q| input.dequantize(q));
+                if x.iter().zip(&xq).all(|(v, q)| input.quantize(*v) == *q) {
+                    let (mut a, mut b) = ([0.0f32; 8], [0.0; 8]);
+                    let y = view.run(&mut x, &mut a, &mut b).unwrap();
+                    let want: Vec<u32> = typed
+                        .iter()
+                        .map(|&q| output.dequantize(q).to_bits())
+                        .collect();
+                    let got: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
+                    assert_eq!(got, want, "typed and dynamic int8 paths agree");
+                }
             }
         }
         Err(e) => {

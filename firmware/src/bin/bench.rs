@@ -9,6 +9,10 @@
 //!   (`Dense::forward_reference`);
 //! - peak stack (whole program and one forward pass) and the calibrated measurement overhead.
 //!
+//!
+//! The int8 twin of the demo network has its own program, `bench_int8` (a board's flash need
+//! not hold both networks).
+//!
 //! Each figure is measured three times; under `-icount` the three agree exactly.
 #![no_std]
 #![no_main]

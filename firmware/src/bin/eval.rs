@@ -3,9 +3,11 @@
 //! `embedded_io`; the board module brings up its port (`board::serial()`).
 //!
 //! Runs the model compiled in by `build.rs` (`MICRODNN_MODEL`, see
-//! `microdnn_firmware::eval_model`): each INFER frame's inputs go through the model's input
-//! transform and the network; the answer carries the outputs, the predicted class and the
-//! instructions spent (exact under QEMU `-icount shift=3,sleep=off`). An MC frame runs that many
+//! `microdnn_firmware::eval_model`), f32 or int8: each INFER frame's inputs go through the
+//! model's input transform and the network (int8: quantized before, outputs dequantized after);
+//! the answer carries the outputs, the predicted class and the instructions spent (exact under
+//! QEMU `-icount shift=3,sleep=off`). An MC frame (f32 models whose outputs are class
+//! probabilities or logits; an int8 model keeps no dropout and refuses it) runs that many
 //! Monte-Carlo dropout passes (`microdnn::mc::run`, the masks from the request's seed) and
 //! answers their summary and the instructions spent on all of it. INFO answers the model's shape
 //! and the deepest stack used since start-up (the stack is painted first thing,
@@ -24,9 +26,9 @@ use core::num::NonZeroU16;
 
 use cortex_m_rt::entry;
 use microdnn::link::{self, DeviceInfo, ErrorCode, FrameDecoder, McAnswer, Responder};
-use microdnn::mc::{self, McOutputs};
+use microdnn::mc::McOutputs;
 use microdnn::ModelView;
-use microdnn_firmware::eval_model::{Net, NetBuffers, INPUTS, MODEL, OUTPUTS, SOURCE};
+use microdnn_firmware::eval_model::{Buffers, Model, INPUTS, MODEL, OUTPUTS, SOURCE};
 use microdnn_firmware::icount::InstructionCounter;
 use microdnn_firmware::stack::StackMeter;
 use microdnn_firmware::{board, runtime, server};
@@ -48,9 +50,8 @@ struct Vectors {
 }
 
 struct Device<'a> {
-    net: Net<'a>,
-    view: ModelView<'a>,
-    bufs: &'a mut NetBuffers,
+    model: Model<'a>,
+    bufs: &'a mut Buffers,
     v: &'a mut Vectors,
     /// How the network's outputs become class probabilities; `None`: MC refused.
     mc_outputs: Option<McOutputs>,
@@ -74,25 +75,16 @@ impl Responder for Device<'_> {
     fn infer(&mut self, x: &[f32]) -> (u16, u64, &[f32]) {
         let v = &mut *self.v;
         v.x.iter_mut().zip(x).for_each(|(d, s)| *d = *s);
-        let (net, view, bufs, xs) = (&self.net, &self.view, &mut *self.bufs, &mut v.x);
-        let (out, instructions) = self.counter.measure(|| {
-            view.transform_input(xs);
-            net.forward(xs, bufs)
-        });
-        v.y.iter_mut().zip(out).for_each(|(d, s)| *d = *s);
-        (microdnn::argmax(&v.y) as u16, instructions, &v.y)
+        let (model, bufs, xs, y) = (&self.model, &mut *self.bufs, &mut v.x, &mut v.y);
+        let (class, instructions) = self.counter.measure(|| model.infer(xs, bufs, y));
+        (class as u16, instructions, &v.y)
     }
 
-    fn mc(
-        &mut self,
-        x: &[f32],
-        passes: NonZeroU16,
-        seed: u64,
-    ) -> Result<McAnswer<'_>, ErrorCode> {
+    fn mc(&mut self, x: &[f32], passes: NonZeroU16, seed: u64) -> Result<McAnswer<'_>, ErrorCode> {
         let outputs = self.mc_outputs.ok_or(ErrorCode::Unsupported)?;
         let v = &mut *self.v;
         v.x.iter_mut().zip(x).for_each(|(d, s)| *d = *s);
-        let (net, view, bufs) = (&self.net, &self.view, &mut *self.bufs);
+        let (model, bufs) = (&self.model, &mut *self.bufs);
         let Vectors {
             x: xs,
             mean,
@@ -100,23 +92,10 @@ impl Responder for Device<'_> {
             pass,
             ..
         } = v;
-        let (summary, instructions) = self.counter.measure(|| {
-            view.transform_input(xs);
-            mc::run::<core::convert::Infallible>(
-                outputs,
-                passes.into(),
-                seed,
-                mean,
-                std,
-                pass,
-                |rng, out| {
-                    let y = net.forward_mc(xs, bufs, rng);
-                    out.iter_mut().zip(y).for_each(|(d, s)| *d = *s);
-                    Ok(())
-                },
-            )
-        });
-        let Ok(summary) = summary;
+        let (summary, instructions) = self
+            .counter
+            .measure(|| model.mc(outputs, xs, bufs, passes.into(), seed, mean, std, pass));
+        let summary = summary.ok_or(ErrorCode::Unsupported)?;
         Ok(McAnswer {
             summary,
             instructions,
@@ -128,7 +107,7 @@ impl Responder for Device<'_> {
 
 #[entry]
 fn main() -> ! {
-    static mut BUFFERS: NetBuffers = NetBuffers::new();
+    static mut BUFFERS: Buffers = Buffers::new();
     static mut VECTORS: Vectors = Vectors {
         x: [0.0; INPUTS],
         y: [0.0; OUTPUTS],
@@ -152,24 +131,22 @@ fn main() -> ! {
             runtime::exit(false)
         }
     };
-    let net = match Net::from_model(&view) {
-        Ok(n) => n,
+    let model = match Model::new(view) {
+        Ok(m) => m,
         Err(e) => {
             defmt::error!("eval: the model does not fit the network type: {}", e);
             runtime::exit(false)
         }
     };
     let p = runtime::take_peripherals();
-    let mc_outputs = view
-        .layer(Net::LAYERS - 1)
-        .and_then(|l| McOutputs::for_activation(l.activation));
+    let mc_outputs = model.mc_outputs();
     let info = DeviceInfo {
         inputs: INPUTS as u32,
         outputs: OUTPUTS as u32,
-        layers: Net::LAYERS as u32,
-        macs: Net::MACS as u32,
+        layers: Model::LAYERS as u32,
+        macs: Model::MACS as u32,
         flash_bytes: 0,
-        ram_bytes: Net::RAM_BYTES as u32,
+        ram_bytes: Model::RAM_BYTES as u32,
         stack_peak_bytes: 0,
         stack_bytes: u32::try_from(StackMeter::capacity_bytes()).unwrap_or(u32::MAX),
     };
@@ -177,18 +154,18 @@ fn main() -> ! {
         "eval on {=str}: model from {=str}: {=usize} layers, {=usize} MACs, {=usize} bytes of activation buffers, Monte-Carlo {=str}; serving on the serial port",
         board::NAME,
         SOURCE,
-        Net::LAYERS,
-        Net::MACS,
-        Net::RAM_BYTES,
+        Model::LAYERS,
+        Model::MACS,
+        Model::RAM_BYTES,
         match mc_outputs {
             Some(McOutputs::Probabilities) => "on softmax outputs",
             Some(McOutputs::Logits) => "on logits (softmax per pass)",
+            None if Model::INT8 => "refused (an int8 model keeps no dropout)",
             None => "refused (outputs are not class probabilities)",
         }
     );
     let mut device = Device {
-        net,
-        view,
+        model,
         bufs: BUFFERS,
         v: VECTORS,
         mc_outputs,

@@ -8,6 +8,7 @@
 #![no_main]
 
 use cortex_m_rt::entry;
+use microdnn::quant::{kernel as qkernel, QDense, Requantize};
 use microdnn::{kernel, math, Activation, BatchNorm, Dense, Error, Rng};
 use microdnn_firmware::memory::RAM_BYTES;
 use microdnn_firmware::model::{self, Demo, DemoBuffers};
@@ -63,7 +64,26 @@ struct Scratch {
     other: [f32; MAX_WIDTH],
     net: DemoBuffers,
     layers: DemoBuffers,
+    qrows: [i8; MAX_WEIGHTS],
+    qpacked: QPacked,
+    qx: [i8; MAX_WIDTH],
+    qbias: [i32; MAX_WIDTH],
+    qkb: [i32; MAX_WIDTH],
+    qm: [i32; MAX_WIDTH],
+    qs: [i32; MAX_WIDTH],
+    qscratch: QScratch,
+    qfast: [i8; MAX_WIDTH],
+    qref: [i8; MAX_WIDTH],
 }
+
+/// int8 packed weights, 4-byte aligned plus room to misalign them by one byte (the DSP kernel's
+/// fallback path).
+#[repr(C, align(4))]
+struct QPacked([i8; MAX_WEIGHTS + 4]);
+
+/// The DSP kernel's room for the sign-extended input, 4-byte aligned plus room to misalign it.
+#[repr(C, align(4))]
+struct QScratch([i16; MAX_WIDTH + 2]);
 
 impl Scratch {
     const fn new() -> Self {
@@ -76,6 +96,16 @@ impl Scratch {
             other: [0.0; MAX_WIDTH],
             net: DemoBuffers::new(),
             layers: DemoBuffers::new(),
+            qrows: [0; MAX_WEIGHTS],
+            qpacked: QPacked([0; MAX_WEIGHTS + 4]),
+            qx: [0; MAX_WIDTH],
+            qbias: [0; MAX_WIDTH],
+            qkb: [0; MAX_WIDTH],
+            qm: [0; MAX_WIDTH],
+            qs: [0; MAX_WIDTH],
+            qscratch: QScratch([0; MAX_WIDTH + 2]),
+            qfast: [0; MAX_WIDTH],
+            qref: [0; MAX_WIDTH],
         }
     }
 
@@ -179,6 +209,10 @@ const TESTS: &[(&str, Test)] = &[
     (
         "subnormal products and sums: kernel::dense is bit-identical to dense_spec",
         subnormals,
+    ),
+    (
+        "int8 QDense::forward (DSP SMLAD kernel where the core has it) equals TFLite Micro's loop",
+        int8_dense_matches_reference,
     ),
 ];
 
@@ -717,6 +751,155 @@ fn mc_dropout_matches_host(s: &mut Scratch) -> TestResult {
     let y0 = net.forward_mc(&model::INPUT, &mut s.net, &mut Rng::new(1));
     if y0.iter().zip(&plain).any(|(a, b)| !bits::same(*a, *b)) {
         return Err("forward_mc without dropout differs from forward");
+    }
+    Ok(())
+}
+
+/// The int8 fast kernel against TFLite Micro's reference loop, byte for byte: on every kernel
+/// shape that fits (all block heights, column tails, odd and even numbers of column groups: the
+/// DSP loop runs two per iteration), per-tensor and per-channel requantization, weights and
+/// scratch aligned (the `SMLAD` loop) and misaligned (its portable fallback), random values over
+/// the whole int8 range: `quant::kernel::dense_with_scratch` (run-time shapes) and, on two
+/// shapes, `QDense::forward` and `QDense::forward_reference`, against
+/// `quant::kernel::dense_reference` over row-major weights.
+fn int8_dense_matches_reference(s: &mut Scratch) -> TestResult {
+    let mut tested = 0usize;
+    for (inputs, outputs) in SHAPES.into_iter().filter(|&(i, o)| fits(i, o)) {
+        for case in 0..6 {
+            let rq_len = s.random_qlayer(inputs, outputs, case)?;
+            let (n, off) = (inputs * outputs, usize::from(case >= 4));
+            let rq = Requantize::new(
+                &s.qm[..rq_len],
+                &s.qs[..rq_len],
+                s.qm[MAX_WIDTH - 1] as i8,
+                -100,
+                90,
+            )
+            .map_err(|_| "int8: requantize")?;
+            let zp = s.qs[MAX_WIDTH - 1] as i8;
+            qkernel::dense_with_scratch(
+                &s.qpacked.0[off..off + n],
+                &s.qkb[..outputs],
+                &rq,
+                &s.qx[..inputs],
+                &mut s.qscratch.0[off..],
+                &mut s.qfast[..outputs],
+            )
+            .map_err(|_| "int8: dense_with_scratch")?;
+            qkernel::dense_reference(
+                &s.qrows[..n],
+                &s.qbias[..outputs],
+                zp,
+                &rq,
+                &s.qx[..inputs],
+                &mut s.qref[..outputs],
+            )
+            .map_err(|_| "int8: dense_reference")?;
+            let differing = (0..outputs).filter(|&o| s.qfast[o] != s.qref[o]).count();
+            if differing > 0 {
+                defmt::error!(
+                    "{=usize}x{=usize} case {=u32}: {=usize} of {=usize} outputs differ",
+                    inputs,
+                    outputs,
+                    case,
+                    differing,
+                    outputs
+                );
+                return Err("int8 fast kernel differs from TFLite Micro's loop");
+            }
+        }
+        tested += 1;
+    }
+    int8_typed::<13, 5>(s)?;
+    int8_typed::<64, 10>(s)?;
+    defmt::info!(
+        "  {=usize} shapes x 6 cases, and QDense 13x5 and 64x10: all outputs identical",
+        tested
+    );
+    Ok(())
+}
+
+impl Scratch {
+    /// Fills a random int8 layer (case 0..6: odd cases per-tensor, cases 4 and 5 with packed
+    /// weights misaligned by one byte): row-major and packed weights, input, bias, kernel bias,
+    /// multipliers and shifts (the input zero point in `qs[MAX_WIDTH - 1]`, the output zero
+    /// point in `qm[MAX_WIDTH - 1]`). Returns the number of requantization channels.
+    fn random_qlayer(
+        &mut self,
+        inputs: usize,
+        outputs: usize,
+        case: u32,
+    ) -> Result<usize, &'static str> {
+        let n = inputs * outputs;
+        let mut rng = Rng::new(((inputs as u64) << 32) ^ ((outputs as u64) << 8) ^ case as u64);
+        let mut byte = || rng.next_u32() as i8;
+        for w in &mut self.qrows[..n] {
+            *w = byte();
+        }
+        for x in &mut self.qx[..inputs] {
+            *x = byte();
+        }
+        let zp = byte();
+        let out_zp = byte();
+        for c in 0..outputs {
+            self.qbias[c] = (rng.next_u32() as i32) >> 11;
+            self.qm[c] = (1 << 30) + (rng.next_u32() >> 2) as i32; // [2^30, 2^31)
+            self.qs[c] = (rng.next_u32() % 16) as i32 - 13; // [-13, 2]
+        }
+        self.qs[MAX_WIDTH - 1] = zp as i32;
+        self.qm[MAX_WIDTH - 1] = out_zp as i32;
+        let off = usize::from(case >= 4);
+        qkernel::pack(
+            &self.qrows[..n],
+            inputs,
+            outputs,
+            &mut self.qpacked.0[off..off + n],
+        )
+        .map_err(|_| "int8: pack")?;
+        qkernel::kernel_bias(
+            &self.qrows[..n],
+            inputs,
+            &self.qbias[..outputs],
+            zp,
+            &mut self.qkb[..outputs],
+        )
+        .map_err(|_| "int8: kernel bias")?;
+        Ok(if case % 2 == 1 { 1 } else { outputs })
+    }
+}
+
+/// `QDense::<I, O>::forward` (the typed path, its scratch on the stack) and its packed-layout
+/// oracle against TFLite Micro's loop.
+fn int8_typed<const I: usize, const O: usize>(s: &mut Scratch) -> TestResult {
+    for case in 0..6 {
+        let rq_len = s.random_qlayer(I, O, case)?;
+        let (n, off) = (I * O, usize::from(case >= 4));
+        let (zp, out_zp) = (s.qs[MAX_WIDTH - 1] as i8, s.qm[MAX_WIDTH - 1] as i8);
+        let rq = Requantize::new(&s.qm[..rq_len], &s.qs[..rq_len], out_zp, -128, 127)
+            .map_err(|_| "int8: requantize")?;
+        let dense = QDense::<I, O>::from_slices(
+            &s.qpacked.0[off..off + n],
+            &s.qbias[..O],
+            &s.qkb[..O],
+            zp,
+            rq,
+        )
+        .map_err(|_| "int8: QDense::from_slices")?;
+        let x: &[i8; I] = s.qx[..I].try_into().map_err(|_| "int8: input view")?;
+        let (mut fast, mut oracle, mut rows) = ([0i8; O], [0i8; O], [0i8; O]);
+        dense.forward(x, &mut fast);
+        dense.forward_reference(x, &mut oracle);
+        qkernel::dense_reference(&s.qrows[..n], &s.qbias[..O], zp, &rq, x, &mut rows)
+            .map_err(|_| "int8: dense_reference")?;
+        if fast != rows || oracle != rows {
+            defmt::error!(
+                "QDense<{=usize}, {=usize}> case {=u32}: outputs differ",
+                I,
+                O,
+                case
+            );
+            return Err("QDense::forward differs from TFLite Micro's loop");
+        }
     }
     Ok(())
 }

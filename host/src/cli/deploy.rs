@@ -10,13 +10,18 @@ use serde::{Deserialize, Serialize};
 
 use microdnn::ModelView;
 use microdnn_host::device::{self, EvalReport};
-use microdnn_host::export::{self, AlignedModel, Equivalence, OutputActivation, Summary};
+use microdnn_host::export::{
+    self, AlignedModel, CalibrationMethod, Comparison, Equivalence, OutputActivation, Quantized,
+    Summary,
+};
 use microdnn_host::import::pytorch;
 use microdnn_host::model::checkpoint::CheckpointError;
 use microdnn_host::model::Model;
 use microdnn_host::model::{checkpoint, metrics};
-use microdnn_host::train::config::DatasetKind;
-use microdnn_host::train::{data_record, scoring_data, test_data, DataRecord};
+use microdnn_host::train::config::{DatasetKind, TrainConfig};
+use microdnn_host::train::{
+    data_record, raw_training_split, scoring_data, test_data, DataRecord, CONFIG_FILE,
+};
 use microdnn_host::InputTransform;
 
 /// File name of the device model inside an export folder.
@@ -49,10 +54,33 @@ pub struct ExportArgs {
     #[arg(long, value_enum, default_value_t = OutputActivation::Softmax)]
     output: OutputActivation,
     /// Inputs used to check that the exported file computes what the trained network computes
-    /// (1 to 1,000,000).
+    /// (and, with --quantize, test examples the int8 and f32 files are compared on) (1 to
+    /// 1,000,000).
     #[arg(long, default_value_t = 500, value_parser = check_samples_in_range)]
     check_samples: usize,
+    /// Quantize the exported model: `int8` (TFLite's post-training quantization, run on the
+    /// device byte for byte as TFLite Micro runs it): per-channel int8 weights, int8
+    /// activations calibrated on the run's training examples, int32 biases.
+    #[arg(long, value_enum)]
+    quantize: Option<Quantize>,
+    /// With --quantize: training examples to calibrate the activation ranges on [default:
+    /// 1000, or all the run has].
+    #[arg(long, requires = "quantize")]
+    calibration: Option<usize>,
+    /// With --quantize: how ranges are taken from the calibration examples [default: minmax].
+    #[arg(long, value_enum, requires = "quantize")]
+    calibration_method: Option<CalibrationMethod>,
 }
+
+/// What `--quantize` makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Quantize {
+    /// int8 weights and activations, TFLite's arithmetic.
+    Int8,
+}
+
+/// Calibration examples used when `--calibration` is not given.
+const DEFAULT_CALIBRATION: usize = 1000;
 
 /// The most inputs `--check-samples` may ask for.
 const MAX_CHECK_SAMPLES: usize = 1_000_000;
@@ -81,12 +109,22 @@ pub struct ExportRecord {
     pub data: Option<DataRecord>,
     /// Summary of the device model.
     pub summary: serde_json::Value,
-    /// The equivalence check.
+    /// The equivalence check (of the f32 layers, before any quantization).
     pub equivalence: serde_json::Value,
+    /// With `--quantize int8`: the calibration, the layers' quantization and the comparison
+    /// of the int8 file with the f32 one on test examples.
+    #[serde(default)]
+    pub quantization: Option<serde_json::Value>,
 }
 
 pub fn run_export(a: ExportArgs) -> anyhow::Result<()> {
-    let (model, source, is_ckpt, samples) = if let Some(arch) = &a.arch {
+    if a.quantize.is_some() && a.arch.is_some() {
+        bail!(
+            "--quantize int8 calibrates on the run's training examples: it needs a microdnn \
+             checkpoint, not a PyTorch state dict (--arch)"
+        );
+    }
+    let (model, source, is_ckpt, samples, labels) = if let Some(arch) = &a.arch {
         let text = match arch.strip_prefix('@') {
             Some(f) => std::fs::read_to_string(f).with_context(|| format!("reading {f}"))?,
             None => arch.clone(),
@@ -120,6 +158,7 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<()> {
             a.source.clone(),
             false,
             samples,
+            None,
         )
     } else {
         let path = checkpoint::resolve_model_path(&a.source);
@@ -131,25 +170,26 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<()> {
             ),
             e => e.into(),
         })?;
-        let samples = match test_data(Some(&path), None, None, false) {
+        let (samples, labels) = match test_data(Some(&path), None, None, false) {
             Ok(d) if d.features == model.transform.features() => {
                 let n = d.len().min(a.check_samples);
-                d.x[..n * d.features].to_vec()
+                (d.x[..n * d.features].to_vec(), Some(d.y[..n].to_vec()))
             }
             _ => {
                 eprintln!("note: the run's data is not available; checking on random inputs");
                 let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-                (0..a.check_samples * model.transform.features())
+                let x = (0..a.check_samples * model.transform.features())
                     .map(|_| rng.random_range(0.0..1.0))
-                    .collect()
+                    .collect();
+                (x, None)
             }
         };
-        (model, path, true, samples)
+        (model, path, true, samples, labels)
     };
     let lowered = export::lower(&model, a.output)?;
     let bytes = export::encode(&lowered)?;
     let file = AlignedModel::new(&bytes);
-    let view = file.view()?;
+    file.view()?;
     let eq = export::check_equivalence(&model, &lowered, &file, &samples)?;
     if eq.max_error_to_bound > 1.0 {
         bail!(
@@ -159,10 +199,34 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<()> {
             eq.max_error_to_bound
         );
     }
+    let quantized = match a.quantize {
+        None => None,
+        Some(Quantize::Int8) => {
+            let Some(labels) = &labels else {
+                bail!(
+                    "--quantize int8: the run's data is not available, so there is nothing to \
+                     calibrate on or compare with"
+                );
+            };
+            let method = a.calibration_method.unwrap_or(CalibrationMethod::Minmax);
+            let calibration =
+                calibration_examples(&source, a.calibration, model.transform.features())?;
+            let q = export::quantize(&lowered, &calibration, method)?;
+            let int8_file = AlignedModel::new(&q.bytes);
+            int8_file
+                .view()
+                .context("the quantized file does not validate (please report this)")?;
+            let cmp = export::compare(&file, &int8_file, &samples, labels)?;
+            Some((q, method, cmp))
+        }
+    };
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let model_path = a.out.join(MODEL_FILE);
-    export::write_atomic(&model_path, &bytes)?;
-    let summary = export::summarize(&view);
+    let out_bytes = quantized
+        .as_ref()
+        .map_or(&bytes[..], |(q, ..)| &q.bytes[..]);
+    let out_file = AlignedModel::new(out_bytes);
+    let summary = export::summarize(&out_file.view()?);
     let source = std::fs::canonicalize(&source).unwrap_or(source);
     let record = ExportRecord {
         source_relative: std::fs::canonicalize(&a.out)
@@ -173,14 +237,100 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<()> {
         microdnn_checkpoint: is_ckpt,
         summary: serde_json::to_value(&summary)?,
         equivalence: serde_json::to_value(eq)?,
+        quantization: quantized
+            .as_ref()
+            .map(|(q, method, cmp)| {
+                serde_json::to_value(serde_json::json!({
+                    "weight_type": "int8",
+                    "calibration_examples": q.calibration_examples,
+                    "calibration_method": method,
+                    "input_transform_folded_into_layer_0": q.transform_folded,
+                    "layers": q.layers,
+                    "f32_file_bytes": bytes.len(),
+                    "int8_file_bytes": q.bytes.len(),
+                    "comparison": cmp,
+                }))
+            })
+            .transpose()?,
     };
+    export::write_atomic(&model_path, out_bytes)?;
     export::write_atomic(
         &a.out.join(SUMMARY_FILE),
         serde_json::to_string_pretty(&record)?.as_bytes(),
     )?;
     print_summary(&model_path, &summary);
     print_equivalence(&eq);
+    if let Some((q, method, cmp)) = &quantized {
+        print_quantization(q, *method, cmp, bytes.len());
+    }
     Ok(())
+}
+
+/// The first `n` (default [`DEFAULT_CALIBRATION`]) raw training examples of the run whose
+/// checkpoint is `checkpoint`: what int8 quantization calibrates on.
+fn calibration_examples(
+    checkpoint: &Path,
+    n: Option<usize>,
+    features: usize,
+) -> anyhow::Result<Vec<f32>> {
+    let config = checkpoint
+        .parent()
+        .map(|d| d.join(CONFIG_FILE))
+        .filter(|p| p.exists())
+        .with_context(|| {
+            format!(
+                "--quantize int8 calibrates on the run's training examples: no {CONFIG_FILE} \
+                 beside {}",
+                checkpoint.display()
+            )
+        })?;
+    let cfg = TrainConfig::from_file(&config)?;
+    let train = raw_training_split(&cfg).context("loading the run's training examples")?;
+    if train.features != features {
+        bail!(
+            "the run's training data has {} inputs, the model {features}",
+            train.features
+        );
+    }
+    let n = n.unwrap_or(DEFAULT_CALIBRATION).min(train.len());
+    if n == 0 {
+        bail!("--calibration 0: at least one calibration example is needed");
+    }
+    Ok(train.x[..n * features].to_vec())
+}
+
+fn print_quantization(q: &Quantized, method: CalibrationMethod, c: &Comparison, f32_bytes: usize) {
+    println!(
+        "  int8: calibrated on {} training examples ({}); weights per channel, activations per \
+         tensor{}",
+        q.calibration_examples,
+        match method {
+            CalibrationMethod::Minmax => "minmax",
+            CalibrationMethod::Percentile => "percentile",
+        },
+        if q.transform_folded {
+            "; the uniform input transform folded into layer 0 (raw inputs are quantized)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "  int8 vs f32 on {} test examples (both files run by the core): accuracy {:.4} vs \
+         {:.4} ({:+.2} points), same class {}/{}, max |difference| {:.3e}",
+        c.samples,
+        c.int8_accuracy,
+        c.f32_accuracy,
+        100.0 * (c.int8_accuracy - c.f32_accuracy),
+        c.same_class,
+        c.samples,
+        c.max_abs_diff
+    );
+    println!(
+        "  flash: int8 file {} bytes, f32 file {} bytes (1/{:.2})",
+        q.bytes.len(),
+        f32_bytes,
+        f32_bytes as f64 / q.bytes.len().max(1) as f64
+    );
 }
 
 /// `path` relative to the folder `base` (both absolute): `../run/model.safetensors`.
@@ -201,14 +351,39 @@ fn relative_to(path: &Path, base: &Path) -> Option<PathBuf> {
 }
 
 fn print_summary(path: &Path, s: &Summary) {
-    println!("{}", path.display());
-    println!("  layer  inputs  outputs  activation      dropout(MC)");
-    for (i, (inp, out, act, d)) in s.layers.iter().enumerate() {
-        println!("  {i:>5}  {inp:>6}  {out:>7}  {act:<14}  {d}");
+    println!(
+        "{} ({} weights, format {})",
+        path.display(),
+        s.weight_type,
+        s.format_version
+    );
+    if s.int8.is_empty() {
+        println!("  layer  inputs  outputs  activation      dropout(MC)");
+        for (i, (inp, out, act, d)) in s.layers.iter().enumerate() {
+            println!("  {i:>5}  {inp:>6}  {out:>7}  {act:<14}  {d}");
+        }
+    } else {
+        println!(
+            "  layer  inputs  outputs  activation        input scale/zp      output scale/zp     \
+             activation out      weight scales (n, min..max)   weights"
+        );
+        for (i, ((inp, out, act, _), q)) in s.layers.iter().zip(&s.int8).enumerate() {
+            let sz = |(s, z): (f32, i8)| format!("{s:.3e}/{z}");
+            println!(
+                "  {i:>5}  {inp:>6}  {out:>7}  {act:<16}  {:<18}  {:<18}  {:<18}  {:>4}, {:.3e}..{:.3e}  {} B",
+                sz(q.input),
+                sz(q.output),
+                sz(q.activation_output),
+                q.filter_scales.0,
+                q.filter_scales.1,
+                q.filter_scales.2,
+                q.weight_bytes
+            );
+        }
     }
     println!(
-        "  parameters {}  multiply-accumulates {}  flash (file) {} bytes  RAM {} bytes activations + {} bytes input",
-        s.params, s.macs, s.file_bytes, s.ram_bytes, s.input_bytes
+        "  parameters {}  multiply-accumulates {}  flash (file) {} bytes ({} of tensors)  RAM {} bytes activations + {} bytes input",
+        s.params, s.macs, s.file_bytes, s.tensor_bytes, s.ram_bytes, s.input_bytes
     );
 }
 
@@ -278,6 +453,16 @@ pub fn run_info(a: InfoArgs) -> anyhow::Result<()> {
             o.iter().cloned().fold(f32::NEG_INFINITY, f32::max)
         ),
         None => println!("  input transform: none"),
+    }
+    if let (Some(i), Some(o)) = (view.input_quantization(), view.output_quantization()) {
+        println!(
+            "  int8 input: x' quantized with scale {:.4e}, zero point {}; output: scale {:.4e}, \
+             zero point {} (dequantized to f32 on the link)",
+            i.scale(),
+            i.zero_point(),
+            o.scale(),
+            o.zero_point()
+        );
     }
     println!(
         "  format version {}.{}",

@@ -21,11 +21,10 @@
 //! layers from the kernel's documented rounding behaviour.
 //!
 //! Files: `lower.rs` (the rules above, with the error each fold adds), `equivalence.rs` (the
-//! check), `aligned.rs` (aligned bytes for reading a file in place), and here the encoding, the
-//! summary and the atomic write. A further transformation of the lowered layers (int8
-//! post-training quantization, say) belongs in a module of its own between [`lower`] and
-//! [`encode`], with its error term added to the bound in `equivalence.rs`; other source formats
-//! come in through [`crate::import`].
+//! check), `aligned.rs` (aligned bytes for reading a file in place), `quantize.rs` (int8
+//! post-training quantization of the lowered layers, calibrated on training examples, and the
+//! f32-versus-int8 [`compare`]ison), and here the encoding, the summary and the atomic write.
+//! Other source formats come in through [`crate::import`].
 
 use std::path::Path;
 
@@ -36,10 +35,15 @@ use serde::Serialize;
 mod aligned;
 mod equivalence;
 mod lower;
+mod quantize;
 
 pub use aligned::{AlignedModel, ReadModelError, MAX_MODEL_FILE_BYTES};
 pub use equivalence::{check_equivalence, reference_forward, Equivalence};
 pub use lower::lower;
+pub use quantize::{
+    asymmetric_params, compare, quantize, CalibrationMethod, Comparison, Quantized, QuantizedLayer,
+    MAX_INT8_INPUTS, MAX_INT8_SOFTMAX,
+};
 
 use crate::data::InputTransform;
 use crate::model::{Model, Sequential};
@@ -81,6 +85,17 @@ pub enum ExportError {
     /// The core's encoder rejected the network.
     #[error("encoding the device model: {0}")]
     Encode(#[from] microdnn::ModelError),
+    /// A device layer that int8 cannot represent (see [`quantize`]).
+    #[error("int8 quantization: device layer {layer}: {why}")]
+    Quantize {
+        /// Index among the device layers (the `Linear`s).
+        layer: usize,
+        /// Why.
+        why: String,
+    },
+    /// Calibration data that cannot be used (empty, wrong width, NaN or infinite values).
+    #[error("int8 calibration: {0}")]
+    Calibration(String),
     /// Writing a file.
     #[error("writing {path}: {source}")]
     Io {
@@ -169,38 +184,105 @@ pub fn encode(lowered: &Lowered) -> Result<Vec<u8>, ExportError> {
 /// A summary of an exported model, written beside it as `model.json`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
-    /// Layers: inputs, outputs, activation, dropout rate.
+    /// Layers: inputs, outputs, activation (for int8, a fused one as `relu (fused)`), dropout
+    /// rate.
     pub layers: Vec<(usize, usize, String, f32)>,
+    /// `"f32"` or `"int8"`.
+    pub weight_type: String,
+    /// The format version, `"1.0"` or `"1.1"`.
+    pub format_version: String,
+    /// Per layer, its quantization (int8 models; empty for f32).
+    pub int8: Vec<Int8Summary>,
     /// Parameters.
     pub params: usize,
     /// Multiply-accumulates per inference.
     pub macs: usize,
     /// Bytes of the model file (what it occupies in flash).
     pub file_bytes: usize,
-    /// Bytes of activation buffers a `network!` type needs (one per layer output).
+    /// Bytes of the layers' tensors in the file (weights, biases and, for int8, scales, kernel
+    /// biases, multipliers and shifts).
+    pub tensor_bytes: usize,
+    /// Bytes of activation buffers a `network!`/`qnetwork!` type needs (one per layer output).
     pub ram_bytes: usize,
-    /// Bytes of the input vector.
+    /// Bytes of the input vector (f32: what the link carries and the transform works on).
     pub input_bytes: usize,
+}
+
+/// One int8 layer's quantization, for [`Summary`] and `microdnn info`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Int8Summary {
+    /// Input scale and zero point.
+    pub input: (f32, i8),
+    /// Dense output scale and zero point.
+    pub output: (f32, i8),
+    /// Scale and zero point after the activation operator.
+    pub activation_output: (f32, i8),
+    /// The fused activation (`"none"`, `"relu"`, `"relu6"`, `"relu_n1_to_1"`).
+    pub fused: String,
+    /// Filter scales: how many (1: per tensor), smallest, largest.
+    pub filter_scales: (usize, f32, f32),
+    /// Bytes of int8 weights.
+    pub weight_bytes: usize,
 }
 
 /// Summarises a validated model file.
 pub fn summarize(view: &ModelView<'_>) -> Summary {
+    use microdnn::model::LayerParams;
+    let mut int8 = Vec::new();
+    let mut tensor_bytes = 0;
+    let mut ram_bytes = 0;
+    let mut layers = Vec::new();
+    for l in view.layers() {
+        let activation = match l.params {
+            LayerParams::F32 { weights, bias } => {
+                tensor_bytes += 4 * (weights.len() + bias.len());
+                ram_bytes += 4 * l.outputs;
+                l.activation.to_string()
+            }
+            LayerParams::Int8(p) => {
+                let scales = p.filter_scales;
+                tensor_bytes += p.weights.len()
+                    + 4 * (p.bias.len() + scales.len() + p.kernel_bias.len())
+                    + 8 * p.requantize.channels();
+                ram_bytes += l.outputs;
+                int8.push(Int8Summary {
+                    input: (p.input.scale(), p.input.zero_point()),
+                    output: (p.output.scale(), p.output.zero_point()),
+                    activation_output: (
+                        p.activation_output.scale(),
+                        p.activation_output.zero_point(),
+                    ),
+                    fused: p.fused.name().to_string(),
+                    filter_scales: (
+                        scales.len(),
+                        scales.iter().cloned().fold(f32::INFINITY, f32::min),
+                        scales.iter().cloned().fold(0.0, f32::max),
+                    ),
+                    weight_bytes: p.weights.len(),
+                });
+                match (p.fused, l.activation) {
+                    (microdnn::quant::FusedActivation::None, a) => a.to_string(),
+                    (f, Activation::Identity) => format!("{} (fused)", f.name()),
+                    (f, a) => format!("{} (fused), {a}", f.name()),
+                }
+            }
+        };
+        layers.push((l.inputs, l.outputs, activation, l.dropout_rate));
+    }
     Summary {
-        layers: view
-            .layers()
-            .map(|l| {
-                (
-                    l.inputs,
-                    l.outputs,
-                    l.activation.to_string(),
-                    l.dropout_rate,
-                )
-            })
-            .collect(),
+        layers,
+        weight_type: view.weight_type().name().to_string(),
+        format_version: format!(
+            "{}.{}",
+            microdnn::model::VERSION_MAJOR,
+            view.version_minor()
+        ),
+        int8,
         params: view.params(),
         macs: view.macs(),
         file_bytes: view.bytes().len(),
-        ram_bytes: view.layers().map(|l| l.outputs * 4).sum(),
+        tensor_bytes,
+        ram_bytes,
         input_bytes: view.inputs() * 4,
     }
 }

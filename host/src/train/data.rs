@@ -253,6 +253,22 @@ pub fn raw_test_split(cfg: &TrainConfig) -> anyhow::Result<Option<Dataset>> {
     Ok(split_test(cfg, all, official_test, &mut rng_for(cfg.seed, 0)).1)
 }
 
+/// The raw (untransformed) examples of a run that are not its test split: the training and
+/// validation examples, in file order (MNIST: its official training set). What int8
+/// quantization calibrates on (`microdnn export --quantize int8`): never test examples.
+pub fn raw_training_split(cfg: &TrainConfig) -> anyhow::Result<Dataset> {
+    let (all, official_test) = load_raw(cfg)?;
+    Ok(match official_test {
+        Some(_) => all,
+        None if cfg.data.test_fraction > 0.0 => {
+            let mut rng = rng_for(cfg.seed, 0);
+            let s = split::stratified_split(&all.y, cfg.data.test_fraction, &mut rng);
+            all.split(&s).0
+        }
+        None => all,
+    })
+}
+
 /// Loads, splits and transforms the data of a run (deterministic for a seed). The config is
 /// validated first; a training split left empty by the fractions, or a single class, is an
 /// error.

@@ -4,7 +4,7 @@
 //! | file | what |
 //! |---|---|
 //! | `config.rs` | the TOML configuration and [`config::ConfigError`] |
-//! | `data.rs` | a run's data: load, split, transform ([`prepare_data`], [`test_data`]) |
+//! | `data.rs` | a run's data: load, split, transform ([`prepare_data`], [`test_data`], [`raw_training_split`]) |
 //! | `init.rs` | where training starts: initialisation, `init` checkpoint, [`pretrain`] |
 //! | `step.rs` | the one training step ([`step::step`]) |
 //! | `run.rs` | the loop in phases: prepare, epoch, evaluate, early stop, checkpoint, finish |
@@ -40,8 +40,9 @@ use crate::train::config::{ConfigError, TrainConfig};
 use crate::train::pretrain::PretrainError;
 
 pub use data::{
-    data_path, data_record, dataset_crc, load_raw, prepare_data, raw_test_split, scoring_data,
-    test_data, DataRecord, PreparedData, ScoringData, DATA_RECORD_KEY,
+    data_path, data_record, dataset_crc, load_raw, prepare_data, raw_test_split,
+    raw_training_split, scoring_data, test_data, DataRecord, PreparedData, ScoringData,
+    DATA_RECORD_KEY,
 };
 pub use folder::RunFolderError;
 pub use init::{init_weights, initial_network, pretrain_only, starting_network};
