@@ -552,7 +552,9 @@ impl<'g> Walk<'g> {
         b: Vec<f32>,
     ) -> Result<(), OnnxError> {
         self.check_width(i, inputs)?;
-        self.push(i, Layer::Linear(Linear::from_parts(inputs, outputs, w, b)));
+        let layer = Linear::from_parts(inputs, outputs, w, b)
+            .map_err(|e| self.node_err(i, e.to_string()))?;
+        self.push(i, Layer::Linear(layer));
         self.width = Some(outputs);
         Ok(())
     }

@@ -346,7 +346,10 @@ impl<'a> Graph<'a> {
 
     /// The op code of each operator code entry: the larger of the two fields.
     fn op_codes(&self) -> Result<Vec<i32>, TfliteError> {
-        let codes = self.model.operator_codes()?.unwrap_or(planus::Vector::new_empty());
+        let codes = self
+            .model
+            .operator_codes()?
+            .unwrap_or(planus::Vector::new_empty());
         codes
             .iter()
             .map(|c| {
@@ -386,16 +389,23 @@ impl<'a> Graph<'a> {
             return Ok(None);
         }
         let buffers = self.model.buffers()?.unwrap_or(planus::Vector::new_empty());
-        let buf = buffers.get(b).ok_or_else(|| self.tensor_err(index, format!("buffer {b} does not exist")))??;
+        let buf = buffers
+            .get(b)
+            .ok_or_else(|| self.tensor_err(index, format!("buffer {b} does not exist")))??;
         let (offset, size) = (buf.offset()?, buf.size()?);
         if offset > 1 {
             // Data outside the flatbuffer (models over 2 GiB), at a file offset.
-            let end = offset.checked_add(size).filter(|e| *e <= self.file.len() as u64);
+            let end = offset
+                .checked_add(size)
+                .filter(|e| *e <= self.file.len() as u64);
             return match end {
                 Some(end) => Ok(Some(&self.file[offset as usize..end as usize])),
                 None => Err(self.tensor_err(
                     index,
-                    format!("its data at {offset}..+{size} lies beyond the file's {} bytes", self.file.len()),
+                    format!(
+                        "its data at {offset}..+{size} lies beyond the file's {} bytes",
+                        self.file.len()
+                    ),
                 )),
             };
         }
@@ -432,14 +442,18 @@ impl<'a> Graph<'a> {
             return Err(self.tensor_err(index, format!("{}, expected FLOAT32", dtype_name(t))));
         }
         let shape = self.shape(index)?;
-        let data = self
-            .data(index)?
-            .ok_or_else(|| self.tensor_err(index, "has no data (weights must be constants)".into()))?;
-        let n = elements(&shape).ok_or_else(|| self.tensor_err(index, format!("shape {shape:?}")))?;
+        let data = self.data(index)?.ok_or_else(|| {
+            self.tensor_err(index, "has no data (weights must be constants)".into())
+        })?;
+        let n =
+            elements(&shape).ok_or_else(|| self.tensor_err(index, format!("shape {shape:?}")))?;
         if data.len() != n * 4 {
             return Err(self.tensor_err(
                 index,
-                format!("{} bytes of data for shape {shape:?} of FLOAT32", data.len()),
+                format!(
+                    "{} bytes of data for shape {shape:?} of FLOAT32",
+                    data.len()
+                ),
             ));
         }
         let v: Vec<f32> = data
@@ -496,11 +510,17 @@ impl<'a> Graph<'a> {
         }
         let code_of = |k: usize| -> Result<i32, TfliteError> {
             let idx = ops[k].opcode_index()? as usize;
-            codes.get(idx).copied().ok_or_else(|| TfliteError::Operator {
-                index: k,
-                op: "?".into(),
-                why: format!("op code index {idx} is out of range ({} codes)", codes.len()),
-            })
+            codes
+                .get(idx)
+                .copied()
+                .ok_or_else(|| TfliteError::Operator {
+                    index: k,
+                    op: "?".into(),
+                    why: format!(
+                        "op code index {idx} is out of range ({} codes)",
+                        codes.len()
+                    ),
+                })
         };
         let mut cur = self.input;
         let mut visited = vec![false; ops.len()];
@@ -570,7 +590,9 @@ impl<'a> Graph<'a> {
     ) -> Result<Step, TfliteError> {
         let err = |why: String| self.op_err(k, code, why);
         if ins.first().copied() != i32::try_from(cur).ok() {
-            return Err(err(format!("the data (tensor {cur}) is not its first input")));
+            return Err(err(format!(
+                "the data (tensor {cur}) is not its first input"
+            )));
         }
         let [out] = outs[..] else {
             return Err(err(format!("{} outputs; one expected", outs.len())));
@@ -592,7 +614,8 @@ impl<'a> Graph<'a> {
         let opt = o.builtin_options()?;
         let kind = match code {
             op::FULLY_CONNECTED => {
-                let weight = self.tensor_index(*ins.get(1).ok_or_else(|| err("no weight input".into()))?)?;
+                let weight =
+                    self.tensor_index(*ins.get(1).ok_or_else(|| err("no weight input".into()))?)?;
                 let bias = match ins.get(2) {
                     Some(&b) if b >= 0 => Some(self.tensor_index(b)?),
                     _ => None,
@@ -600,14 +623,20 @@ impl<'a> Graph<'a> {
                 let fused = match opt {
                     Some(fb::BuiltinOptionsRef::FullyConnectedOptions(f)) => {
                         if f.weights_format()? != 0 {
-                            return Err(err("shuffled weights (weights_format) are not supported".into()));
+                            return Err(err(
+                                "shuffled weights (weights_format) are not supported".into()
+                            ));
                         }
                         f.fused_activation_function()?
                     }
                     None => 0,
                     Some(_) => return Err(err("its options are not FullyConnectedOptions".into())),
                 };
-                StepKind::Dense { weight, bias, fused }
+                StepKind::Dense {
+                    weight,
+                    bias,
+                    fused,
+                }
             }
             op::RELU => StepKind::Relu,
             op::RELU6 => StepKind::Relu6,
@@ -625,7 +654,8 @@ impl<'a> Graph<'a> {
             },
             op::RESHAPE => {
                 let (a, b) = (self.shape(cur)?, self.shape(output)?);
-                if a.first() != b.first() || elements(&a) != elements(&b) || elements(&a).is_none() {
+                if a.first() != b.first() || elements(&a) != elements(&b) || elements(&a).is_none()
+                {
                     return Err(err(format!(
                         "reshapes {a:?} to {b:?}; only a reshape that keeps the batch dimension \
                          (and so the data) is supported"
@@ -670,7 +700,11 @@ impl<'a> Graph<'a> {
             let err = |why: String| self.op_err(s.index, s.code, why);
             let origin = format!("operator {} ({})", s.index, op_name(s.code));
             let act = match &s.kind {
-                StepKind::Dense { weight, bias, fused } => {
+                StepKind::Dense {
+                    weight,
+                    bias,
+                    fused,
+                } => {
                     let wt = self.dtype(*weight)?;
                     if wt != dtype::FLOAT32 {
                         return Err(err(format!(
@@ -681,7 +715,9 @@ impl<'a> Graph<'a> {
                     }
                     let (shape, w) = self.floats(*weight)?;
                     let [outf, inf] = shape[..] else {
-                        return Err(err(format!("weights of shape {shape:?}, not [outputs, inputs]")));
+                        return Err(err(format!(
+                            "weights of shape {shape:?}, not [outputs, inputs]"
+                        )));
                     };
                     let (outf, inf) = (outf.max(0) as usize, inf.max(0) as usize);
                     if width.is_some_and(|w| w != inf) {
@@ -694,14 +730,18 @@ impl<'a> Graph<'a> {
                         Some(b) => {
                             let (bs, bv) = self.floats(*b)?;
                             if bv.len() != outf {
-                                return Err(err(format!("bias of shape {bs:?} for {outf} outputs")));
+                                return Err(err(format!(
+                                    "bias of shape {bs:?} for {outf} outputs"
+                                )));
                             }
                             bv
                         }
                         None => vec![0.0; outf],
                     };
                     width = Some(outf);
-                    layers.push(Layer::Linear(Linear::from_parts(inf, outf, w, b)));
+                    let layer =
+                        Linear::from_parts(inf, outf, w, b).map_err(|e| err(e.to_string()))?;
+                    layers.push(Layer::Linear(layer));
                     origins.push(origin.clone());
                     fused_activation(*fused).map_err(err)?
                 }
@@ -727,7 +767,9 @@ impl<'a> Graph<'a> {
             }
         }
         if !layers.iter().any(|l| matches!(l, Layer::Linear(_))) {
-            return Err(TfliteError::Model("no FULLY_CONNECTED: nothing to run on the device".into()));
+            return Err(TfliteError::Model(
+                "no FULLY_CONNECTED: nothing to run on the device".into(),
+            ));
         }
         Ok(Imported {
             net: Sequential::new(layers),
