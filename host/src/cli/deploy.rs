@@ -14,7 +14,7 @@ use microdnn_host::export::{
     self, AlignedModel, CalibrationMethod, Comparison, Equivalence, OutputActivation, Quantized,
     Summary,
 };
-use microdnn_host::import::pytorch;
+use microdnn_host::import::{onnx, pytorch, tflite};
 use microdnn_host::model::checkpoint::CheckpointError;
 use microdnn_host::model::Model;
 use microdnn_host::model::{checkpoint, metrics};
@@ -31,7 +31,8 @@ pub const SUMMARY_FILE: &str = "model.json";
 
 #[derive(clap::Args)]
 pub struct ExportArgs {
-    /// A microdnn checkpoint (file or run folder), or with --arch a PyTorch state dict
+    /// A microdnn checkpoint (file or run folder), an ONNX model (.onnx), a TensorFlow Lite
+    /// model (.tflite, float32 or fully int8), or with --arch a PyTorch state dict
     /// (safetensors).
     source: PathBuf,
     /// Output folder (gets model.udnn and model.json).
@@ -44,10 +45,11 @@ pub struct ExportArgs {
     /// Tensor-name prefix of the Sequential in a PyTorch state dict (e.g. "net.").
     #[arg(long, default_value = "")]
     prefix: String,
-    /// PyTorch import: input transform x' = x * scale + offset applied on the device.
+    /// PyTorch, ONNX and TFLite import: input transform x' = x * scale + offset applied on the
+    /// device (e.g. 0.0625 for pixels 0..16 that the network saw divided by 16).
     #[arg(long, default_value_t = 1.0)]
     input_scale: f32,
-    /// PyTorch import: see --input-scale.
+    /// PyTorch, ONNX and TFLite import: see --input-scale.
     #[arg(long, default_value_t = 0.0)]
     input_offset: f32,
     /// What the last layer outputs.
@@ -118,19 +120,62 @@ pub struct ExportRecord {
 }
 
 pub fn run_export(a: ExportArgs) -> anyhow::Result<()> {
-    if a.quantize.is_some() && a.arch.is_some() {
+    let format = SourceFormat::of(&a.source, a.arch.is_some());
+    if a.arch.is_some() && format != SourceFormat::StateDict {
         bail!(
-            "--quantize int8 calibrates on the run's training examples: it needs a microdnn \
-             checkpoint, not a PyTorch state dict (--arch)"
+            "--arch describes a PyTorch state dict; {} is an {} model, which carries its own \
+             architecture: drop --arch",
+            a.source.display(),
+            format.name()
         );
     }
-    let (model, source, is_ckpt, samples, labels) = if let Some(arch) = &a.arch {
-        let text = match arch.strip_prefix('@') {
-            Some(f) => std::fs::read_to_string(f).with_context(|| format!("reading {f}"))?,
-            None => arch.clone(),
-        };
-        let arch = pytorch::parse_architecture(&text)?;
-        let net = pytorch::load_state_dict(&a.source, &arch, &a.prefix)?;
+    if !a.prefix.is_empty() && format != SourceFormat::StateDict {
+        bail!(
+            "--prefix names tensors of a PyTorch state dict; {} is {}",
+            a.source.display(),
+            format.name()
+        );
+    }
+    if format == SourceFormat::Checkpoint && (a.input_scale != 1.0 || a.input_offset != 0.0) {
+        bail!(
+            "--input-scale/--input-offset: a microdnn checkpoint carries its own input transform"
+        );
+    }
+    match (format, a.quantize) {
+        (_, None) | (SourceFormat::Checkpoint, _) => {}
+        (SourceFormat::Tflite, Some(_)) => bail!(
+            "--quantize: a TFLite model is exported as it is (a float32 model to f32, a fully \
+             int8 model to int8 with its own scales and zero points); quantize it with TFLite's \
+             converter"
+        ),
+        (f, Some(_)) => bail!(
+            "--quantize int8 calibrates on the run's training examples: it needs a microdnn \
+             checkpoint, not {}",
+            f.name()
+        ),
+    }
+    if format == SourceFormat::Tflite {
+        let bytes = tflite::read_file(&a.source)?;
+        let graph = tflite::Graph::parse(&bytes)?;
+        if graph.is_int8()? {
+            return export_int8_tflite(&a, &graph);
+        }
+    }
+    let external = match format {
+        SourceFormat::Checkpoint => None,
+        SourceFormat::StateDict => {
+            let arch = a.arch.as_deref().unwrap_or_default();
+            let text = match arch.strip_prefix('@') {
+                Some(f) => std::fs::read_to_string(f).with_context(|| format!("reading {f}"))?,
+                None => arch.to_string(),
+            };
+            let arch = pytorch::parse_architecture(&text)?;
+            Some(pytorch::load_state_dict(&a.source, &arch, &a.prefix)?)
+        }
+        SourceFormat::Onnx => Some(onnx::load(&a.source)?.net),
+        SourceFormat::Tflite => Some(tflite::load(&a.source)?.net),
+    };
+    let (model, source, is_ckpt, samples, labels) = if let Some(net) = external {
         let f = net.in_features();
         let classes = net.out_features();
         let mut transform = InputTransform::identity(f);
@@ -263,6 +308,111 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<()> {
     if let Some((q, method, cmp)) = &quantized {
         print_quantization(q, *method, cmp, bytes.len());
     }
+    Ok(())
+}
+
+/// What `export` reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SourceFormat {
+    /// A microdnn checkpoint (file or run folder).
+    Checkpoint,
+    /// A PyTorch state dict (safetensors) with `--arch`.
+    StateDict,
+    /// An ONNX model (`.onnx`).
+    Onnx,
+    /// A TensorFlow Lite model (`.tflite`, or a file with TFLite's identifier).
+    Tflite,
+}
+
+impl SourceFormat {
+    /// The format of `path`: by its extension, else TFLite's identifier in its first bytes.
+    fn of(path: &Path, arch: bool) -> Self {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("onnx") => return Self::Onnx,
+            Some("tflite") => return Self::Tflite,
+            _ => {}
+        }
+        let mut head = [0u8; 8];
+        let tflite = path.is_file()
+            && std::fs::File::open(path)
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+                .is_ok()
+            && tflite::is_tflite(&head);
+        match (tflite, arch) {
+            (true, _) => Self::Tflite,
+            (false, true) => Self::StateDict,
+            (false, false) => Self::Checkpoint,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Checkpoint => "a microdnn checkpoint",
+            Self::StateDict => "a PyTorch state dict (--arch)",
+            Self::Onnx => "an ONNX model",
+            Self::Tflite => "a TFLite model",
+        }
+    }
+}
+
+/// `export` of a fully int8 TFLite model: its layers, scales and zero points as they are, in an
+/// int8 device file (no f32 network, so no equivalence check: the file is TFLite's arithmetic).
+fn export_int8_tflite(a: &ExportArgs, graph: &tflite::Graph<'_>) -> anyhow::Result<()> {
+    let features = graph
+        .steps
+        .iter()
+        .find_map(|s| match s.kind {
+            tflite::StepKind::Dense { weight, .. } => Some(weight),
+            _ => None,
+        })
+        .map(|w| graph.shape(w))
+        .transpose()?
+        .and_then(|s| s.get(1).copied())
+        .unwrap_or(0)
+        .max(0) as usize;
+    let (scale, offset) = (
+        vec![a.input_scale; features],
+        vec![a.input_offset; features],
+    );
+    let identity = a.input_scale == 1.0 && a.input_offset == 0.0;
+    let imported = graph.to_int8((!identity).then_some((&scale[..], &offset[..])))?;
+    let file = AlignedModel::new(&imported.bytes);
+    file.view()
+        .context("the imported int8 file does not validate (please report this)")?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let model_path = a.out.join(MODEL_FILE);
+    let summary = export::summarize(&file.view()?);
+    let source = std::fs::canonicalize(&a.source).unwrap_or(a.source.clone());
+    let record = ExportRecord {
+        source_relative: std::fs::canonicalize(&a.out)
+            .ok()
+            .and_then(|out| relative_to(&source, &out)),
+        data: None,
+        source,
+        microdnn_checkpoint: false,
+        summary: serde_json::to_value(&summary)?,
+        equivalence: serde_json::Value::Null,
+        quantization: Some(serde_json::json!({
+            "weight_type": "int8",
+            "from": "TFLite (scales and zero points as in the file)",
+            "layers": imported.origins,
+        })),
+    };
+    export::write_atomic(&model_path, &imported.bytes)?;
+    export::write_atomic(
+        &a.out.join(SUMMARY_FILE),
+        serde_json::to_string_pretty(&record)?.as_bytes(),
+    )?;
+    print_summary(&model_path, &summary);
+    println!(
+        "  int8 TFLite model: {} layers ({}), TFLite's quantization kept",
+        imported.origins.len(),
+        imported.origins.join("; ")
+    );
     Ok(())
 }
 

@@ -24,6 +24,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use microdnn::model::{Int8EncodeLayer, Int8ModelSpec};
+use microdnn::quant::{self, kernel as qkernel, FusedActivation, QuantParams};
 use microdnn::Activation;
 
 use crate::model::{Layer, Linear, Sequential};
@@ -799,3 +801,375 @@ fn elements(shape: &[i32]) -> Option<usize> {
         usize::try_from(*d).ok().and_then(|d| n.checked_mul(d))
     })
 }
+
+/// A fully int8 model read for the device: the file bytes (model format 1.1, int8 layers) and
+/// what each layer came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImportedInt8 {
+    /// The device model file, written by [`microdnn::model::encode_int8`] (which checks every
+    /// quantization as the device's reader does).
+    pub bytes: Vec<u8>,
+    /// For each int8 layer, the operators it came from.
+    pub origins: Vec<String>,
+}
+
+/// One int8 layer being assembled: a `FULLY_CONNECTED` and the activation operator after it.
+struct Int8Layer {
+    inputs: usize,
+    outputs: usize,
+    input: QuantParams,
+    output: QuantParams,
+    fused: FusedActivation,
+    scales: Vec<f32>,
+    rows: Vec<i8>,
+    bias: Vec<i32>,
+    activation: Activation,
+    beta: f32,
+    activation_output: Option<QuantParams>,
+    origin: String,
+}
+
+impl<'a> Graph<'a> {
+    /// Whether the model computes in int8: its first `FULLY_CONNECTED` reads an INT8 tensor.
+    pub fn is_int8(&self) -> Result<bool, TfliteError> {
+        for s in &self.steps {
+            if let StepKind::Dense { .. } = s.kind {
+                return Ok(self.dtype(s.input)? == dtype::INT8);
+            }
+        }
+        Ok(false)
+    }
+
+    /// A tensor's per-tensor quantization (one scale, one zero point in int8's range).
+    pub fn quant(&self, index: usize) -> Result<QuantParams, TfliteError> {
+        let (scales, zps, _) = self.quantization(index)?;
+        let ([scale], [zp]) = (&scales[..], &zps[..]) else {
+            return Err(self.tensor_err(
+                index,
+                format!(
+                    "{} scales and {} zero points; an int8 activation has one of each",
+                    scales.len(),
+                    zps.len()
+                ),
+            ));
+        };
+        let zp = i8::try_from(*zp)
+            .map_err(|_| self.tensor_err(index, format!("zero point {zp} is not an int8")))?;
+        QuantParams::new(*scale, zp)
+            .map_err(|e| self.tensor_err(index, format!("scale {scale}: {e}")))
+    }
+
+    /// A tensor's quantization: scales, zero points and quantized dimension.
+    fn quantization(&self, index: usize) -> Result<(Vec<f32>, Vec<i64>, i32), TfliteError> {
+        let Some(q) = self.tensor(index)?.quantization()? else {
+            return Err(self.tensor_err(index, "has no quantization parameters".into()));
+        };
+        let scales: Vec<f32> = q.scale()?.map(|v| v.iter().collect()).unwrap_or_default();
+        let zps: Vec<i64> = q
+            .zero_point()?
+            .map(|v| v.iter().collect())
+            .unwrap_or_default();
+        Ok((scales, zps, q.quantized_dimension()?))
+    }
+
+    /// A constant tensor's raw data, checked to hold `n` elements of `size` bytes of type `t`.
+    fn constant(&self, index: usize, t: i8, size: usize) -> Result<&'a [u8], TfliteError> {
+        let found = self.dtype(index)?;
+        if found != t {
+            return Err(self.tensor_err(
+                index,
+                format!("{}, expected {}", dtype_name(found), dtype_name(t)),
+            ));
+        }
+        let shape = self.shape(index)?;
+        let data = self.data(index)?.ok_or_else(|| {
+            self.tensor_err(index, "has no data (weights must be constants)".into())
+        })?;
+        let n = elements(&shape)
+            .and_then(|n| n.checked_mul(size))
+            .ok_or_else(|| self.tensor_err(index, format!("shape {shape:?}")))?;
+        if data.len() != n {
+            return Err(self.tensor_err(
+                index,
+                format!(
+                    "{} bytes of data for shape {shape:?} of {}",
+                    data.len(),
+                    dtype_name(t)
+                ),
+            ));
+        }
+        Ok(data)
+    }
+
+    /// The chain as an int8 device model: every `FULLY_CONNECTED` with int8 input and output,
+    /// symmetric int8 weights (per channel or per tensor) and an int32 bias, each optionally
+    /// followed by one activation operator; a `QUANTIZE` from float at the start and a
+    /// `DEQUANTIZE` to float at the end are what the device does with its f32 input and output.
+    /// TFLite's scales, zero points, weights and biases are kept as they are; `transform`, if
+    /// given, is applied in f32 before the input is quantized.
+    pub fn to_int8(
+        &self,
+        transform: Option<(&[f32], &[f32])>,
+    ) -> Result<ImportedInt8, TfliteError> {
+        let mut layers: Vec<Int8Layer> = Vec::new();
+        let mut input_q: Option<QuantParams> = None;
+        let last = self.steps.len().saturating_sub(1);
+        for (i, s) in self.steps.iter().enumerate() {
+            let err = |why: String| self.op_err(s.index, s.code, why);
+            let origin = format!("operator {} ({})", s.index, op_name(s.code));
+            let int8_out = || -> Result<QuantParams, TfliteError> {
+                let t = self.dtype(s.output)?;
+                if t != dtype::INT8 {
+                    return Err(err(format!(
+                        "writes {}; a fully int8 model computes in INT8 between its edges",
+                        dtype_name(t)
+                    )));
+                }
+                self.quant(s.output)
+            };
+            match &s.kind {
+                StepKind::Quantize => {
+                    if i != 0 || self.dtype(s.input)? != dtype::FLOAT32 {
+                        return Err(err(
+                            "only a QUANTIZE of the float input at the start is supported".into(),
+                        ));
+                    }
+                    input_q = Some(int8_out()?);
+                }
+                StepKind::Dequantize => {
+                    if i != last || self.dtype(s.output)? != dtype::FLOAT32 {
+                        return Err(err(
+                            "only a DEQUANTIZE to the float output at the end is supported".into(),
+                        ));
+                    }
+                }
+                StepKind::Reshape => {
+                    if self.dtype(s.input)? == dtype::INT8 && self.quant(s.input)? != int8_out()? {
+                        return Err(err("changes the quantization".into()));
+                    }
+                }
+                StepKind::Dense {
+                    weight,
+                    bias,
+                    fused,
+                } => {
+                    let t = self.dtype(s.input)?;
+                    if t != dtype::INT8 {
+                        return Err(err(format!(
+                            "reads {}; in a fully int8 model every FULLY_CONNECTED reads INT8",
+                            dtype_name(t)
+                        )));
+                    }
+                    let input = self.quant(s.input)?;
+                    if input_q.is_none() && layers.is_empty() {
+                        input_q = Some(input);
+                    }
+                    let output = int8_out()?;
+                    let shape = self.shape(*weight)?;
+                    let [outf, inf] = shape[..] else {
+                        return Err(err(format!(
+                            "weights of shape {shape:?}, not [outputs, inputs]"
+                        )));
+                    };
+                    let (outf, inf) = (outf.max(0) as usize, inf.max(0) as usize);
+                    if let Some(prev) = layers.last() {
+                        if prev.outputs != inf {
+                            return Err(err(format!(
+                                "expects {inf} inputs but receives {}",
+                                prev.outputs
+                            )));
+                        }
+                    }
+                    let rows: Vec<i8> = self
+                        .constant(*weight, dtype::INT8, 1)?
+                        .iter()
+                        .map(|&b| b as i8)
+                        .collect();
+                    let (scales, zps, dim) = self.quantization(*weight)?;
+                    if zps.iter().any(|&z| z != 0) {
+                        return Err(self.tensor_err(
+                            *weight,
+                            "weights with a nonzero zero point (TFLite's int8 weights are \
+                             symmetric)"
+                                .into(),
+                        ));
+                    }
+                    if !(scales.len() == 1 || (scales.len() == outf && dim == 0)) {
+                        return Err(self.tensor_err(
+                            *weight,
+                            format!(
+                                "{} weight scales along dimension {dim}; expected one, or one \
+                                 per output channel along dimension 0",
+                                scales.len()
+                            ),
+                        ));
+                    }
+                    let bias = match bias {
+                        Some(b) => {
+                            let data = self.constant(*b, dtype::INT32, 4)?;
+                            if data.len() != outf * 4 {
+                                return Err(err(format!(
+                                    "{} bias values for {outf} outputs",
+                                    data.len() / 4
+                                )));
+                            }
+                            data.chunks_exact(4)
+                                .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                                .collect()
+                        }
+                        None => vec![0; outf],
+                    };
+                    let fused = match fused {
+                        0 => FusedActivation::None,
+                        1 => FusedActivation::Relu,
+                        2 => FusedActivation::ReluN1To1,
+                        3 => FusedActivation::Relu6,
+                        c => return Err(err(format!("fused activation {c} is not supported"))),
+                    };
+                    layers.push(Int8Layer {
+                        inputs: inf,
+                        outputs: outf,
+                        input,
+                        output,
+                        fused,
+                        scales,
+                        rows,
+                        bias,
+                        activation: Activation::Identity,
+                        beta: 0.0,
+                        activation_output: None,
+                        origin,
+                    });
+                }
+                kind => {
+                    let (activation, beta) = match kind {
+                        StepKind::Relu => (Activation::Relu, 0.0),
+                        StepKind::LeakyRelu(alpha) => {
+                            (Activation::LeakyRelu { slope: *alpha }, 0.0)
+                        }
+                        StepKind::Logistic => (Activation::Sigmoid, 0.0),
+                        StepKind::Tanh => (Activation::Tanh, 0.0),
+                        StepKind::Softmax(beta) => (Activation::Softmax, *beta),
+                        _ => return Err(err(RELU6_INT8.into())),
+                    };
+                    let out = int8_out()?;
+                    let Some(l) = layers.last_mut().filter(|l| l.activation_output.is_none())
+                    else {
+                        return Err(err(
+                            "an activation operator that does not follow a FULLY_CONNECTED \
+                             (the device runs one after each dense layer)"
+                                .into(),
+                        ));
+                    };
+                    if self.quant(s.input)? != l.output {
+                        return Err(err(
+                            "its input quantization is not the layer's output's".into()
+                        ));
+                    }
+                    l.activation = activation;
+                    l.beta = beta;
+                    l.activation_output = Some(out);
+                    l.origin = format!("{} + {origin}", l.origin);
+                }
+            }
+        }
+        let Some(first) = layers.first() else {
+            return Err(TfliteError::Model(
+                "no FULLY_CONNECTED: nothing to run on the device".into(),
+            ));
+        };
+        if input_q != Some(first.input) {
+            return Err(TfliteError::Model(
+                "the input's quantization is not the first FULLY_CONNECTED's".into(),
+            ));
+        }
+        for w in layers.windows(2) {
+            if w[0].activation_output.unwrap_or(w[0].output) != w[1].input {
+                return Err(TfliteError::Model(format!(
+                    "{} reads a quantization other than the one {} writes",
+                    w[1].origin, w[0].origin
+                )));
+            }
+        }
+        struct Owned {
+            packed: Vec<i8>,
+            kernel_bias: Vec<i32>,
+            multipliers: Vec<i32>,
+            shifts: Vec<i32>,
+        }
+        let mut owned = Vec::with_capacity(layers.len());
+        for l in &layers {
+            let err =
+                |e: microdnn::quant::QuantError| TfliteError::Model(format!("{}: {e}", l.origin));
+            let n = l.scales.len();
+            let (mut multipliers, mut shifts) = (vec![0; n], vec![0; n]);
+            if n == 1 {
+                let m =
+                    quant::per_tensor_multiplier(l.input, l.scales[0], l.output).map_err(err)?;
+                (multipliers[0], shifts[0]) = (m.multiplier(), m.shift());
+            } else {
+                quant::per_channel_multipliers(
+                    l.input,
+                    &l.scales,
+                    l.output,
+                    &mut multipliers,
+                    &mut shifts,
+                )
+                .map_err(err)?;
+            }
+            let mut packed = vec![0i8; l.rows.len()];
+            qkernel::pack(&l.rows, l.inputs, l.outputs, &mut packed).map_err(err)?;
+            let mut kernel_bias = vec![0; l.outputs];
+            qkernel::kernel_bias(
+                &l.rows,
+                l.inputs,
+                &l.bias,
+                l.input.zero_point(),
+                &mut kernel_bias,
+            )
+            .map_err(err)?;
+            owned.push(Owned {
+                packed,
+                kernel_bias,
+                multipliers,
+                shifts,
+            });
+        }
+        let spec_layers: Vec<Int8EncodeLayer<'_>> = layers
+            .iter()
+            .zip(&owned)
+            .map(|(l, o)| Int8EncodeLayer {
+                inputs: l.inputs,
+                outputs: l.outputs,
+                activation: l.activation,
+                softmax_beta: l.beta,
+                input: l.input,
+                output: l.output,
+                activation_output: l.activation_output.unwrap_or(l.output),
+                fused: l.fused,
+                filter_scales: &l.scales,
+                packed_weights: &o.packed,
+                bias: &l.bias,
+                kernel_bias: &o.kernel_bias,
+                multipliers: &o.multipliers,
+                shifts: &o.shifts,
+            })
+            .collect();
+        let spec = Int8ModelSpec {
+            inputs: layers[0].inputs,
+            layers: &spec_layers,
+            input_transform: transform,
+        };
+        let mut bytes = vec![0u8; microdnn::model::encoded_len_int8(&spec)];
+        let n = microdnn::model::encode_int8(&spec, &mut bytes)
+            .map_err(|e| TfliteError::Model(format!("the int8 layers cannot be encoded: {e}")))?;
+        bytes.truncate(n);
+        Ok(ImportedInt8 {
+            bytes,
+            origins: layers.into_iter().map(|l| l.origin).collect(),
+        })
+    }
+}
+
+const RELU6_INT8: &str = "a RELU6 operator of its own is not supported (fused into the \
+                          FULLY_CONNECTED it is)";
