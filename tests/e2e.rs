@@ -408,3 +408,49 @@ fn a_frozen_device_gives_a_typed_timeout(q: &mut Qemu) {
     q.link.set_timeout(before);
     assert_eq!(q.link.ping(b"back").unwrap(), b"back");
 }
+
+/// The models users bring (fixtures of `host/tests/fixtures/import`: PyTorch → ONNX, Keras →
+/// fully int8 TFLite) imported, exported, run in QEMU on the digits and compared with the core
+/// on the host: every output bit-identical, accuracy as a trained network's.
+#[test]
+fn imported_onnx_and_int8_tflite_models_run_in_qemu_bit_identical() {
+    use microdnn_host::import::{onnx, tflite};
+    let target = microdnn_targets::find("cortex-m4f").unwrap();
+    qemu_available();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let fixtures = root.join("host/tests/fixtures/import");
+    let data = microdnn_host::train::test_data(
+        None,
+        Some(microdnn_host::train::config::DatasetKind::Digits),
+        Some(root.join("data/digits.csv.gz")),
+        true,
+    )
+    .expect("the digits");
+    // Rows the fixtures' networks were not trained on (they saw the first 1400).
+    let (x, y) = (&data.x[1400 * 64..], &data.y[1400..]);
+
+    let net = onnx::load(&fixtures.join("mlp.onnx")).expect("import").net;
+    let mut model = export::model_from_sequential(net, 10);
+    model.transform.scale.fill(1.0 / 16.0);
+    let lowered = export::lower(&model, OutputActivation::Identity).expect("lower");
+    let onnx_bytes = export::encode(&lowered).expect("encode");
+
+    let tfl = std::fs::read(fixtures.join("mlp_int8.tflite")).unwrap();
+    let graph = tflite::Graph::parse(&tfl).expect("parse");
+    let (s, o) = (vec![1.0f32 / 16.0; 64], vec![0.0f32; 64]);
+    let int8_bytes = graph.to_int8(Some((&s, &o))).expect("int8 import").bytes;
+
+    for (what, bytes) in [("ONNX f32", onnx_bytes), ("TFLite int8", int8_bytes)] {
+        let file = AlignedModel::new(&bytes);
+        let view = file.view().expect("valid model");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.udnn");
+        std::fs::write(&path, &bytes).unwrap();
+        let elf = build_eval(target, &path);
+        let mut q = Qemu::start(target, &elf, 300, Duration::from_secs(30)).expect("start QEMU");
+        let r = device::evaluate(&mut q.link, &view, x, y, |_| {}).expect("evaluate");
+        assert_eq!(r.samples, y.len());
+        assert_eq!(r.identical, r.samples, "{what}: every output bit-identical: {r:?}");
+        assert!(r.device_accuracy > 0.85, "{what}: {r:?}");
+    }
+}

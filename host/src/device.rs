@@ -555,6 +555,50 @@ pub struct EvalReport {
     pub stack_peak_bytes: Option<u32>,
 }
 
+/// One example of [`evaluate_examples`]: its label, both predictions and both output vectors.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EvalExample {
+    /// The label.
+    pub label: u32,
+    /// The class the host (the core running the file) predicts.
+    pub host_class: usize,
+    /// The class the device predicts.
+    pub device_class: usize,
+    /// Whether every output is bit-identical (NaNs canonicalised).
+    pub identical: bool,
+    /// The host's outputs.
+    pub host: Vec<f32>,
+    /// The device's outputs.
+    pub device: Vec<f32>,
+}
+
+/// `examples` as CSV: a header `index,label,host_class,device_class,identical,host_0,..,
+/// device_0,..` and one row per example, each output printed as the shortest decimal that
+/// reads back to the same f32 (`NaN`, `inf` and `-inf` as such).
+pub fn examples_csv(examples: &[EvalExample]) -> String {
+    use std::fmt::Write;
+    let n = examples.first().map_or(0, |e| e.host.len());
+    let mut s = String::from("index,label,host_class,device_class,identical");
+    for side in ["host", "device"] {
+        for k in 0..n {
+            let _ = write!(s, ",{side}_{k}");
+        }
+    }
+    s.push('\n');
+    for (i, e) in examples.iter().enumerate() {
+        let _ = write!(
+            s,
+            "{i},{},{},{},{}",
+            e.label, e.host_class, e.device_class, e.identical
+        );
+        for v in e.host.iter().chain(&e.device) {
+            let _ = write!(s, ",{v:?}");
+        }
+        s.push('\n');
+    }
+    s
+}
+
 /// Streams `x` (row-major raw inputs) through the device and through the core on the host with
 /// the same model file, and compares. `progress` is called after each example.
 pub fn evaluate<T: Read + Write>(
@@ -562,6 +606,18 @@ pub fn evaluate<T: Read + Write>(
     view: &ModelView<'_>,
     x: &[f32],
     labels: &[u32],
+    progress: impl FnMut(usize),
+) -> Result<EvalReport, DeviceError> {
+    evaluate_examples(link, view, x, labels, None, progress)
+}
+
+/// [`evaluate`], also pushing every example's predictions and outputs to `examples` if given.
+pub fn evaluate_examples<T: Read + Write>(
+    link: &mut Link<T>,
+    view: &ModelView<'_>,
+    x: &[f32],
+    labels: &[u32],
+    mut examples: Option<&mut Vec<EvalExample>>,
     mut progress: impl FnMut(usize),
 ) -> Result<EvalReport, DeviceError> {
     let n_in = view.inputs();
@@ -606,12 +662,22 @@ pub fn evaluate<T: Read + Write>(
         if dev.class as usize != hc {
             r.class_disagreements += 1;
         }
-        if host
+        let identical = host
             .iter()
             .zip(&dev.outputs)
-            .all(|(h, d)| same_bits(*h, *d))
-        {
+            .all(|(h, d)| same_bits(*h, *d));
+        if identical {
             r.identical += 1;
+        }
+        if let Some(ex) = examples.as_deref_mut() {
+            ex.push(EvalExample {
+                label,
+                host_class: hc,
+                device_class: dev.class as usize,
+                identical,
+                host: host.clone(),
+                device: dev.outputs.clone(),
+            });
         }
         for (h, d) in host.iter().zip(&dev.outputs) {
             if !same_bits(*h, *d) {
@@ -766,6 +832,75 @@ mod tests {
             }
         );
         assert_eq!(l.retries(), 0);
+    }
+
+    /// A model file computing what [`Summer`] computes: `[x0 + x1 + x2, -(x0 + x1 + x2)]`.
+    fn summer_model() -> Vec<u8> {
+        use microdnn::model::{encode, encoded_len, EncodeLayer, ModelSpec};
+        let rows = [1.0f32, 1.0, 1.0, -1.0, -1.0, -1.0];
+        let mut packed = [0.0f32; 6];
+        microdnn::kernel::pack(&rows, 3, 2, &mut packed).unwrap();
+        let layers = [EncodeLayer {
+            inputs: 3,
+            outputs: 2,
+            activation: microdnn::Activation::Identity,
+            dropout_rate: 0.0,
+            packed_weights: &packed,
+            bias: &[0.0, 0.0],
+        }];
+        let spec = ModelSpec {
+            inputs: 3,
+            layers: &layers,
+            input_transform: None,
+        };
+        let mut bytes = vec![0u8; encoded_len(&spec)];
+        let n = encode(&spec, &mut bytes).unwrap();
+        bytes.truncate(n);
+        bytes
+    }
+
+    #[test]
+    fn evaluation_keeps_every_example_and_writes_it_as_csv() {
+        let bytes = summer_model();
+        let file = crate::export::AlignedModel::new(&bytes);
+        let view = file.view().unwrap();
+        let mut l = fake();
+        // Summer answers class 1 whatever it computes; the host's argmax is 0 for a positive
+        // sum, 1 for a negative one.
+        let x = [1.0, 2.0, 3.0, -1.0, -0.5, 0.25];
+        let mut ex = Vec::new();
+        let r = evaluate_examples(&mut l, &view, &x, &[0, 1], Some(&mut ex), |_| {}).unwrap();
+        assert_eq!((r.samples, r.identical, r.class_disagreements), (2, 2, 1));
+        assert_eq!(
+            ex,
+            [
+                EvalExample {
+                    label: 0,
+                    host_class: 0,
+                    device_class: 1,
+                    identical: true,
+                    host: vec![6.0, -6.0],
+                    device: vec![6.0, -6.0],
+                },
+                EvalExample {
+                    label: 1,
+                    host_class: 1,
+                    device_class: 1,
+                    identical: true,
+                    host: vec![-1.25, 1.25],
+                    device: vec![-1.25, 1.25],
+                },
+            ]
+        );
+        assert_eq!(
+            examples_csv(&ex),
+            "index,label,host_class,device_class,identical,host_0,host_1,device_0,device_1\n\
+             0,0,0,1,true,6.0,-6.0,6.0,-6.0\n\
+             1,1,1,1,true,-1.25,1.25,-1.25,1.25\n"
+        );
+        // Without a vector, the same report and nothing kept.
+        let r2 = evaluate(&mut l, &view, &x, &[0, 1], |_| {}).unwrap();
+        assert_eq!((r2.samples, r2.identical), (2, 2));
     }
 
     #[test]

@@ -682,6 +682,15 @@ pub struct DeviceEvalArgs {
     /// Write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write every example's label, host and device predictions and output vectors here: CSV
+    /// (`index,label,host_class,device_class,identical,host_0..,device_0..`), or JSON if the
+    /// file name ends in `.json`. Not with --mc (its --json report lists every example).
+    #[arg(long, value_name = "FILE", conflicts_with = "mc")]
+    outputs: Option<PathBuf>,
+    /// Evaluate on every row of the data (no split), as `evaluate --all` does; by default a
+    /// model exported from a run is evaluated on the run's test split.
+    #[arg(long)]
+    all: bool,
     /// Monte-Carlo dropout: K stochastic passes per example on the device (1 to 1024), compared
     /// bit for bit with the same passes on the host; reports the class of the mean
     /// probabilities, the entropies and the instructions per request.
@@ -739,8 +748,13 @@ pub fn run_eval(a: DeviceEvalArgs) -> anyhow::Result<()> {
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok());
     let run_data = record.as_ref().and_then(|r| r.data.as_ref());
-    let scoring = scoring_data(run_data, a.dataset, a.data.clone(), run_data.is_none())
-        .with_context(|| format!("choosing the data to evaluate {} on", path.display()))?;
+    let scoring = scoring_data(
+        run_data,
+        a.dataset,
+        a.data.clone(),
+        a.all || run_data.is_none(),
+    )
+    .with_context(|| format!("choosing the data to evaluate {} on", path.display()))?;
     println!("evaluating on {}", scoring.what);
     let data = scoring.data;
     if data.features != view.inputs() {
@@ -866,6 +880,20 @@ pub fn run_eval(a: DeviceEvalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes `eval --outputs`: CSV, or JSON for a `.json` file name.
+fn write_outputs(path: &Path, examples: &[device::EvalExample]) -> anyhow::Result<()> {
+    let json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let text = if json {
+        serde_json::to_string_pretty(examples)?
+    } else {
+        device::examples_csv(examples)
+    };
+    export::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 /// What `eval` measured: plain inferences or Monte-Carlo requests.
 enum Outcome {
     Plain(EvalReport),
@@ -893,7 +921,15 @@ fn evaluate_on<T: std::io::Read + std::io::Write>(
                 link, view, x, y, passes, a.seed, progress,
             )?)
         }
-        None => Outcome::Plain(device::evaluate(link, view, x, y, progress)?),
+        None => {
+            let mut examples = Vec::new();
+            let keep = a.outputs.is_some().then_some(&mut examples);
+            let report = device::evaluate_examples(link, view, x, y, keep, progress)?;
+            if let Some(path) = &a.outputs {
+                write_outputs(path, &examples)?;
+            }
+            Outcome::Plain(report)
+        }
     };
     let info = link.info().ok();
     Ok((outcome, info))
