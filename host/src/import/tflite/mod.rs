@@ -1,6 +1,8 @@
 //! Importing a TensorFlow Lite model (Keras through `tf.lite.TFLiteConverter`): a chain of
-//! fully-connected layers read into a [`Sequential`], which [`crate::export`] then packs and
-//! checks like any other network.
+//! fully-connected layers. A float32 model is read into a [`Sequential`], which
+//! [`crate::export`] then packs and checks like any other network; a fully int8 model
+//! ([`Graph::to_int8`]) becomes int8 device layers with TFLite's weights, biases, scales and zero
+//! points as they are, so the device computes TFLite Micro's outputs byte for byte.
 //!
 //! The flatbuffer is read with `planus` through code generated from `schema.fbs` beside this
 //! file (the part of TFLite's schema this importer reads; see its header). Reading is lazy and
@@ -8,8 +10,10 @@
 //! allocated from a length in the file beyond the file's own size, so a truncated or corrupted
 //! file is a [`TfliteError`], never a panic or a huge allocation.
 //!
-//! Accepted (float32 models; the op code is the larger of `deprecated_builtin_code` and
-//! `builtin_code`, since converters fill one or the other):
+//! Accepted (the op code is the larger of `deprecated_builtin_code` and `builtin_code`, since
+//! converters fill one or the other; in an int8 model each `FULLY_CONNECTED` with the activation
+//! operator after it is one int8 layer, and `QUANTIZE`/`DEQUANTIZE` at the edges are what the
+//! device does with its f32 input and output):
 //!
 //! | TFLite | becomes |
 //! |---|---|
@@ -17,8 +21,8 @@
 //! | `RELU`, `LEAKY_RELU`, `LOGISTIC`, `TANH`, `SOFTMAX` (`beta` 1) | activations |
 //! | `RESHAPE` that keeps the batch dimension | nothing: the data does not change |
 //!
-//! `RELU6` (and a fused `RELU6`) clips at 6, which the float device layers cannot express; it is
-//! refused with that reason. Anything else (a convolution, a second input, weights computed by
+//! In a float model `RELU6` (and a fused `RELU6`) clips at 6, which the float device layers cannot
+//! express; it is refused with that reason (a fused `RELU6` in an int8 model is a clamp). Anything else (a convolution, a second input, weights computed by
 //! the graph, several subgraphs) is an error naming the operator, its op code and why.
 
 use std::collections::HashMap;
