@@ -208,6 +208,32 @@ fn onnx_from_pytorch_imports_and_matches_onnxruntime() {
 }
 
 #[test]
+fn onnx_from_the_dynamo_exporter_with_the_batch_norm_folded_by_pytorch_matches_onnxruntime() {
+    let exp = json("onnx_expected.json");
+    let ops: Vec<String> = serde_json::from_value(exp["dynamo_ops"].clone()).unwrap();
+    assert!(!ops.iter().any(|o| o == "BatchNormalization"), "{ops:?}");
+    let imported = onnx::load(&fixture("mlp_dynamo.onnx")).unwrap();
+    assert!(
+        !imported
+            .net
+            .layers
+            .iter()
+            .any(|l| matches!(l, Layer::BatchNorm1d(_))),
+        "the exporter folded the batch norm"
+    );
+    let inputs: Vec<Vec<f32>> = matrix(&exp["inputs"]);
+    let scale = exp["input_scale"].as_f64().unwrap() as f32;
+    let ort: Vec<Vec<f32>> = matrix(&exp["onnxruntime_f32_dynamo"]);
+    check_f32_import(
+        imported.net,
+        scale,
+        &inputs,
+        &ort,
+        "onnxruntime (dynamo export)",
+    );
+}
+
+#[test]
 fn tflite_f32_from_keras_imports_and_matches_tflite() {
     let exp = json("tflite_expected.json");
     let imported = tflite::load(&fixture("mlp_f32.tflite")).unwrap();
@@ -328,7 +354,12 @@ fn import(name: &str, bytes: &[u8]) -> Result<(), String> {
 
 #[test]
 fn truncated_and_corrupted_files_are_typed_errors() {
-    for name in ["mlp.onnx", "mlp_f32.tflite", "mlp_int8.tflite"] {
+    for name in [
+        "mlp.onnx",
+        "mlp_dynamo.onnx",
+        "mlp_f32.tflite",
+        "mlp_int8.tflite",
+    ] {
         let good = std::fs::read(fixture(name)).unwrap();
         import(name, &good).unwrap();
         let mut rng = Xorshift(0x9E37_79B9_7F4A_7C15 ^ good.len() as u64);

@@ -182,7 +182,7 @@ fn check_opsets(model: &ModelProto) -> Result<i64, OnnxError> {
             } else {
                 "newer than this importer knows"
             },
-            MIN_OPSET.max(17).min(MAX_OPSET)
+            MIN_OPSET.clamp(17, MAX_OPSET)
         )));
     }
     Ok(v)

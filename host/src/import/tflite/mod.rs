@@ -701,7 +701,7 @@ impl<'a> Graph<'a> {
         }
         let mut layers = Vec::new();
         let mut origins = Vec::new();
-        let mut width = elements(&self.shape(self.input)?.get(1..).unwrap_or(&[]).to_vec());
+        let mut width = elements(self.shape(self.input)?.get(1..).unwrap_or(&[]));
         for s in &self.steps {
             let err = |why: String| self.op_err(s.index, s.code, why);
             let origin = format!("operator {} ({})", s.index, op_name(s.code));
