@@ -240,7 +240,7 @@ fn layers_int8_cannot_represent_are_named() {
     // An f32 network that overflows on the calibration data.
     let mut low = lowered(8, standardize(16));
     low.layers[0].rows[..16].fill(f32::MAX);
-    let e = export::quantize(&low, &vec![16.0; 16], CalibrationMethod::Minmax).unwrap_err();
+    let e = export::quantize(&low, &[16.0; 16], CalibrationMethod::Minmax).unwrap_err();
     assert!(
         e.to_string()
             .contains("device layer 0: output 0 overflows f32 on calibration example 0"),
