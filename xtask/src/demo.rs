@@ -225,6 +225,14 @@ pub fn run(o: &Options) -> Result<()> {
             ),
             Err(why) => println!("\ndemo: target={} skipped: {why}", target.name),
         }
+        if let Some(e) = result
+            .as_ref()
+            .ok()
+            .and_then(|r| r.report.get("error"))
+            .and_then(serde_json::Value::as_str)
+        {
+            println!("xtask: {}: {e}", target.name);
+        }
         rows.push(Row { target, result });
     }
     if rows.len() > 1 {
