@@ -8,13 +8,18 @@
 set -eu
 cd "$(dirname "$0")"
 PLANUS=${PLANUS:-planus}
-if ! "$PLANUS" --version 2>/dev/null | grep -q '1\.3\.0'; then
-    echo "needs planus-cli 1.3.0 (set PLANUS to its path): cargo install planus-cli --version 1.3.0 --locked" >&2
+if ! command -v "$PLANUS" >/dev/null; then
+    echo "needs planus-cli 1.3.0 (or set PLANUS to its path): cargo install planus-cli --version 1.3.0 --locked" >&2
     exit 1
 fi
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 "$PLANUS" rust -o "$out" schema.fbs
+# planus has no --version; the generated code names the version it was made by.
+if ! grep -q '"planus-1.3.0"' "$out"; then
+    echo "$PLANUS is not planus-cli 1.3.0 (the planus crate's version): cargo install planus-cli --version 1.3.0 --locked" >&2
+    exit 1
+fi
 if [ "${1:-}" = --check ]; then
     if cmp -s "$out" schema_generated.rs; then
         echo "schema_generated.rs is what planus generates from schema.fbs"
