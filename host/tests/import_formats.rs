@@ -321,6 +321,30 @@ fn unsupported_onnx_graphs_name_the_node_and_why() {
     }
 }
 
+#[test]
+fn unsupported_tflite_models_name_the_operator_and_why() {
+    let cases = [
+        ("conv.tflite", "operator 0 (CONV_2D)"),
+        ("two_inputs.tflite", "2 inputs"),
+        ("relu6_f32.tflite", "fused RELU6 clips at 6"),
+    ];
+    for (file, says) in cases {
+        let e = tflite::load(&fixture(file)).unwrap_err();
+        assert!(e.to_string().contains(says), "{file}: {e}");
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let err = run_err(
+            microdnn()
+                .arg("export")
+                .arg(fixture(file))
+                .arg("--out")
+                .arg(&out),
+        );
+        assert!(err.contains(says) && !err.contains("panicked"), "{err}");
+        assert!(!out.exists(), "{file}: an export folder was written");
+    }
+}
+
 /// A deterministic xorshift generator for the mutations.
 struct Xorshift(u64);
 
