@@ -43,9 +43,10 @@ fn gamma(k: usize) -> f64 {
 /// multiply-adds (onnxruntime, TFLite): each dot product of `n` terms plus a bias is within
 /// `γ(n+2) (Σ|w x| + |b|)`, a batch norm `(x - mean) / sqrt(var + eps) * gamma + beta` within
 /// `γ(8)` of its terms' magnitudes, errors propagate through `|W|` and through the activations'
-/// Lipschitz constants (1 for ReLU, leaky ReLU and tanh), and an activation's own evaluation adds
-/// `k u |y|`, with k = 1 for ReLU and leaky ReLU and k = 16 for tanh (the libraries' vectorised
-/// tanh approximations are accurate to a few ulps; 16 is a generous allowance for that).
+/// Lipschitz constants (1 for ReLU, leaky ReLU and tanh, 1/4 for the sigmoid, 1/2 of the largest
+/// input error for softmax), and an activation's own evaluation adds `k u |y|`, with k = 1 for
+/// ReLU and leaky ReLU and k = 16 for tanh and the sigmoid (the libraries' vectorised
+/// approximations are accurate to a few ulps; 16 is a generous allowance for that).
 fn exact_and_bound(net: &Sequential, x: &[f32]) -> (Vec<f64>, Vec<f64>) {
     let mut h: Vec<f64> = x.iter().map(|&v| v as f64).collect();
     let mut e = vec![0.0f64; h.len()];
@@ -78,10 +79,24 @@ fn exact_and_bound(net: &Sequential, x: &[f32]) -> (Vec<f64>, Vec<f64>) {
                     e[c] = a.abs() * e[c] + gamma(8) * mag;
                 }
             }
+            Layer::Activation(Activation::Softmax) => {
+                // ‖J‖∞ of softmax is max_i 2 p_i (1 - p_i) ≤ 1/2, so each output moves by at most
+                // half the largest input error; evaluating it (max, exp, a sum of n terms, a
+                // division) rounds each output by (16 + n) u of it at most, 16 covering the
+                // libraries' vectorised exp.
+                let emax = e.iter().cloned().fold(0.0, f64::max);
+                let m = h.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let z: f64 = h.iter().map(|v| (v - m).exp()).sum();
+                let n = h.len();
+                for (v, ev) in h.iter_mut().zip(e.iter_mut()) {
+                    *v = (*v - m).exp() / z;
+                    *ev = 0.5 * emax + (16 + n) as f64 * U * *v + f32::from_bits(1) as f64;
+                }
+            }
             Layer::Activation(act) => {
                 let k = match act {
                     Activation::Relu | Activation::LeakyRelu { .. } | Activation::Identity => 1.0,
-                    Activation::Tanh => 16.0,
+                    Activation::Tanh | Activation::Sigmoid => 16.0,
                     other => panic!("no bound for {other:?} in these fixtures"),
                 };
                 for (v, ev) in h.iter_mut().zip(e.iter_mut()) {
@@ -95,8 +110,13 @@ fn exact_and_bound(net: &Sequential, x: &[f32]) -> (Vec<f64>, Vec<f64>) {
                             }
                         }
                         Activation::Tanh => v.tanh(),
+                        Activation::Sigmoid => 1.0 / (1.0 + (-*v).exp()),
                         _ => *v,
                     };
+                    // Lipschitz constants: 1, except the sigmoid's 1/4.
+                    if matches!(act, Activation::Sigmoid) {
+                        *ev *= 0.25;
+                    }
                     *ev += k * U * v.abs() + f32::from_bits(1) as f64;
                 }
             }
@@ -157,6 +177,7 @@ fn check_f32_import(
         let y = view.run(&mut x.clone(), &mut a, &mut b).unwrap();
         assert_eq!(argmax(y), argmax(t), "{what}: class of {x:?}");
     }
+    eprintln!("{what}: largest error / derived bound {worst:.3e}");
     worst
 }
 
@@ -205,6 +226,56 @@ fn onnx_from_pytorch_imports_and_matches_onnxruntime() {
     let ort: Vec<Vec<f32>> = matrix(&exp["onnxruntime_f32"]);
     let worst = check_f32_import(imported.net, scale, &inputs, &ort, "onnxruntime");
     assert!(worst > 0.0, "onnxruntime rounds somewhere");
+}
+
+#[test]
+fn onnx_with_external_data_matmul_add_and_an_input_batch_norm_matches_onnxruntime() {
+    let exp = json("onnx_external_expected.json");
+    let ops: Vec<String> = serde_json::from_value(exp["ops"].clone()).unwrap();
+    assert_eq!(
+        ops,
+        [
+            "Flatten",
+            "BatchNormalization",
+            "MatMul",
+            "Add",
+            "Sigmoid",
+            "Gemm",
+            "Softmax"
+        ]
+    );
+    // The weights are in mlp_external.onnx.data, beside the model.
+    let bytes = std::fs::read(fixture("mlp_external.onnx")).unwrap();
+    assert!(bytes.len() < 2000, "the weights are not inline");
+    let imported = onnx::load(&fixture("mlp_external.onnx")).unwrap();
+    assert!(matches!(imported.net.layers[0], Layer::BatchNorm1d(_)));
+    let inputs: Vec<Vec<f32>> = matrix(&exp["inputs"]);
+    let scale = exp["input_scale"].as_f64().unwrap() as f32;
+    let torch: Vec<Vec<f64>> = matrix(&exp["torch_f64"]);
+    for (x, t) in inputs.iter().zip(&torch) {
+        let scaled: Vec<f32> = x.iter().map(|v| v * scale).collect();
+        let (exact, _) = exact_and_bound(&imported.net, &scaled);
+        for (a, b) in exact.iter().zip(t) {
+            assert!((a - b).abs() <= 1e-7 * b.abs().max(1.0), "{a} vs torch {b}");
+        }
+    }
+    let ort: Vec<Vec<f32>> = matrix(&exp["onnxruntime_f32"]);
+    check_f32_import(
+        imported.net,
+        scale,
+        &inputs,
+        &ort,
+        "onnxruntime (external data)",
+    );
+    // Without its data file the model is an error naming the tensor and the file.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("m.onnx"), &bytes).unwrap();
+    let e = onnx::load(&dir.path().join("m.onnx")).unwrap_err();
+    assert!(
+        matches!(e, onnx::OnnxError::ExternalData { .. })
+            && e.to_string().contains("mlp_external.onnx.data"),
+        "{e}"
+    );
 }
 
 #[test]
