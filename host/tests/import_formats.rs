@@ -360,6 +360,37 @@ fn tflite_int8_from_keras_runs_byte_for_byte_as_tflite_micro() {
 }
 
 #[test]
+fn tflite_int8_with_float_edges_and_int8_activations_is_tflite_micro_bit_for_bit() {
+    // QUANTIZE and DEQUANTIZE at the edges, LEAKY_RELU, LOGISTIC and SOFTMAX as int8 operators:
+    // the device's f32 outputs are TFLite Micro's f32 outputs, bit for bit.
+    let exp = json("tflite_float_io_expected.json");
+    let bytes = std::fs::read(fixture("mlp_int8_float_io.tflite")).unwrap();
+    let graph = tflite::Graph::parse(&bytes).unwrap();
+    assert!(graph.is_int8().unwrap());
+    let scale = exp["input_scale"].as_f64().unwrap() as f32;
+    let (s, o) = (vec![scale; 64], vec![0.0; 64]);
+    let imported = graph.to_int8(Some((&s, &o))).unwrap();
+    assert_eq!(
+        imported.origins,
+        [
+            "operator 1 (FULLY_CONNECTED) + operator 2 (LEAKY_RELU)",
+            "operator 3 (FULLY_CONNECTED) + operator 4 (LOGISTIC)",
+            "operator 5 (FULLY_CONNECTED) + operator 6 (SOFTMAX)"
+        ]
+    );
+    let file = AlignedModel::new(&imported.bytes);
+    let view = file.view().unwrap();
+    let inputs: Vec<Vec<f32>> = matrix(&exp["inputs"]);
+    let bits: Vec<Vec<u32>> = matrix(&exp["tflite_micro_output_bits"]);
+    let (mut a, mut b) = (vec![0.0; view.max_width()], vec![0.0; view.max_width()]);
+    for (x, t) in inputs.iter().zip(&bits) {
+        let y = view.run(&mut x.clone(), &mut a, &mut b).unwrap();
+        let ours: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
+        assert_eq!(&ours, t, "input {x:?}");
+    }
+}
+
+#[test]
 fn unsupported_onnx_graphs_name_the_node_and_why() {
     let cases = [
         ("conv.onnx", "node `conv0` (Conv)"),
@@ -454,6 +485,7 @@ fn truncated_and_corrupted_files_are_typed_errors() {
         "mlp_dynamo.onnx",
         "mlp_f32.tflite",
         "mlp_int8.tflite",
+        "mlp_int8_float_io.tflite",
     ] {
         let good = std::fs::read(fixture(name)).unwrap();
         import(name, &good).unwrap();
