@@ -573,4 +573,14 @@ fn the_cli_exports_onnx_and_tflite_models() {
             .arg(dir.path().join("y")),
     );
     assert!(err.contains("TFLite's"), "{err}");
+    // eval --outputs writes plain inferences; with --mc it is refused before anything runs.
+    let err = run_err(
+        microdnn()
+            .args(["eval", "--device", "qemu", "--mc", "4", "--outputs"])
+            .arg(dir.path().join("o.csv"))
+            .arg("--model")
+            .arg(dir.path().join("mlp.onnx")),
+    );
+    assert!(err.contains("--outputs") && err.contains("--mc"), "{err}");
+    assert!(!dir.path().join("o.csv").exists());
 }
