@@ -549,7 +549,12 @@ fn the_cli_exports_onnx_and_tflite_models() {
                 .arg(fixture(name))
                 .arg("--out")
                 .arg(&out)
-                .args(["--input-scale", "0.0625", "--output", "identity"]),
+                .args(["--input-scale", "0.0625"])
+                .args(if dtype == "f32 weights" {
+                    &["--output", "identity"][..]
+                } else {
+                    &[][..]
+                }),
         );
         assert!(stdout.contains(dtype), "{name}: {stdout}");
         let bytes = std::fs::read(out.join("model.udnn")).unwrap();
@@ -573,6 +578,14 @@ fn the_cli_exports_onnx_and_tflite_models() {
             .arg(dir.path().join("y")),
     );
     assert!(err.contains("TFLite's"), "{err}");
+    let err = run_err(
+        microdnn()
+            .arg("export")
+            .arg(fixture("mlp_int8.tflite"))
+            .args(["--output", "softmax", "--out"])
+            .arg(dir.path().join("z")),
+    );
+    assert!(err.contains("its own last operator"), "{err}");
     // eval --outputs writes plain inferences; with --mc it is refused before anything runs.
     let err = run_err(
         microdnn()

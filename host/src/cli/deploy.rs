@@ -52,14 +52,16 @@ pub struct ExportArgs {
     /// PyTorch, ONNX and TFLite import: see --input-scale.
     #[arg(long, default_value_t = 0.0)]
     input_offset: f32,
-    /// What the last layer outputs.
-    #[arg(long, value_enum, default_value_t = OutputActivation::Softmax)]
-    output: OutputActivation,
+    /// What the last layer outputs [default: softmax] (an int8 TFLite model keeps its own last
+    /// operator).
+    #[arg(long, value_enum)]
+    output: Option<OutputActivation>,
     /// Inputs used to check that the exported file computes what the trained network computes
     /// (and, with --quantize, test examples the int8 and f32 files are compared on) (1 to
-    /// 1,000,000).
-    #[arg(long, default_value_t = 500, value_parser = check_samples_in_range)]
-    check_samples: usize,
+    /// 1,000,000) [default: 500]. Not for an int8 TFLite model (no f32 network to check
+    /// against).
+    #[arg(long, value_parser = check_samples_in_range)]
+    check_samples: Option<usize>,
     /// Quantize the exported model: `int8` (TFLite's post-training quantization, run on the
     /// device byte for byte as TFLite Micro runs it): per-channel int8 weights, int8
     /// activations calibrated on the run's training examples, int32 biases.
@@ -83,6 +85,9 @@ pub enum Quantize {
 
 /// Calibration examples used when `--calibration` is not given.
 const DEFAULT_CALIBRATION: usize = 1000;
+
+/// Inputs `--check-samples` checks when not given.
+const DEFAULT_CHECK_SAMPLES: usize = 500;
 
 /// The most inputs `--check-samples` may ask for.
 const MAX_CHECK_SAMPLES: usize = 1_000_000;
@@ -161,6 +166,7 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<()> {
             return export_int8_tflite(&a, &graph);
         }
     }
+    let check_samples = a.check_samples.unwrap_or(DEFAULT_CHECK_SAMPLES);
     let external = match format {
         SourceFormat::Checkpoint => None,
         SourceFormat::StateDict => {
@@ -184,7 +190,7 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<()> {
         // No data comes with a state dict: check on inputs whose transformed values span
         // [-3, 3], a generous range for a trained network's inputs.
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-        let samples: Vec<f32> = (0..a.check_samples * f)
+        let samples: Vec<f32> = (0..check_samples * f)
             .map(|_| {
                 let z: f32 = rng.random_range(-3.0..3.0);
                 if a.input_scale != 0.0 {
@@ -217,13 +223,13 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<()> {
         })?;
         let (samples, labels) = match test_data(Some(&path), None, None, false) {
             Ok(d) if d.features == model.transform.features() => {
-                let n = d.len().min(a.check_samples);
+                let n = d.len().min(check_samples);
                 (d.x[..n * d.features].to_vec(), Some(d.y[..n].to_vec()))
             }
             _ => {
                 eprintln!("note: the run's data is not available; checking on random inputs");
                 let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-                let x = (0..a.check_samples * model.transform.features())
+                let x = (0..check_samples * model.transform.features())
                     .map(|_| rng.random_range(0.0..1.0))
                     .collect();
                 (x, None)
@@ -231,7 +237,7 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<()> {
         };
         (model, path, true, samples, labels)
     };
-    let lowered = export::lower(&model, a.output)?;
+    let lowered = export::lower(&model, a.output.unwrap_or(OutputActivation::Softmax))?;
     let bytes = export::encode(&lowered)?;
     let file = AlignedModel::new(&bytes);
     file.view()?;
@@ -362,6 +368,18 @@ impl SourceFormat {
 /// `export` of a fully int8 TFLite model: its layers, scales and zero points as they are, in an
 /// int8 device file (no f32 network, so no equivalence check: the file is TFLite's arithmetic).
 fn export_int8_tflite(a: &ExportArgs, graph: &tflite::Graph<'_>) -> anyhow::Result<()> {
+    if a.check_samples.is_some() {
+        bail!(
+            "--check-samples: an int8 TFLite model is exported as it is, with no f32 network to \
+             check it against; compare it with TFLite Micro through `eval --outputs`"
+        );
+    }
+    if a.output.is_some() {
+        bail!(
+            "--output: an int8 TFLite model is exported with its own last operator (its int8 \
+             output quantization belongs to it); convert the model with the output you want"
+        );
+    }
     let features = graph
         .steps
         .iter()
