@@ -450,7 +450,10 @@ fn imported_onnx_and_int8_tflite_models_run_in_qemu_bit_identical() {
         let mut q = Qemu::start(target, &elf, 300, Duration::from_secs(30)).expect("start QEMU");
         let r = device::evaluate(&mut q.link, &view, x, y, |_| {}).expect("evaluate");
         assert_eq!(r.samples, y.len());
-        assert_eq!(r.identical, r.samples, "{what}: every output bit-identical: {r:?}");
+        assert_eq!(
+            r.identical, r.samples,
+            "{what}: every output bit-identical: {r:?}"
+        );
         assert!(r.device_accuracy > 0.85, "{what}: {r:?}");
     }
 }
