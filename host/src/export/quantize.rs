@@ -256,7 +256,10 @@ fn calibrate(
                 })
                 .collect();
             // The f32 network itself overflows there: no range to calibrate.
-            if let Some(o) = z.iter().position(|v| v.is_nan() || v.abs() > f64::from(f32::MAX)) {
+            if let Some(o) = z
+                .iter()
+                .position(|v| v.is_nan() || v.abs() > f64::from(f32::MAX))
+            {
                 return Err(error(
                     k,
                     format!("output {o} overflows f32 on calibration example {e}"),
