@@ -18,7 +18,8 @@
 //!   ([`train::pretrain`]), diagnostics ([`train::diagnostics`]) and progress
 //!   ([`train::progress`]).
 //! - [`bench`](mod@bench): the `bench-train` throughput benchmark.
-//! - [`import`]: networks trained elsewhere (a PyTorch `nn.Sequential` state dict).
+//! - [`import`]: networks trained elsewhere: a PyTorch `nn.Sequential` state dict, an ONNX graph,
+//!   a TensorFlow Lite model (float32, or fully int8 kept as TFLite quantized it).
 //! - [`export`]: lowering to device layers (batch norm folded, dropout dropped), the device
 //!   model file, and the proof that it computes what the trained network computes.
 //! - `device` (feature `device`): the host side of the link to a device (serial port or QEMU's
