@@ -276,6 +276,20 @@ fn onnx_with_external_data_matmul_add_and_an_input_batch_norm_matches_onnxruntim
             && e.to_string().contains("mlp_external.onnx.data"),
         "{e}"
     );
+    // A location outside the model's folder is refused before anything is opened.
+    let (from, to) = (b"mlp_external.onnx.data", b"../../../../etc/passwd");
+    assert_eq!(from.len(), to.len());
+    let mut escaping = bytes.clone();
+    let mut replaced = 0;
+    for i in 0..=escaping.len() - from.len() {
+        if &escaping[i..i + from.len()] == from {
+            escaping[i..i + from.len()].copy_from_slice(to);
+            replaced += 1;
+        }
+    }
+    assert!(replaced > 0);
+    let e = onnx::from_bytes(&escaping, &fixture("")).unwrap_err();
+    assert!(e.to_string().contains("inside the model's folder"), "{e}");
 }
 
 #[test]
