@@ -404,6 +404,48 @@ fn tflite_int8_with_float_edges_and_int8_activations_is_tflite_micro_bit_for_bit
     }
 }
 
+/// `model` with every operator code rewritten by `edit`, serialized again.
+fn with_op_codes(bytes: &[u8], edit: impl Fn(&mut tflite::fb::OperatorCode)) -> Vec<u8> {
+    let root = <tflite::fb::ModelRef<'_> as planus::ReadAsRoot<'_>>::read_as_root(bytes).unwrap();
+    let mut model = tflite::fb::Model::try_from(root).unwrap();
+    for c in model.operator_codes.as_mut().unwrap() {
+        edit(c);
+    }
+    // planus 1.3's Builder::finish writes the file identifier first and the root offset after it
+    // (relative to byte 4); FlatBuffers (and planus's own reader) expect the offset at byte 0,
+    // relative to byte 0, then the identifier: put them in that order.
+    let mut out = planus::Builder::new()
+        .finish(&model, Some(*b"TFL3"))
+        .to_vec();
+    assert_eq!(&out[..4], b"TFL3");
+    let root = u32::from_le_bytes([out[4], out[5], out[6], out[7]]) + 4;
+    out[..4].copy_from_slice(&root.to_le_bytes());
+    out[4..8].copy_from_slice(b"TFL3");
+    out
+}
+
+#[test]
+fn tflite_op_codes_are_read_from_either_of_their_two_fields() {
+    // Converters before TF 2.4 wrote only `deprecated_builtin_code` (an int8, so codes up to
+    // 127); later ones write `builtin_code` and put 127 (PLACEHOLDER_FOR_GREATER_OP_CODES) in the
+    // old field for larger codes. The importer takes the larger of the two, as TFLite does.
+    let bytes = std::fs::read(fixture("mlp_f32.tflite")).unwrap();
+    let original = tflite::load(&fixture("mlp_f32.tflite")).unwrap().net;
+    let old_converter = with_op_codes(&bytes, |c| {
+        c.deprecated_builtin_code = c.builtin_code as i8;
+        c.builtin_code = 0;
+    });
+    let new_converter = with_op_codes(&bytes, |c| c.deprecated_builtin_code = 0);
+    for (what, b) in [("old", old_converter), ("new", new_converter)] {
+        let g = tflite::Graph::parse(&b).unwrap();
+        assert_eq!(
+            g.to_float().unwrap().net,
+            original,
+            "{what} converter's op codes"
+        );
+    }
+}
+
 #[test]
 fn unsupported_onnx_graphs_name_the_node_and_why() {
     let cases = [
