@@ -625,7 +625,10 @@ fn the_cli_exports_onnx_and_tflite_models() {
             .args(["--arch", "Linear(64, 10)", "--out"])
             .arg(dir.path().join("x")),
     );
-    assert!(err.contains("drop --arch"), "{err}");
+    assert!(
+        err.contains("is an ONNX model, which carries its own architecture: drop --arch"),
+        "{err}"
+    );
     let err = run_err(
         microdnn()
             .arg("export")

@@ -128,7 +128,7 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<()> {
     let format = SourceFormat::of(&a.source, a.arch.is_some());
     if a.arch.is_some() && format != SourceFormat::StateDict {
         bail!(
-            "--arch describes a PyTorch state dict; {} is an {} model, which carries its own \
+            "--arch describes a PyTorch state dict; {} is {}, which carries its own \
              architecture: drop --arch",
             a.source.display(),
             format.name()
