@@ -453,6 +453,15 @@ fn unsupported_onnx_graphs_name_the_node_and_why() {
         ("two_inputs.onnx", "2 inputs"),
         ("computed_weight.onnx", "node `matmul0` (MatMul)"),
         ("opset99.onnx", "opset 99"),
+        (
+            "reshape_rows.onnx",
+            "node `reshape0` (Reshape): reshaping to [-1, 2]",
+        ),
+        (
+            "softmax_axis0.onnx",
+            "node `softmax0` (Softmax): softmax over axis 0",
+        ),
+        ("gemm_transa.onnx", "node `gemm0` (Gemm): transA = 1"),
     ];
     for (file, says) in cases {
         let e = onnx::load(&fixture(file)).unwrap_err();
@@ -461,7 +470,11 @@ fn unsupported_onnx_graphs_name_the_node_and_why() {
             ("conv.onnx", onnx::OnnxError::Node { .. })
             | ("two_inputs.onnx", onnx::OnnxError::Graph(_))
             | ("computed_weight.onnx", onnx::OnnxError::Node { .. })
-            | ("opset99.onnx", onnx::OnnxError::Opset(_)) => {}
+            | ("opset99.onnx", onnx::OnnxError::Opset(_))
+            | (
+                "reshape_rows.onnx" | "softmax_axis0.onnx" | "gemm_transa.onnx",
+                onnx::OnnxError::Node { .. },
+            ) => {}
             _ => panic!("{file}: unexpected error kind {e:?}"),
         }
         // The CLI exits with an error saying the same, and writes nothing.
@@ -645,6 +658,16 @@ fn the_cli_exports_onnx_and_tflite_models() {
             .arg(dir.path().join("z")),
     );
     assert!(err.contains("its own last operator"), "{err}");
+    // A missing file is named once, with its cause.
+    let err = run_err(
+        microdnn()
+            .arg("export")
+            .arg(dir.path().join("missing.onnx"))
+            .arg("--out")
+            .arg(dir.path().join("w")),
+    );
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
+    assert!(err.contains("missing.onnx"), "{err}");
     // eval --outputs writes plain inferences; with --mc it is refused before anything runs.
     let err = run_err(
         microdnn()

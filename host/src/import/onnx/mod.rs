@@ -58,12 +58,12 @@ pub const MAX_FILE_BYTES: u64 = 256 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum OnnxError {
     /// Reading the file.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The file is larger than [`MAX_FILE_BYTES`].
     #[error("{path}: {bytes} bytes is larger than the {limit} bytes an ONNX model for a microcontroller can need")]
@@ -131,9 +131,9 @@ pub struct Imported {
 
 /// Reads and imports the ONNX model at `path` (external data is looked up beside it).
 pub fn load(path: &Path) -> Result<Imported, OnnxError> {
-    let io = |source| OnnxError::Io {
+    let io = |cause| OnnxError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let bytes = std::fs::metadata(path).map_err(io)?.len();
     if bytes > MAX_FILE_BYTES {

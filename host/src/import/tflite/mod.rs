@@ -159,12 +159,12 @@ fn dtype_name(t: i8) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum TfliteError {
     /// Reading the file.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The file is larger than [`MAX_FILE_BYTES`].
     #[error("{path}: {bytes} bytes is larger than the {limit} bytes a TFLite model for a microcontroller can need")]
@@ -282,9 +282,9 @@ pub struct Graph<'a> {
 
 /// Reads `path` into memory (refusing files larger than [`MAX_FILE_BYTES`]).
 pub fn read_file(path: &Path) -> Result<Vec<u8>, TfliteError> {
-    let io = |source| TfliteError::Io {
+    let io = |cause| TfliteError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let bytes = std::fs::metadata(path).map_err(io)?.len();
     if bytes > MAX_FILE_BYTES {
