@@ -1,7 +1,8 @@
 //! Does a model fit a target? Decided from the model file before anything is built.
 //!
 //! The `eval` program (`firmware/src/bin/eval.rs`) keeps the model file in flash and, in RAM,
-//! one buffer per layer output, the input twice (the received values and the transformed copy),
+//! one buffer per layer output (int8 models: one byte per value, the quantized input and the DSP
+//! kernel's stack scratch), the input twice (the received values and the transformed copy),
 //! a frame decoder for one INFER frame, the answer's payload and encoded frame, a small receive
 //! buffer and the stack. [`eval_needs`] adds these up with the link's own size functions;
 //! [`EVAL_PROGRAM_FLASH`] and [`EVAL_PROGRAM_RAM`] bound the program itself (code, constants,
@@ -10,6 +11,7 @@
 use std::fmt;
 
 use microdnn::link;
+use microdnn::model::WeightType;
 use microdnn::ModelView;
 
 use crate::Target;
@@ -34,11 +36,19 @@ pub struct Needs {
     pub buffer_bytes: u64,
 }
 
-/// What the `eval` program needs to serve `model` (a file of `file_bytes` bytes).
+/// What the `eval` program needs to serve `model` (a file of `file_bytes` bytes). An int8 model
+/// has one byte per activation, plus its quantized input and, on the stack during a layer, the
+/// DSP kernel's sign-extended input (two bytes per input of the widest layer).
 pub fn eval_needs(model: &ModelView<'_>, file_bytes: usize) -> Needs {
     let inputs = model.inputs();
     let outputs = model.outputs();
-    let activations: usize = model.layers().map(|l| l.outputs * 4).sum();
+    let activations: usize = match model.weight_type() {
+        WeightType::F32 => model.layers().map(|l| l.outputs * 4).sum(),
+        WeightType::Int8 => {
+            let widest = model.layers().map(|l| l.inputs).max().unwrap_or(0);
+            model.layers().map(|l| l.outputs).sum::<usize>() + inputs + 2 * widest
+        }
+    };
     let payload = link::RESULT_HEADER_LEN + outputs * 4 + 64;
     let buffers = activations
         + 2 * inputs * 4

@@ -2,7 +2,8 @@
 //!
 //! 1. trains a network on the host (`microdnn train`),
 //! 2. exports it as a device model (`microdnn export`: batch norm folded, dropout dropped,
-//!    weights packed; checked against the trained network),
+//!    weights packed; checked against the trained network); with `--quantize int8`, quantized
+//!    to int8 (calibrated on training examples, compared with the f32 file on the test set),
 //! 3. for each target (`--target NAME`, default `cortex-m4f`; `--target all`: every QEMU board),
 //!    builds the firmware's `eval` program with the model compiled in (`MICRODNN_MODEL`), unless
 //!    the model does not fit the board (then says so, with the sizes, and goes on),
@@ -10,7 +11,8 @@
 //!    port (`microdnn eval --device qemu --target NAME`), comparing every output with the core
 //!    running the same file on the host,
 //! 5. prints a summary line per target, machine-readable:
-//!    `demo: target=… host_acc=… device_acc=… identical=N/N instr_per_inference=… flash=… ram=…`,
+//!    `demo: target=… host_acc=… device_acc=… identical=N/N instr_per_inference=… flash=… ram=…`
+//!    (plus `dtype=int8` for an int8 model),
 //!    and with several targets a table (the README's).
 
 use std::path::{Path, PathBuf};
@@ -39,9 +41,11 @@ pub struct Options {
     pub limit: Option<usize>,
     /// The targets to run on.
     pub targets: Vec<&'static Target>,
+    /// Export an int8 model (`microdnn export --quantize int8`) instead of f32.
+    pub int8: bool,
 }
 
-const USAGE: &str = "usage: cargo xtask demo [--dataset digits|mnist] [--data-dir PATH] [--limit N] [--target NAME|all]";
+const USAGE: &str = "usage: cargo xtask demo [--dataset digits|mnist] [--data-dir PATH] [--limit N] [--target NAME|all] [--quantize int8]";
 
 /// Parses `demo` arguments: `[--dataset digits|mnist] [--data-dir PATH] [--limit N]`.
 pub fn parse(args: &[String]) -> Result<Options> {
@@ -50,6 +54,7 @@ pub fn parse(args: &[String]) -> Result<Options> {
         data_dir: None,
         limit: None,
         targets: vec![microdnn_targets::find(microdnn_targets::DEFAULT_TARGET)?],
+        int8: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -74,6 +79,10 @@ pub fn parse(args: &[String]) -> Result<Options> {
                         .context("--limit needs a whole number")?,
                 )
             }
+            "--quantize" => match value("--quantize")?.as_str() {
+                "int8" => o.int8 = true,
+                other => bail!("unknown --quantize `{other}` (int8)"),
+            },
             "--target" => {
                 o.targets = match value("--target")?.as_str() {
                     "all" => microdnn_targets::qemu_targets().collect(),
@@ -130,7 +139,7 @@ pub fn run(o: &Options) -> Result<()> {
         Dataset::Mnist => ("mnist", root.join("host/configs/mnist-device.toml")),
     };
     let run_dir = root.join("target/demo").join(name);
-    let device_dir = run_dir.join("device");
+    let device_dir = run_dir.join(if o.int8 { "device-int8" } else { "device" });
     let run_s = path_arg(&run_dir);
     let device_s = path_arg(&device_dir);
 
@@ -145,8 +154,25 @@ pub fn run(o: &Options) -> Result<()> {
     }
     microdnn(&train)?;
 
-    println!("\n== 2/4 export ==");
-    microdnn(&["export", &run_s, "--out", &device_s])?;
+    if o.int8 {
+        // Quantized on the run's training examples, and compared with the f32 file on the
+        // whole test set (both run by the core).
+        println!("\n== 2/4 export (int8) ==");
+        microdnn(&[
+            "export",
+            &run_s,
+            "--out",
+            &device_s,
+            "--quantize",
+            "int8",
+            "--check-samples",
+            "100000",
+        ])?;
+    } else {
+        println!("\n== 2/4 export ==");
+        microdnn(&["export", &run_s, "--out", &device_s])?;
+    }
+    let dtype = if o.int8 { " dtype=int8" } else { "" };
     let model = device_dir.join("model.udnn");
 
     let mut rows = Vec::new();
@@ -170,7 +196,7 @@ pub fn run(o: &Options) -> Result<()> {
         );
         match &result {
             Ok(r) => println!(
-                "\ndemo: target={} host_acc={:.4} device_acc={:.4} identical={}/{} instr_per_inference={:.0} flash={} ram={}",
+                "\ndemo: target={} host_acc={:.4} device_acc={:.4} identical={}/{} instr_per_inference={:.0} flash={} ram={}{dtype}",
                 target.name,
                 num(&r.report, "host_accuracy"),
                 num(&r.report, "device_accuracy"),
@@ -185,7 +211,7 @@ pub fn run(o: &Options) -> Result<()> {
         rows.push(Row { target, result });
     }
     if rows.len() > 1 {
-        print_table(&rows, name);
+        print_table(&rows, &format!("{name}{}", if o.int8 { " int8" } else { "" }));
     }
     let failed: Vec<&str> = rows
         .iter()

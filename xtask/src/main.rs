@@ -3,7 +3,7 @@
 //! | command | what it does |
 //! |---|---|
 //! | `test` | every check CI runs, in order, stopping at the first failure: the Rust targets, formatting, clippy (host, core on every thumb triple, firmware per board), host tests (core also in debug and on a 32-bit target), thumb builds, then on every QEMU board the firmware self-test and demo, the benchmark and the demo's bit-identical evaluation |
-//! | `demo [--dataset digits\|mnist] [--data-dir PATH] [--limit N] [--target NAME\|all]` | the main job: trains on the host, exports the model, builds the firmware with it for each target, runs it in QEMU over the whole held-out set through the serial link and compares every output with the host's; a line per target `demo: target=… host_acc=… device_acc=… identical=N/N instr_per_inference=… flash=… ram=…`, and with `all` a table |
+//! | `demo [--dataset digits\|mnist] [--data-dir PATH] [--limit N] [--target NAME\|all] [--quantize int8]` | the main job: trains on the host, exports the model (int8 with `--quantize int8`), builds the firmware with it for each target, runs it in QEMU over the whole held-out set through the serial link and compares every output with the host's; a line per target `demo: target=… host_acc=… device_acc=… identical=N/N instr_per_inference=… flash=… ram=…` (plus `dtype=int8`), and with `all` a table |
 //! | `bench-mcu [--target NAME\|--all]` | runs the benchmark firmware under `-icount shift=3,sleep=off` and reports instructions per inference and per MAC, flash, static RAM and peak stack; writes `target/bench/mcu.json` (keyed by target) |
 //! | `bench-train [args]` | `cargo run --release -p microdnn-host -- bench-train [args]` |
 //! | `lab [--quick] [--out DIR] [NAME...]` | the lecture's experiments (`microdnn lab`), with the Cortex-M4F activation costs measured under QEMU `-icount` first; reports in `target/lab/` |
@@ -35,7 +35,7 @@ usage: cargo xtask <command>
 commands:
   test [--keep-going]  run every check (fmt, clippy, tests, thumb builds, firmware in QEMU),
                        stopping at the first failure (--keep-going: run them all)
-  demo [--dataset digits|mnist] [--data-dir PATH] [--limit N] [--target NAME|all]
+  demo [--dataset digits|mnist] [--data-dir PATH] [--limit N] [--target NAME|all] [--quantize int8]
                        train on the host, export, run on an emulated board (default cortex-m4f;
                        all: every QEMU target) over the serial link, compare host and device
                        outputs bit for bit

@@ -210,6 +210,7 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<()> {
                     "weight_type": "int8",
                     "calibration_examples": q.calibration_examples,
                     "calibration_method": method,
+                    "input_transform_folded_into_layer_0": q.transform_folded,
                     "layers": q.layers,
                     "f32_file_bytes": bytes.len(),
                     "int8_file_bytes": q.bytes.len(),
@@ -267,11 +268,16 @@ fn calibration_examples(
 fn print_quantization(q: &Quantized, method: CalibrationMethod, c: &Comparison, f32_bytes: usize) {
     println!(
         "  int8: calibrated on {} training examples ({}); weights per channel, activations per \
-         tensor",
+         tensor{}",
         q.calibration_examples,
         match method {
             CalibrationMethod::Minmax => "minmax",
             CalibrationMethod::Percentile => "percentile",
+        },
+        if q.transform_folded {
+            "; the uniform input transform folded into layer 0 (raw inputs are quantized)"
+        } else {
+            ""
         }
     );
     println!(

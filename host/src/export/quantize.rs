@@ -15,6 +15,10 @@
 //!   range is calibrated after the ReLU); leaky ReLU as its own operator with its own output
 //!   range; sigmoid, tanh and softmax as their operators with TFLite's fixed output
 //!   quantization (1/256 and -128; 1/128 and 0; 1/256 and -128);
+//! - a uniform input transform (the same scale and offset for every input, such as pixels
+//!   divided by 255) folded into the first layer, so the device quantizes raw inputs (no
+//!   transform in the file); a per-input transform (standardization) is kept and runs in f32
+//!   before the quantization;
 //! - the multipliers and shifts, and the kernel bias, from the scales with the core's functions
 //!   (TFLite's `QuantizeMultiplier`), and the file written with [`microdnn::model::encode_int8`],
 //!   which checks everything the device's reader checks.
@@ -90,6 +94,8 @@ pub struct Quantized {
     pub layers: Vec<QuantizedLayer>,
     /// Calibration examples used.
     pub calibration_examples: usize,
+    /// Whether a uniform input transform was folded into the first layer.
+    pub transform_folded: bool,
 }
 
 /// One layer's parameters, owned, before encoding.
@@ -249,10 +255,11 @@ fn calibrate(
                             .sum::<f64>()
                 })
                 .collect();
-            if let Some(o) = z.iter().position(|v| !v.is_finite()) {
+            // The f32 network itself overflows there: no range to calibrate.
+            if let Some(o) = z.iter().position(|v| !(v.abs() <= f64::from(f32::MAX))) {
                 return Err(error(
                     k,
-                    format!("output {o} overflows on calibration example {e}"),
+                    format!("output {o} overflows f32 on calibration example {e}"),
                 ));
             }
             if l.activation == Activation::Relu {
@@ -336,6 +343,35 @@ fn quantize_weights(l: &DeviceLayer) -> (Vec<f32>, Vec<i8>, usize) {
     (scales, rows, zero_rows)
 }
 
+/// A uniform input transform (`x' = x * s + o` with the same `s > 0` and `o` for every input,
+/// such as pixels divided by 255) folded into the first layer (`W' = s W`,
+/// `b' = b + o W 1`, in f64 then rounded to f32), or `None` if the transform is the identity or
+/// not uniform. The int8 file then quantizes raw inputs directly: the same int8 values (the
+/// quantization of `x'` is an affine image of the quantization of `x`, with the same
+/// resolution), without the transform's `8 * inputs` bytes of flash and its step on the device.
+/// Transforms that differ between inputs (standardization) are kept: one per-tensor input
+/// quantization could not give every input its own range.
+fn fold_uniform_transform(lowered: &Lowered) -> Option<Lowered> {
+    let t = &lowered.transform;
+    let (s0, o0) = (*t.scale.first()?, *t.offset.first()?);
+    let uniform = t.scale.iter().all(|&s| s == s0) && t.offset.iter().all(|&o| o == o0);
+    if !uniform || !(s0 > 0.0 && s0.is_finite()) || (s0 == 1.0 && o0 == 0.0) {
+        return None;
+    }
+    let mut folded = lowered.clone();
+    let first = &mut folded.layers[0];
+    for (row, b) in first.rows.chunks_mut(first.inputs).zip(&mut first.bias) {
+        let sum: f64 = row.iter().map(|&w| f64::from(w)).sum();
+        *b = (f64::from(*b) + f64::from(o0) * sum) as f32;
+        for w in row {
+            *w = (f64::from(*w) * f64::from(s0)) as f32;
+        }
+    }
+    let n = first.inputs;
+    folded.transform = crate::data::InputTransform::identity(n);
+    Some(folded)
+}
+
 /// Quantizes `lowered` to an int8 model file, calibrating the activation ranges on the raw
 /// (untransformed) inputs `calibration` (examples of `inputs` values, typically the first
 /// training examples). See the module docs for the rules and the errors.
@@ -364,6 +400,9 @@ pub fn quantize(
             ));
         }
     }
+    let folded = fold_uniform_transform(lowered);
+    let transform_folded = folded.is_some();
+    let lowered = folded.as_ref().unwrap_or(lowered);
     let Calibration {
         input: mut input_obs,
         layers: mut layer_obs,
@@ -477,6 +516,7 @@ pub fn quantize(
         bytes,
         layers: report,
         calibration_examples: examples,
+        transform_folded,
     })
 }
 
