@@ -11,7 +11,9 @@
 //! model the network; for an int8 model the input quantized with the file's input quantization
 //! (TFLite's `QUANTIZE`), the int8 network (TFLite Micro's arithmetic, the DSP kernel where the
 //! core has one), and the int8 outputs dequantized (TFLite's `DEQUANTIZE`), so outputs travel
-//! the link as f32 and compare bit for bit with the host's.
+//! the link as f32 and compare bit for bit with the host's. [`Model::mc`] runs Monte-Carlo
+//! dropout passes (f32 models whose last activation gives class probabilities; an int8 model's
+//! layers have no dropout, so it refuses them).
 
 use microdnn::{ModelError, ModelView};
 
@@ -78,6 +80,59 @@ impl<'a> Model<'a> {
             },
             view,
         })
+    }
+
+    /// How the network's outputs become class probabilities for Monte-Carlo dropout; `None`
+    /// when MC requests are refused (an int8 model, or outputs that are not class
+    /// probabilities).
+    pub fn mc_outputs(&self) -> Option<microdnn::mc::McOutputs> {
+        if cfg!(microdnn_eval_int8) {
+            return None;
+        }
+        self.view
+            .layer(Net::LAYERS - 1)
+            .and_then(|l| microdnn::mc::McOutputs::for_activation(l.activation))
+    }
+
+    /// `passes` Monte-Carlo dropout passes on `x` (transformed in place) from `seed`
+    /// ([`microdnn::mc::run`]): `mean` and `std` get the summary, `pass` is scratch. `None`
+    /// when [`Model::mc_outputs`] is `None`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mc(
+        &self,
+        x: &mut [f32; INPUTS],
+        b: &mut Buffers,
+        passes: core::num::NonZeroU32,
+        seed: u64,
+        mean: &mut [f32; OUTPUTS],
+        std: &mut [f32; OUTPUTS],
+        pass: &mut [f32; OUTPUTS],
+    ) -> Option<microdnn::mc::McSummary> {
+        let outputs = self.mc_outputs()?;
+        self.view.transform_input(x);
+        #[cfg(not(microdnn_eval_int8))]
+        {
+            let (net, x) = (&self.net, &*x);
+            let Ok(summary) = microdnn::mc::run::<core::convert::Infallible>(
+                outputs,
+                passes,
+                seed,
+                mean,
+                std,
+                pass,
+                |rng, out| {
+                    let y = net.forward_mc(x, &mut b.net, rng);
+                    out.iter_mut().zip(y).for_each(|(d, s)| *d = *s);
+                    Ok(())
+                },
+            );
+            Some(summary)
+        }
+        #[cfg(microdnn_eval_int8)]
+        {
+            let _ = (outputs, b, passes, seed, mean, std, pass);
+            None
+        }
     }
 
     /// One inference: transforms `x` in place, writes the outputs to `y` (int8: dequantized)

@@ -15,11 +15,13 @@ fn linear(rng: &mut ChaCha8Rng, i: usize, o: usize) -> Layer {
     let a = (6.0 / (i + o) as f32).sqrt();
     let weight = (0..i * o).map(|_| rng.random_range(-a..a)).collect();
     let bias = (0..o).map(|_| rng.random_range(-0.2..0.2)).collect();
-    Layer::Linear(Linear::from_parts(i, o, weight, bias))
+    Layer::Linear(Linear::from_parts(i, o, weight, bias).unwrap())
 }
 
 fn inputs(rng: &mut ChaCha8Rng, n: usize, count: usize) -> Vec<f32> {
-    (0..n * count).map(|_| rng.random_range(0.0..16.0)).collect()
+    (0..n * count)
+        .map(|_| rng.random_range(0.0..16.0))
+        .collect()
 }
 
 /// A network with every activation int8 has: ReLU (fused), leaky ReLU, tanh, sigmoid, softmax
@@ -81,9 +83,16 @@ fn the_file_follows_tflites_rules_and_stays_close_to_f32() {
             let s = p.filter_scales[o];
             let row = &dl.rows[o * l.inputs..(o + 1) * l.inputs];
             let qrow = &rows[o * l.inputs..(o + 1) * l.inputs];
-            assert_eq!(qrow.iter().map(|v| v.unsigned_abs()).max(), Some(127), "layer {k} row {o}");
+            assert_eq!(
+                qrow.iter().map(|v| v.unsigned_abs()).max(),
+                Some(127),
+                "layer {k} row {o}"
+            );
             for (w, q) in row.iter().zip(qrow) {
-                assert!((w - s * f32::from(*q)).abs() <= s / 2.0 * 1.0001, "layer {k}");
+                assert!(
+                    (w - s * f32::from(*q)).abs() <= s / 2.0 * 1.0001,
+                    "layer {k}"
+                );
             }
             // Bias: int32 at scale input * weight, within half a step.
             let bs = f64::from(p.input.scale()) * f64::from(s);
@@ -92,14 +101,29 @@ fn the_file_follows_tflites_rules_and_stays_close_to_f32() {
         // ReLU fused, the others as operators with TFLite's fixed outputs where it has them.
         match dl.activation {
             Activation::Relu => {
-                assert_eq!((p.fused, l.activation), (FusedActivation::Relu, Activation::Identity));
+                assert_eq!(
+                    (p.fused, l.activation),
+                    (FusedActivation::Relu, Activation::Identity)
+                );
                 assert_eq!(p.output.zero_point(), -128, "[0, max]: real 0 at -128");
             }
             Activation::Sigmoid | Activation::Softmax => {
-                assert_eq!((p.activation_output.scale(), p.activation_output.zero_point()), (1.0 / 256.0, -128))
+                assert_eq!(
+                    (
+                        p.activation_output.scale(),
+                        p.activation_output.zero_point()
+                    ),
+                    (1.0 / 256.0, -128)
+                )
             }
             Activation::Tanh => {
-                assert_eq!((p.activation_output.scale(), p.activation_output.zero_point()), (1.0 / 128.0, 0))
+                assert_eq!(
+                    (
+                        p.activation_output.scale(),
+                        p.activation_output.zero_point()
+                    ),
+                    (1.0 / 128.0, 0)
+                )
             }
             a => assert_eq!(l.activation, a),
         }
@@ -138,7 +162,10 @@ fn a_uniform_transform_is_folded_into_the_first_layer() {
     assert!(view.input_transform().is_none(), "raw inputs are quantized");
     // Raw inputs in [0, 16): the input quantization covers them.
     let input = view.input_quantization().unwrap();
-    assert!((f64::from(input.scale()) * 255.0 - 16.0).abs() < 0.1, "{input:?}");
+    assert!(
+        (f64::from(input.scale()) * 255.0 - 16.0).abs() < 0.1,
+        "{input:?}"
+    );
     let f32_file = AlignedModel::new(&export::encode(&low).unwrap());
     let test = inputs(&mut rng, 16, 200);
     let c = export::compare(&f32_file, &file, &test, &vec![0; 200]).unwrap();
@@ -154,7 +181,11 @@ fn calibration_data_with_nan_or_the_wrong_width_is_refused() {
     x[16 + 7] = f32::NAN;
     let e = export::quantize(&low, &x, CalibrationMethod::Minmax).unwrap_err();
     assert!(matches!(e, ExportError::Calibration(_)), "{e}");
-    assert!(e.to_string().contains("calibration example 1: input 7 is NaN"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("calibration example 1: input 7 is NaN"),
+        "{e}"
+    );
     x[16 + 7] = f32::INFINITY;
     assert!(export::quantize(&low, &x, CalibrationMethod::Minmax).is_err());
     let e = export::quantize(&low, &x[..15], CalibrationMethod::Minmax).unwrap_err();
@@ -173,7 +204,8 @@ fn layers_int8_cannot_represent_are_named() {
     low.layers[3].bias.iter_mut().for_each(|b| *b = 0.0);
     let e = export::quantize(&low, &calibration, CalibrationMethod::Minmax).unwrap_err();
     assert!(
-        e.to_string().contains("layer 3: logistic: input scale outside"),
+        e.to_string()
+            .contains("layer 3: logistic: input scale outside"),
         "{e}"
     );
     // A softmax too wide for TFLite's fixed-point sum.
@@ -209,5 +241,9 @@ fn layers_int8_cannot_represent_are_named() {
     let mut low = lowered(8, standardize(16));
     low.layers[0].rows[..16].fill(f32::MAX);
     let e = export::quantize(&low, &vec![16.0; 16], CalibrationMethod::Minmax).unwrap_err();
-    assert!(e.to_string().contains("device layer 0: output 0 overflows f32 on calibration example 0"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("device layer 0: output 0 overflows f32 on calibration example 0"),
+        "{e}"
+    );
 }

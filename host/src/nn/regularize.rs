@@ -11,7 +11,7 @@ use super::network::{ParamKind, ParamMut};
 
 /// Regularisation settings.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Regularization {
     /// L1 coefficient.
     pub l1: f32,
