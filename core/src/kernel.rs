@@ -111,6 +111,16 @@ pub fn dense(packed: &[f32], bias: &[f32], x: &[f32], y: &mut [f32]) -> Result<(
     Ok(())
 }
 
+/// The fast kernel without its assembly inner loops: the same blocks, lanes and order in plain
+/// Rust, on every target. The reference twin of the audited assembly (`asm/`): [`dense`] must
+/// agree with it bit for bit, which the firmware's self-test checks on every emulated core.
+/// Same operands and errors as [`dense`].
+pub fn dense_portable(packed: &[f32], bias: &[f32], x: &[f32], y: &mut [f32]) -> Result<(), Error> {
+    check(packed.len(), bias.len(), x.len(), y.len(), x.len(), y.len())?;
+    blocks::<false>(packed, bias, x, y);
+    Ok(())
+}
+
 /// The fast kernel without the length checks, for callers whose types guarantee the lengths
 /// ([`crate::Dense`]). With inconsistent lengths it computes a meaningless result but never
 /// panics: every access goes through iterators that stop at the shortest operand.
@@ -120,6 +130,12 @@ pub fn dense(packed: &[f32], bias: &[f32], x: &[f32], y: &mut [f32]) -> Result<(
 /// the per-block overhead for small layers.
 #[inline(always)]
 pub(crate) fn dense_packed(packed: &[f32], bias: &[f32], x: &[f32], y: &mut [f32]) {
+    blocks::<true>(packed, bias, x, y);
+}
+
+/// The blocks of a layer; `ASM`: with the target's assembly inner loop, if it has one.
+#[inline(always)]
+fn blocks<const ASM: bool>(packed: &[f32], bias: &[f32], x: &[f32], y: &mut [f32]) {
     let n = x.len();
     if n == 0 {
         y.iter_mut().zip(bias).for_each(|(y, b)| *y = 0.0 + *b);
@@ -131,18 +147,18 @@ pub(crate) fn dense_packed(packed: &[f32], bias: &[f32], x: &[f32], y: &mut [f32
         .zip(y.chunks_mut(BLOCK_ROWS))
     {
         match y.len() {
-            5 => block::<5>(w, b, x, y),
-            4 => block::<4>(w, b, x, y),
-            3 => block::<3>(w, b, x, y),
-            2 => block::<2>(w, b, x, y),
-            _ => block::<1>(w, b, x, y),
+            5 => block::<5, ASM>(w, b, x, y),
+            4 => block::<4, ASM>(w, b, x, y),
+            3 => block::<3, ASM>(w, b, x, y),
+            2 => block::<2, ASM>(w, b, x, y),
+            _ => block::<1, ASM>(w, b, x, y),
         }
     }
 }
 
 /// One block of `H` rows: every input group of four is loaded once and used by all `H` rows.
 #[inline(always)]
-fn block<const H: usize>(w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32]) {
+fn block<const H: usize, const ASM: bool>(w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32]) {
     let mut acc = [[0.0f32; LANES]; H];
     let (xg, xt) = x.as_chunks::<LANES>();
     let split = (xg.len() * LANES * H).min(w.len());
@@ -150,8 +166,12 @@ fn block<const H: usize>(w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32]) {
     // Helium (Cortex-M55): the same lanes, one vector register per row (`crate::asm::helium`);
     // if the vector unit flushed a subnormal to zero, the block is recomputed below.
     #[cfg(microdnn_helium)]
-    let exact = crate::asm::helium::lanes::<H>(wg, xg.as_flattened(), &mut acc);
-    #[cfg(not(microdnn_helium))]
+    let exact = ASM && crate::asm::helium::lanes::<H>(wg, xg.as_flattened(), &mut acc);
+    // Scalar FPU (Cortex-M4F/M7/M33): the same lanes in s0..s19, `VLDM` + `VMLA`
+    // (`crate::asm::vfp`); always exact.
+    #[cfg(microdnn_vfp)]
+    let exact = ASM && crate::asm::vfp::lanes::<H>(wg, xg.as_flattened(), &mut acc);
+    #[cfg(not(any(microdnn_helium, microdnn_vfp)))]
     let exact = false;
     if !exact {
         acc = [[0.0f32; LANES]; H];
