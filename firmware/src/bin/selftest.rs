@@ -383,7 +383,7 @@ fn assembly_matches_portable(s: &mut Scratch) -> TestResult {
         return Err("the random shapes missed a block height, group parity or tail");
     }
     defmt::info!(
-        "  {=u32} cases bit-identical; blocks of height 1..5 in {=[u32]} cases, even/odd groups {=[u32]}, tails 0..3 {=[u32]}",
+        "  {=u32} cases bit-identical; blocks of height 1..5 in {=[?]} cases, even/odd groups {=[?]}, tails 0..3 {=[?]}",
         CASES,
         heights,
         parity,
