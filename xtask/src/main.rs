@@ -5,6 +5,7 @@
 //! | `test` | every check CI runs, in order, stopping at the first failure: the Rust targets, formatting, clippy (host, core on every thumb triple, firmware per board), host tests (core also in debug and on a 32-bit target), thumb builds, then on every QEMU board the firmware self-test and demo, the benchmark and the demo's bit-identical evaluation |
 //! | `demo [--dataset digits\|mnist] [--data-dir PATH] [--limit N] [--target NAME\|all] [--quantize int8]` | the main job: trains on the host, exports the model (int8 with `--quantize int8`), builds the firmware with it for each target, runs it in QEMU over the whole held-out set through the serial link and compares every output with the host's; a line per target `demo: target=… host_acc=… device_acc=… identical=N/N instr_per_inference=… flash=… ram=…` (plus `dtype=int8`), and with `all` a table |
 //! | `bench-mcu [--target NAME\|--all]` | runs the benchmark firmware under `-icount shift=3,sleep=off` and reports instructions per inference and per MAC, flash, static RAM and peak stack; writes `target/bench/mcu.json` (keyed by target) |
+//! | `cost-fixtures [--target NAME\|--all]` | runs the firmware's `cost` program (15 f32 networks) under QEMU `-icount` on each target, writes `targets/tests/fixtures/cost/TARGET.json`, fits the cost model of `microdnn info --target` (`targets/src/cost_table.rs`) and prints predictions against measurements |
 //! | `bench-train [args]` | `cargo run --release -p microdnn-host -- bench-train [args]` |
 //! | `lab [--quick] [--out DIR] [NAME...]` | the lecture's experiments (`microdnn lab`), with the Cortex-M4F activation costs measured under QEMU `-icount` first; reports in `target/lab/` |
 //! | `run <bin> [--target NAME] [--model FILE]` | builds and runs any firmware program (`demo`, `selftest`, `bench`, `eval`) in QEMU with its decoded log, or flashes it to a real board with `probe-rs run` |
@@ -20,6 +21,7 @@
 mod bench_mcu;
 mod cargo;
 mod checks;
+mod cost;
 mod defmt_log;
 mod demo;
 mod elf_size;
@@ -44,6 +46,9 @@ commands:
   bench-mcu [--target NAME | --all]
                        instruction counts, flash, RAM and stack of the firmware (QEMU -icount);
                        writes target/bench/mcu.json (an object keyed by target)
+  cost-fixtures [--target NAME | --all]
+                       measure the firmware's `cost` networks (QEMU -icount) into
+                       targets/tests/fixtures/cost/, fit the cost model (targets/src/cost_table.rs)
   bench-train [args]   cargo run --release -p microdnn-host -- bench-train [args]
   lab [--quick] [--out DIR] [NAME...]
                        the lecture's experiments (microdnn lab; Cortex-M4F activation costs
@@ -74,6 +79,7 @@ fn main() -> ExitCode {
         Some("run") => parse_run(&rest)
             .and_then(|(bin, target, model)| run_firmware(&bin, &target, model.as_deref())),
         Some("bench-mcu") => bench_mcu::run(&rest),
+        Some("cost-fixtures") => cost::run(&rest),
         Some("bench-train") => bench_train(&rest),
         Some("lab") => lab::run(&rest),
         Some("mutate") => fuzz::mutate(&rest),
