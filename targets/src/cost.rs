@@ -9,20 +9,20 @@
 //! nothing beyond the row). A network costs the sum of its layers plus a per-network constant.
 //!
 //! The coefficients of each target ([`COSTS`], generated in `cost_table.rs`) are fitted by least
-//! squares by `cargo xtask cost-fixtures`, which runs the firmware's `cost` program (15 networks
+//! squares by `cargo xtask cost-fixtures`, which runs the firmware's `cost` program (22 networks
 //! of 2-3 layers, every activation, odd widths) under QEMU `-icount` on every QEMU target and
 //! commits the measurements to `targets/tests/fixtures/cost/TARGET.json`. The layers of networks
 //! 1 to 10 are fitted; networks 11 to 15 are held out, and `targets/tests/cost_model.rs` checks
 //! every network's prediction against its measurement (within 2%).
 //!
 //! Soft-float cores (Cortex-M0/M3) take data-dependent paths; their coefficients are averages
-//! over inputs uniform in `[0, 1)` and Glorot-sized weights, so a network whose values differ a
+//! over inputs uniform in `[0, 1)` and Glorot-uniform weights, so a network whose values differ a
 //! lot (many exact zeros, say) may cost less.
 
 use microdnn::Activation;
 
 /// Number of coefficients of a target.
-pub const N: usize = 12;
+pub const N: usize = 16;
 
 /// The names of the features (and coefficients), in order.
 pub const FEATURES: [&str; N] = [
@@ -30,13 +30,17 @@ pub const FEATURES: [&str; N] = [
     "output_row",
     "block",
     "block_group",
+    "block_group_weight_load",
+    "block_group_pair",
     "group_mac",
     "tail_mac",
+    "tail_row",
     "relu_output",
     "leaky_relu_output",
     "sigmoid_output",
     "tanh_output",
     "softmax_output",
+    "softmax_layer",
     "network",
 ];
 
@@ -44,28 +48,38 @@ pub const FEATURES: [&str; N] = [
 const BLOCK: usize = microdnn::kernel::BLOCK_ROWS;
 
 /// The features of one layer (the last one, `network`, is 0 here; [`predict`] adds 1 per
-/// network).
+/// network). With `G = I / 4` full column groups and blocks of `H` rows: per block `G` group
+/// steps, `G * ceil(H / 2)` weight loads (`VLDM`s of two rows), `G / 2` loop iterations (two
+/// groups each), and `4 H G` group MACs; the `I mod 4` tail columns per row.
 pub fn features(inputs: usize, outputs: usize, activation: Activation) -> [f64; N] {
     let groups = inputs / 4;
-    let blocks = outputs.div_ceil(BLOCK);
+    let heights = (0..outputs.div_ceil(BLOCK)).map(|b| (outputs - b * BLOCK).min(BLOCK));
     let o = outputs as f64;
     let mut f = [0.0; N];
     f[0] = 1.0;
     f[1] = o;
-    f[2] = blocks as f64;
-    f[3] = (blocks * groups) as f64;
-    f[4] = (outputs * groups * 4) as f64;
-    f[5] = (outputs * (inputs % 4)) as f64;
+    for h in heights {
+        f[2] += 1.0;
+        f[3] += groups as f64;
+        f[4] += (groups * h.div_ceil(2)) as f64;
+        f[5] += (groups / 2) as f64;
+    }
+    f[6] = (outputs * groups * 4) as f64;
+    f[7] = (outputs * (inputs % 4)) as f64;
+    f[8] = if inputs % 4 > 0 { o } else { 0.0 };
     let k = match activation {
         Activation::Identity => None,
-        Activation::Relu => Some(6),
-        Activation::LeakyRelu { .. } => Some(7),
-        Activation::Sigmoid => Some(8),
-        Activation::Tanh => Some(9),
-        Activation::Softmax => Some(10),
+        Activation::Relu => Some(9),
+        Activation::LeakyRelu { .. } => Some(10),
+        Activation::Sigmoid => Some(11),
+        Activation::Tanh => Some(12),
+        Activation::Softmax => Some(13),
     };
     if let Some(k) = k {
         f[k] = o;
+    }
+    if matches!(activation, Activation::Softmax) {
+        f[14] = 1.0;
     }
     f
 }
@@ -151,7 +165,7 @@ mod tests {
         // Layer instructions generated from known coefficients over varied shapes: the fit
         // finds them again (the per-network constant is fitted apart, by xtask).
         let truth = [
-            40.0, 9.0, 30.0, 3.0, 1.25, 2.5, 2.0, 4.0, 60.0, 70.0, 90.0, 0.0,
+            40.0, 9.0, 30.0, 3.0, 1.0, 2.0, 1.25, 2.5, 7.0, 2.0, 4.0, 60.0, 70.0, 90.0, 50.0, 0.0,
         ];
         let acts = [
             Activation::Identity,
@@ -162,7 +176,16 @@ mod tests {
             Activation::Softmax,
         ];
         let mut rows = Vec::new();
-        for (k, (i, o)) in [(7, 3), (64, 10), (13, 29), (100, 40), (9, 100), (33, 6)]
+        for (k, (i, o)) in [
+            (7, 3),
+            (64, 10),
+            (13, 29),
+            (100, 40),
+            (9, 100),
+            (33, 6),
+            (20, 17),
+            (48, 8),
+        ]
             .into_iter()
             .enumerate()
         {
@@ -182,9 +205,12 @@ mod tests {
 
     #[test]
     fn features_count_the_kernel_work() {
-        // 37 inputs: 9 full groups and a tail of 1; 11 outputs: 3 blocks (5, 5, 1).
+        // 37 inputs: 9 full groups and a tail of 1; 11 outputs: 3 blocks (5, 5, 1), whose
+        // group steps load 3, 3 and 1 pairs of rows; 4 loop iterations of two groups each.
         let f = features(37, 11, Activation::Relu);
-        assert_eq!(f[..7], [1.0, 11.0, 3.0, 27.0, 396.0, 11.0, 11.0]);
-        assert_eq!(f[4] + f[5], (37 * 11) as f64);
+        let want = [1.0, 11.0, 3.0, 27.0, 63.0, 12.0, 396.0, 11.0, 11.0, 11.0];
+        assert_eq!(f[..10], want);
+        assert_eq!(f[6] + f[7], (37 * 11) as f64);
+        assert_eq!(f[10..], [0.0; 6]);
     }
 }
