@@ -133,7 +133,9 @@ pub(crate) fn dense_packed(packed: &[f32], bias: &[f32], x: &[f32], y: &mut [f32
     blocks::<true>(packed, bias, x, y);
 }
 
-/// The blocks of a layer; `ASM`: with the target's assembly inner loop, if it has one.
+/// The blocks of a layer; `ASM`: with the target's assembly inner loop, if it has one. Full
+/// blocks of [`BLOCK_ROWS`] first, then the one shorter block, if any: inlined into a typed
+/// layer, the shorter block's height is a constant, so only its code is generated.
 #[inline(always)]
 fn blocks<const ASM: bool>(packed: &[f32], bias: &[f32], x: &[f32], y: &mut [f32]) {
     let n = x.len();
@@ -141,18 +143,24 @@ fn blocks<const ASM: bool>(packed: &[f32], bias: &[f32], x: &[f32], y: &mut [f32
         y.iter_mut().zip(bias).for_each(|(y, b)| *y = 0.0 + *b);
         return;
     }
-    for ((w, b), y) in packed
-        .chunks(BLOCK_ROWS * n)
-        .zip(bias.chunks(BLOCK_ROWS))
-        .zip(y.chunks_mut(BLOCK_ROWS))
+    let full = y.len() / BLOCK_ROWS;
+    let split = full.saturating_mul(BLOCK_ROWS);
+    let (y_full, y_rest) = y.split_at_mut(split);
+    let (b_full, b_rest) = bias.split_at(split.min(bias.len()));
+    let (w_full, w_rest) = packed.split_at(split.saturating_mul(n).min(packed.len()));
+    for ((w, b), y) in w_full
+        .chunks_exact(BLOCK_ROWS * n)
+        .zip(b_full.chunks_exact(BLOCK_ROWS))
+        .zip(y_full.chunks_exact_mut(BLOCK_ROWS))
     {
-        match y.len() {
-            5 => block::<5, ASM>(w, b, x, y),
-            4 => block::<4, ASM>(w, b, x, y),
-            3 => block::<3, ASM>(w, b, x, y),
-            2 => block::<2, ASM>(w, b, x, y),
-            _ => block::<1, ASM>(w, b, x, y),
-        }
+        block::<BLOCK_ROWS, ASM>(w, b, x, y);
+    }
+    match y_rest.len() {
+        0 => {}
+        1 => block::<1, ASM>(w_rest, b_rest, x, y_rest),
+        2 => block::<2, ASM>(w_rest, b_rest, x, y_rest),
+        3 => block::<3, ASM>(w_rest, b_rest, x, y_rest),
+        _ => block::<4, ASM>(w_rest, b_rest, x, y_rest),
     }
 }
 

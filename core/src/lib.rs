@@ -2,7 +2,10 @@
 #![no_std]
 // No `unsafe` anywhere, except in the audited assembly kernels of `asm/` (built only for the
 // Cortex-M cores that run them), the one module that allows it.
-#![cfg_attr(not(any(microdnn_helium, microdnn_dsp, microdnn_vfp)), forbid(unsafe_code))]
+#![cfg_attr(
+    not(any(microdnn_helium, microdnn_dsp, microdnn_vfp)),
+    forbid(unsafe_code)
+)]
 #![cfg_attr(any(microdnn_helium, microdnn_dsp, microdnn_vfp), deny(unsafe_code))]
 #![deny(missing_docs)]
 // No panic reachable from the public API (see "Guarantees" in the crate docs): nothing that

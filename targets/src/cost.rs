@@ -186,8 +186,8 @@ mod tests {
             (20, 17),
             (48, 8),
         ]
-            .into_iter()
-            .enumerate()
+        .into_iter()
+        .enumerate()
         {
             for (j, a) in acts.iter().enumerate() {
                 for (i, o, a) in [(i, o, *a), (o, 3 + j + k, acts[(j + k) % 6])] {

@@ -208,7 +208,10 @@ pub fn run(args: &[String]) -> Result<()> {
             writeln!(table, "            {v:?},")?;
         }
         writeln!(table, "        ],\n    ),")?;
-        println!("\n{}: predicted vs measured instructions per forward pass", t.name);
+        println!(
+            "\n{}: predicted vs measured instructions per forward pass",
+            t.name
+        );
         for m in &measured {
             let f = cost::network_features(&m.layers);
             let p: f64 = f.iter().zip(&c).map(|(f, c)| f * c).sum();

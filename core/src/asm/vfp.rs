@@ -34,18 +34,34 @@ use core::arch::asm;
 macro_rules! mla {
     (lo $a:literal $b:literal $c:literal $d:literal) => {
         concat!(
-            "vmla.f32 s", $a, ", s24, s20\n",
-            "vmla.f32 s", $b, ", s25, s21\n",
-            "vmla.f32 s", $c, ", s26, s22\n",
-            "vmla.f32 s", $d, ", s27, s23\n",
+            "vmla.f32 s",
+            $a,
+            ", s24, s20\n",
+            "vmla.f32 s",
+            $b,
+            ", s25, s21\n",
+            "vmla.f32 s",
+            $c,
+            ", s26, s22\n",
+            "vmla.f32 s",
+            $d,
+            ", s27, s23\n",
         )
     };
     (hi $a:literal $b:literal $c:literal $d:literal) => {
         concat!(
-            "vmla.f32 s", $a, ", s28, s20\n",
-            "vmla.f32 s", $b, ", s29, s21\n",
-            "vmla.f32 s", $c, ", s30, s22\n",
-            "vmla.f32 s", $d, ", s31, s23\n",
+            "vmla.f32 s",
+            $a,
+            ", s28, s20\n",
+            "vmla.f32 s",
+            $b,
+            ", s29, s21\n",
+            "vmla.f32 s",
+            $c,
+            ", s30, s22\n",
+            "vmla.f32 s",
+            $d,
+            ", s31, s23\n",
         )
     };
 }
@@ -99,7 +115,9 @@ macro_rules! group {
 macro_rules! block {
     ($h:tt, $last:literal) => {
         concat!(
-            "vldmia {a}, {{s0-s", $last, "}}\n",
+            "vldmia {a}, {{s0-s",
+            $last,
+            "}}\n",
             "lsrs {n}, {n}, #1\n",
             "bcc 3f\n",
             group!($h),
@@ -111,7 +129,9 @@ macro_rules! block {
             "subs {n}, {n}, #1\n",
             "bne 4b\n",
             "5:\n",
-            "vstmia {a}, {{s0-s", $last, "}}\n",
+            "vstmia {a}, {{s0-s",
+            $last,
+            "}}\n",
         )
     };
 }

@@ -346,15 +346,27 @@ fn assembly_matches_portable(s: &mut Scratch) -> TestResult {
         // A quarter of the cases plain, the others with more and more special values.
         let special = [0, 1, 4, 12].get((case % 4) as usize).copied().unwrap_or(0);
         let v = s.layer(inputs, outputs)?;
-        v.packed.iter_mut().for_each(|w| *w = operand(&mut rng, special));
-        v.bias.iter_mut().for_each(|b| *b = operand(&mut rng, special));
+        v.packed
+            .iter_mut()
+            .for_each(|w| *w = operand(&mut rng, special));
+        v.bias
+            .iter_mut()
+            .for_each(|b| *b = operand(&mut rng, special));
         v.x.iter_mut().for_each(|x| *x = operand(&mut rng, special));
         kernel::unpack(v.packed, inputs, outputs, v.rows).map_err(|_| "unpack")?;
         kernel::dense(v.packed, v.bias, v.x, v.fast).map_err(|_| "dense")?;
         kernel::dense_portable(v.packed, v.bias, v.x, v.other).map_err(|_| "dense_portable")?;
-        let twin = v.fast.iter().zip(v.other.iter()).all(|(a, b)| bits::same(*a, *b));
+        let twin = v
+            .fast
+            .iter()
+            .zip(v.other.iter())
+            .all(|(a, b)| bits::same(*a, *b));
         kernel::dense_spec(v.rows, v.bias, v.x, v.other).map_err(|_| "dense_spec")?;
-        let spec = v.fast.iter().zip(v.other.iter()).all(|(a, b)| bits::same(*a, *b));
+        let spec = v
+            .fast
+            .iter()
+            .zip(v.other.iter())
+            .all(|(a, b)| bits::same(*a, *b));
         if !twin || !spec {
             defmt::error!(
                 "case {=u32}: {=usize}x{=usize}: the kernel differs from its portable twin ({=bool}) or the spec ({=bool})",
