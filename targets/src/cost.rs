@@ -2,14 +2,14 @@
 //! layer shapes and activations (`microdnn info --target NAME`).
 //!
 //! A layer of `I` inputs, `O` outputs costs, on one target, a linear combination of what its
-//! kernel does ([`features`]): per layer (calls, set-up), per output row (the lanes' final sums,
-//! the bias, the store), per block of five rows (loading and storing the accumulators), per
-//! block and column group (the inner loop's bookkeeping), per multiply-accumulate of the full
-//! 4-column groups and of the column tail, and per output of each activation (identity costs
-//! nothing beyond the row). A network costs the sum of its layers plus a per-network constant.
+//! kernel does ([`features`]): per layer (calls, set-up), per block of rows of each height (1 to
+//! 5: each has its own code), per multiply-accumulate of the full 4-column groups and of the
+//! column tail, and per output of each activation (the identity costs nothing). A network costs
+//! the sum of its layers plus a per-network constant.
 //!
 //! The coefficients of each target ([`COSTS`], generated in `cost_table.rs`) are fitted by least
-//! squares by `cargo xtask cost-fixtures`, which runs the firmware's `cost` program (22 networks
+//! squares (on each fitted network's layers, measured alone, and on the whole networks, with the
+//! per-network constant) by `cargo xtask cost-fixtures`, which runs the firmware's `cost` program (22 networks
 //! of 2-3 layers, every activation, odd widths) under QEMU `-icount` on every QEMU target and
 //! commits the measurements to `targets/tests/fixtures/cost/TARGET.json`. The layers of networks
 //! 1 to 10 are fitted; networks 11 to 15 are held out, and `targets/tests/cost_model.rs` checks
@@ -22,64 +22,55 @@
 use microdnn::Activation;
 
 /// Number of coefficients of a target.
-pub const N: usize = 16;
+pub const N: usize = 14;
 
 /// The names of the features (and coefficients), in order.
 pub const FEATURES: [&str; N] = [
     "layer",
-    "output_row",
-    "block",
-    "block_group",
-    "block_group_weight_load",
-    "block_group_pair",
+    "block_of_1_row",
+    "block_of_2_rows",
+    "block_of_3_rows",
+    "block_of_4_rows",
+    "block_of_5_rows",
     "group_mac",
     "tail_mac",
-    "tail_row",
     "relu_output",
     "leaky_relu_output",
     "sigmoid_output",
     "tanh_output",
     "softmax_output",
-    "softmax_layer",
     "network",
 ];
 
 /// Rows per block of the f32 kernel (`microdnn::kernel::BLOCK_ROWS`).
 const BLOCK: usize = microdnn::kernel::BLOCK_ROWS;
 
-/// The features of one layer (the last one, `network`, is 0 here; [`predict`] adds 1 per
-/// network). With `G = I / 4` full column groups and blocks of `H` rows: per block `G` group
-/// steps, `G * ceil(H / 2)` weight loads (`VLDM`s of two rows), `G / 2` loop iterations (two
-/// groups each), and `4 H G` group MACs; the `I mod 4` tail columns per row.
+/// The features of one layer (the last one, `network`, is 0 here; [`network_features`] adds 1
+/// per network): one per layer, the number of blocks of each height (a block's set-up, its
+/// lanes' final sums, bias and stores: each height has its own code), the multiply-accumulates
+/// of the full 4-column groups and of the `I mod 4` tail columns, and the outputs of each
+/// activation but the identity.
 pub fn features(inputs: usize, outputs: usize, activation: Activation) -> [f64; N] {
     let groups = inputs / 4;
-    let heights = (0..outputs.div_ceil(BLOCK)).map(|b| (outputs - b * BLOCK).min(BLOCK));
     let o = outputs as f64;
     let mut f = [0.0; N];
     f[0] = 1.0;
-    f[1] = o;
-    for h in heights {
-        f[2] += 1.0;
-        f[3] += groups as f64;
-        f[4] += (groups * h.div_ceil(2)) as f64;
-        f[5] += (groups / 2) as f64;
+    f[5] = (outputs / BLOCK) as f64;
+    if let Some(k) = (outputs % BLOCK).checked_sub(1) {
+        f[1 + k] = 1.0;
     }
     f[6] = (outputs * groups * 4) as f64;
     f[7] = (outputs * (inputs % 4)) as f64;
-    f[8] = if inputs % 4 > 0 { o } else { 0.0 };
     let k = match activation {
         Activation::Identity => None,
-        Activation::Relu => Some(9),
-        Activation::LeakyRelu { .. } => Some(10),
-        Activation::Sigmoid => Some(11),
-        Activation::Tanh => Some(12),
-        Activation::Softmax => Some(13),
+        Activation::Relu => Some(8),
+        Activation::LeakyRelu { .. } => Some(9),
+        Activation::Sigmoid => Some(10),
+        Activation::Tanh => Some(11),
+        Activation::Softmax => Some(12),
     };
     if let Some(k) = k {
         f[k] = o;
-    }
-    if matches!(activation, Activation::Softmax) {
-        f[14] = 1.0;
     }
     f
 }
@@ -162,10 +153,10 @@ mod tests {
 
     #[test]
     fn fit_recovers_known_coefficients() {
-        // Layer instructions generated from known coefficients over varied shapes: the fit
-        // finds them again (the per-network constant is fitted apart, by xtask).
+        // Layer and network instructions generated from known coefficients over varied shapes:
+        // the fit finds them again.
         let truth = [
-            40.0, 9.0, 30.0, 3.0, 1.0, 2.0, 1.25, 2.5, 7.0, 2.0, 4.0, 60.0, 70.0, 90.0, 50.0, 0.0,
+            40.0, 300.0, 260.0, 320.0, 400.0, 140.0, 1.25, 2.5, 2.0, 4.0, 60.0, 70.0, 90.0, 25.0,
         ];
         let acts = [
             Activation::Identity,
@@ -175,26 +166,20 @@ mod tests {
             Activation::Tanh,
             Activation::Softmax,
         ];
+        let dot = |f: &[f64; N]| f.iter().zip(&truth).map(|(f, c)| f * c).sum::<f64>();
         let mut rows = Vec::new();
-        for (k, (i, o)) in [
-            (7, 3),
-            (64, 10),
-            (13, 29),
-            (100, 40),
-            (9, 100),
-            (33, 6),
-            (20, 17),
-            (48, 8),
-        ]
-        .into_iter()
-        .enumerate()
+        for (k, (i, o)) in [(7, 3), (64, 10), (13, 29), (100, 40), (9, 100), (33, 6), (20, 17)]
+            .into_iter()
+            .enumerate()
         {
             for (j, a) in acts.iter().enumerate() {
-                for (i, o, a) in [(i, o, *a), (o, 3 + j + k, acts[(j + k) % 6])] {
+                let layers = [(i, o, *a), (o, 1 + j + k, acts[(j + k) % 6])];
+                for &(i, o, a) in &layers {
                     let f = features(i, o, a);
-                    let y: f64 = f.iter().zip(&truth).map(|(f, c)| f * c).sum();
-                    rows.push((f, y));
+                    rows.push((f, dot(&f)));
                 }
+                let f = network_features(&layers);
+                rows.push((f, dot(&f)));
             }
         }
         let c = fit(&rows).expect("a well-posed system");
@@ -205,12 +190,16 @@ mod tests {
 
     #[test]
     fn features_count_the_kernel_work() {
-        // 37 inputs: 9 full groups and a tail of 1; 11 outputs: 3 blocks (5, 5, 1), whose
-        // group steps load 3, 3 and 1 pairs of rows; 4 loop iterations of two groups each.
+        // 37 inputs: 9 full groups and a tail of 1; 11 outputs: blocks of 5, 5 and 1 rows.
         let f = features(37, 11, Activation::Relu);
-        let want = [1.0, 11.0, 3.0, 27.0, 63.0, 12.0, 396.0, 11.0, 11.0, 11.0];
-        assert_eq!(f[..10], want);
+        assert_eq!(
+            f,
+            [1.0, 1.0, 0.0, 0.0, 0.0, 2.0, 396.0, 11.0, 11.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+        );
         assert_eq!(f[6] + f[7], (37 * 11) as f64);
-        assert_eq!(f[10..], [0.0; 6]);
+        // 10 outputs: two full blocks, no short one; softmax.
+        let f = features(64, 10, Activation::Softmax);
+        assert_eq!(f[1..6], [0.0, 0.0, 0.0, 0.0, 2.0]);
+        assert_eq!(f[12], 10.0);
     }
 }

@@ -1,8 +1,8 @@
 //! `cargo xtask cost-fixtures [--target NAME | --all]`: measures the firmware's `cost` program
 //! (22 f32 networks, per layer and whole) under QEMU `-icount` on each target, commits the
 //! measurements to `targets/tests/fixtures/cost/TARGET.json`, fits the cost model's coefficients
-//! of every target that has a fixture (`microdnn_targets::cost::fit` on the layers of networks
-//! 1 to 16, plus the per-network constant) and writes them to `targets/src/cost_table.rs`.
+//! of every target that has a fixture (`microdnn_targets::cost::fit` on networks 1 to 16, their
+//! layers and the whole networks) and writes them to `targets/src/cost_table.rs`.
 //! Prints each network's prediction against its measurement. `--refit` only fits the committed
 //! fixtures again.
 
@@ -143,29 +143,18 @@ pub fn read_fixture(v: &serde_json::Value) -> Result<Vec<Measured>> {
     Ok(out.into_values().collect())
 }
 
-/// Fits one target's coefficients: the layer coefficients by least squares on the fitted
-/// networks' layers, then the per-network constant as the mean gap between each fitted
-/// network's measurement and the sum of its layers' predictions.
+/// Fits one target's coefficients by least squares on the fitted networks: each layer measured
+/// alone (no per-network constant) and each whole network (its layers' features summed, plus
+/// the per-network constant).
 pub fn fit(measured: &[Measured]) -> Result<[f64; cost::N]> {
-    let fitted = || measured.iter().filter(|m| m.net <= FIT_NETWORKS);
-    let rows: Vec<([f64; cost::N], f64)> = fitted()
-        .flat_map(|m| {
-            m.layers
-                .iter()
-                .zip(&m.layer_instructions)
-                .map(|(&(i, o, a), &y)| (cost::features(i, o, a), y))
-        })
-        .collect();
-    let mut c = cost::fit(&rows).ok_or_else(|| anyhow!("the cost model's system is singular"))?;
-    let gaps: Vec<f64> = fitted()
-        .map(|m| {
-            let f = cost::network_features(&m.layers);
-            let sum: f64 = f.iter().zip(&c).map(|(f, c)| f * c).sum();
-            m.instructions - sum
-        })
-        .collect();
-    c[cost::N - 1] = gaps.iter().sum::<f64>() / gaps.len().max(1) as f64;
-    Ok(c)
+    let mut rows: Vec<([f64; cost::N], f64)> = Vec::new();
+    for m in measured.iter().filter(|m| m.net <= FIT_NETWORKS) {
+        for (&(i, o, a), &y) in m.layers.iter().zip(&m.layer_instructions) {
+            rows.push((cost::features(i, o, a), y));
+        }
+        rows.push((cost::network_features(&m.layers), m.instructions));
+    }
+    cost::fit(&rows).ok_or_else(|| anyhow!("the cost model's system is singular"))
 }
 
 /// `cargo xtask cost-fixtures [--target NAME | --all]`.
