@@ -168,9 +168,17 @@ mod tests {
         ];
         let dot = |f: &[f64; N]| f.iter().zip(&truth).map(|(f, c)| f * c).sum::<f64>();
         let mut rows = Vec::new();
-        for (k, (i, o)) in [(7, 3), (64, 10), (13, 29), (100, 40), (9, 100), (33, 6), (20, 17)]
-            .into_iter()
-            .enumerate()
+        for (k, (i, o)) in [
+            (7, 3),
+            (64, 10),
+            (13, 29),
+            (100, 40),
+            (9, 100),
+            (33, 6),
+            (20, 17),
+        ]
+        .into_iter()
+        .enumerate()
         {
             for (j, a) in acts.iter().enumerate() {
                 let layers = [(i, o, *a), (o, 1 + j + k, acts[(j + k) % 6])];

@@ -41,7 +41,11 @@ fn predictions_match_qemu_measurements() {
         targets += 1;
         let layers = v["layers"].as_array().unwrap();
         let networks = v["networks"].as_array().unwrap();
-        assert!(networks.len() >= 20, "{target}: {} networks", networks.len());
+        assert!(
+            networks.len() >= 20,
+            "{target}: {} networks",
+            networks.len()
+        );
         for n in networks {
             let net = n["net"].as_u64().unwrap();
             let shape: Vec<(usize, usize, Activation)> = layers
