@@ -129,11 +129,12 @@ pub fn fit(rows: &[([f64; N], f64)]) -> Option<[f64; N]> {
             return None;
         }
         a.swap(col, pivot);
-        for r in 0..m {
+        let pivot_row = a[col].clone();
+        for (r, row) in a.iter_mut().enumerate() {
             if r != col {
-                let k = a[r][col] / a[col][col];
-                for c in col..=m {
-                    a[r][c] -= k * a[col][c];
+                let k = row[col] / pivot_row[col];
+                for (v, p) in row.iter_mut().zip(&pivot_row).skip(col) {
+                    *v -= k * p;
                 }
             }
         }
