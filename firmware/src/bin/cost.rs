@@ -13,7 +13,9 @@
 //! Weights and biases are Glorot-uniform, computed at compile time into flash; inputs are
 //! uniform in `[0, 1)` like scaled pixels. `instructions` is the sum
 //! over `samples` different inputs (soft-float cores take data-dependent paths). Networks are
-//! small enough for every board (the micro:bit's 16 KiB of RAM).
+//! small enough for every board's RAM (the micro:bit's 16 KiB); on boards with less than
+//! 512 KiB of flash (the micro:bit: `microdnn_small_demo`) only the networks with at most
+//! 10 KB of parameters are built (12 of the 22).
 #![no_std]
 #![no_main]
 
@@ -138,14 +140,20 @@ use Activation::{Identity, Relu, Sigmoid, Softmax, Tanh};
 const LEAKY: Activation = Activation::LeakyRelu { slope: 0.01 };
 
 fn run(c: &InstructionCounter) -> Option<()> {
+    #[cfg(not(microdnn_small_demo))]
     cost!(c, 1, N1(N1B) { l0: 64 x 32 Relu, l1: 32 x 16 Relu, l2: 16 x 10 Softmax });
+    #[cfg(not(microdnn_small_demo))]
     cost!(c, 2, N2(N2B) { l0: 100 x 40 Relu, l1: 40 x 10 Softmax });
     cost!(c, 3, N3(N3B) { l0: 37 x 29 LEAKY, l1: 29 x 11 Relu, l2: 11 x 5 Softmax });
     cost!(c, 4, N4(N4B) { l0: 13 x 7 Tanh, l1: 7 x 3 Identity });
+    #[cfg(not(microdnn_small_demo))]
     cost!(c, 5, N5(N5B) { l0: 256 x 16 Relu, l1: 16 x 4 Sigmoid });
+    #[cfg(not(microdnn_small_demo))]
     cost!(c, 6, N6(N6B) { l0: 128 x 24 Sigmoid, l1: 24 x 10 Softmax });
+    #[cfg(not(microdnn_small_demo))]
     cost!(c, 7, N7(N7B) { l0: 30 x 60 Tanh, l1: 60 x 20 Relu, l2: 20 x 2 Identity });
     cost!(c, 8, N8(N8B) { l0: 9 x 100 Relu, l1: 100 x 9 Identity });
+    #[cfg(not(microdnn_small_demo))]
     cost!(c, 9, N9(N9B) { l0: 50 x 50 LEAKY, l1: 50 x 33 Tanh, l2: 33 x 6 Sigmoid });
     cost!(c, 10, N10(N10B) { l0: 21 x 45 Relu, l1: 45 x 19 Relu, l2: 19 x 7 Softmax });
     cost!(c, 11, N11(N11B) { l0: 6 x 14 Sigmoid, l1: 14 x 22 Tanh, l2: 22 x 4 Softmax });
@@ -155,11 +163,15 @@ fn run(c: &InstructionCounter) -> Option<()> {
     cost!(c, 15, N15(N15B) { l0: 5 x 64 Relu, l1: 64 x 15 Sigmoid, l2: 15 x 10 Softmax });
     cost!(c, 16, N16(N16B) { l0: 27 x 18 Identity, l1: 18 x 35 Tanh, l2: 35 x 1 Sigmoid });
     // Held out of the fit (networks above FIT_NETWORKS in xtask): the checks of the model.
+    #[cfg(not(microdnn_small_demo))]
     cost!(c, 17, N17(N17B) { l0: 80 x 48 Relu, l1: 48 x 10 Softmax });
     cost!(c, 18, N18(N18B) { l0: 50 x 30 Relu, l1: 30 x 20 Tanh, l2: 20 x 5 Softmax });
+    #[cfg(not(microdnn_small_demo))]
     cost!(c, 19, N19(N19B) { l0: 200 x 20 Relu, l1: 20 x 3 Identity });
     cost!(c, 20, N20(N20B) { l0: 17 x 33 Sigmoid, l1: 33 x 6 Softmax });
+    #[cfg(not(microdnn_small_demo))]
     cost!(c, 21, N21(N21B) { l0: 64 x 48 Relu, l1: 48 x 24 LEAKY, l2: 24 x 10 Softmax });
+    #[cfg(not(microdnn_small_demo))]
     cost!(c, 22, N22(N22B) { l0: 96 x 32 Tanh, l1: 32 x 10 Softmax });
     Some(())
 }
