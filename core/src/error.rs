@@ -29,9 +29,12 @@ pub enum Error {
         /// The last layer's activation ([`crate::Activation::name`]).
         activation: &'static str,
     },
-    /// Monte-Carlo dropout was asked of an int8 model (its layers have no dropout; only f32
-    /// models run Monte-Carlo passes).
-    NotF32,
+    /// An operation only the f32 path has was asked of an int8 model (Monte-Carlo dropout:
+    /// int8 files keep no dropout).
+    Int8Unsupported {
+        /// The operation.
+        what: &'static str,
+    },
 }
 
 impl core::fmt::Display for Error {
@@ -54,8 +57,8 @@ impl core::fmt::Display for Error {
                 "Monte-Carlo class probabilities need a last layer with softmax or identity \
                  (logits) outputs; this one ends in {activation}"
             ),
-            Error::NotF32 => {
-                f.write_str("Monte-Carlo dropout runs f32 models; this model's layers are int8")
+            Error::Int8Unsupported { what } => {
+                write!(f, "{what} needs an f32 model; this one is int8")
             }
         }
     }

@@ -216,6 +216,40 @@ fn network_types_refuse_the_other_weight_type() {
     );
 }
 
+#[test]
+fn monte_carlo_dropout_refuses_an_int8_model() {
+    // small() ends in softmax, which Monte-Carlo dropout takes; int8 files keep no dropout.
+    let a = Aligned::new(&small());
+    let view = ModelView::new_checked(a.bytes()).unwrap();
+    let mut x = [0.5f32; 10];
+    let before = x;
+    let (mut ab, mut bb) = ([0.0f32; 8], [0.0f32; 8]);
+    let (mut m, mut s, mut p) = (
+        vec![0.0; view.outputs()],
+        vec![0.0; view.outputs()],
+        vec![0.0; view.outputs()],
+    );
+    let passes = core::num::NonZeroU32::new(3).unwrap();
+    let e = view
+        .mc(&mut x, &mut ab, &mut bb, passes, 1, &mut m, &mut s, &mut p)
+        .unwrap_err();
+    assert_eq!(
+        e,
+        microdnn::Error::Int8Unsupported {
+            what: "Monte-Carlo dropout"
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "Monte-Carlo dropout needs an f32 model; this one is int8"
+    );
+    assert_eq!(x, before, "the input is left as given");
+    let e = view
+        .run_mc(&x, &mut ab, &mut bb, &mut Rng::new(1))
+        .unwrap_err();
+    assert!(matches!(e, microdnn::Error::Int8Unsupported { .. }));
+}
+
 /// Mutates one field of `file` (CRC repaired) and returns the reader's verdict.
 fn mutated(file: &[u8], f: impl FnOnce(&mut Vec<u8>)) -> Result<(), ModelError> {
     let mut g = file.to_vec();

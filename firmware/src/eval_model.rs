@@ -11,10 +11,9 @@
 //! model the network; for an int8 model the input quantized with the file's input quantization
 //! (TFLite's `QUANTIZE`), the int8 network (TFLite Micro's arithmetic, the DSP kernel where the
 //! core has one), and the int8 outputs dequantized (TFLite's `DEQUANTIZE`), so outputs travel
-//! the link as f32 and compare bit for bit with the host's. [`Model::mc`] runs Monte-Carlo
-//! dropout passes (f32 models whose last activation gives class probabilities; an int8 model's
-//! layers have no dropout, so it refuses them).
+//! the link as f32 and compare bit for bit with the host's.
 
+use microdnn::mc::{McOutputs, McSummary};
 use microdnn::{ModelError, ModelView};
 
 use crate::model::Aligned;
@@ -61,6 +60,8 @@ impl<'a> Model<'a> {
     pub const MACS: usize = Net::MACS;
     /// Bytes of [`Buffers`].
     pub const RAM_BYTES: usize = core::mem::size_of::<Buffers>();
+    /// Whether the compiled-in network is int8.
+    pub const INT8: bool = cfg!(microdnn_eval_int8);
 
     /// The network of `view` (validated), or the error naming the layer whose shape or weight
     /// type differs from the compiled-in type's.
@@ -80,59 +81,6 @@ impl<'a> Model<'a> {
             },
             view,
         })
-    }
-
-    /// How the network's outputs become class probabilities for Monte-Carlo dropout; `None`
-    /// when MC requests are refused (an int8 model, or outputs that are not class
-    /// probabilities).
-    pub fn mc_outputs(&self) -> Option<microdnn::mc::McOutputs> {
-        if cfg!(microdnn_eval_int8) {
-            return None;
-        }
-        self.view
-            .layer(Net::LAYERS - 1)
-            .and_then(|l| microdnn::mc::McOutputs::for_activation(l.activation))
-    }
-
-    /// `passes` Monte-Carlo dropout passes on `x` (transformed in place) from `seed`
-    /// ([`microdnn::mc::run`]): `mean` and `std` get the summary, `pass` is scratch. `None`
-    /// when [`Model::mc_outputs`] is `None`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn mc(
-        &self,
-        x: &mut [f32; INPUTS],
-        b: &mut Buffers,
-        passes: core::num::NonZeroU32,
-        seed: u64,
-        mean: &mut [f32; OUTPUTS],
-        std: &mut [f32; OUTPUTS],
-        pass: &mut [f32; OUTPUTS],
-    ) -> Option<microdnn::mc::McSummary> {
-        let outputs = self.mc_outputs()?;
-        self.view.transform_input(x);
-        #[cfg(not(microdnn_eval_int8))]
-        {
-            let (net, x) = (&self.net, &*x);
-            let Ok(summary) = microdnn::mc::run::<core::convert::Infallible>(
-                outputs,
-                passes,
-                seed,
-                mean,
-                std,
-                pass,
-                |rng, out| {
-                    let y = net.forward_mc(x, &mut b.net, rng);
-                    out.iter_mut().zip(y).for_each(|(d, s)| *d = *s);
-                    Ok(())
-                },
-            );
-            Some(summary)
-        }
-        #[cfg(microdnn_eval_int8)]
-        {
-            let _ = (outputs, b, passes, seed, mean, std, pass);
-            None
-        }
     }
 
     /// One inference: transforms `x` in place, writes the outputs to `y` (int8: dequantized)
@@ -157,6 +105,62 @@ impl<'a> Model<'a> {
             }
             // Dequantization is increasing: the largest byte is the largest output.
             microdnn::quant::network::argmax(out)
+        }
+    }
+
+    /// How the outputs become class probabilities for Monte-Carlo dropout
+    /// ([`McOutputs::for_activation`] of the last layer), or `None` if the model cannot serve
+    /// it: outputs that are not probabilities or logits, or an int8 model (export drops
+    /// dropout and the int8 path has none).
+    pub fn mc_outputs(&self) -> Option<McOutputs> {
+        if Self::INT8 {
+            return None;
+        }
+        self.view
+            .layer(Self::LAYERS - 1)
+            .and_then(|l| McOutputs::for_activation(l.activation))
+    }
+
+    /// `passes` Monte-Carlo dropout passes on `x` (transformed in place) from `seed`
+    /// ([`microdnn::mc::run`] over the network's `forward_mc`), the summary in `mean` and `std`
+    /// (`pass`: one pass's probabilities, scratch). `None` for an int8 model.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub fn mc(
+        &self,
+        outputs: McOutputs,
+        x: &mut [f32; INPUTS],
+        b: &mut Buffers,
+        passes: core::num::NonZeroU32,
+        seed: u64,
+        mean: &mut [f32; OUTPUTS],
+        std: &mut [f32; OUTPUTS],
+        pass: &mut [f32; OUTPUTS],
+    ) -> Option<McSummary> {
+        #[cfg(not(microdnn_eval_int8))]
+        {
+            self.view.transform_input(x);
+            let net = &self.net;
+            let r = microdnn::mc::run::<core::convert::Infallible>(
+                outputs,
+                passes,
+                seed,
+                mean,
+                std,
+                pass,
+                |rng, out| {
+                    let y = net.forward_mc(x, &mut b.net, rng);
+                    out.iter_mut().zip(y).for_each(|(d, s)| *d = *s);
+                    Ok(())
+                },
+            );
+            let Ok(summary) = r;
+            Some(summary)
+        }
+        #[cfg(microdnn_eval_int8)]
+        {
+            let _ = (outputs, x, b, passes, seed, mean, std, pass);
+            None
         }
     }
 }

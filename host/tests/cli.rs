@@ -607,9 +607,11 @@ fn a_run_folder_is_locked_and_never_replaced_silently() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let history = d.join("long/history.jsonl");
+    // The epoch's history line is written before its resume state: wait for the state, or a
+    // kill in between (a loaded machine) leaves nothing to resume.
+    let state = d.join("long/train_state.safetensors");
     let t = std::time::Instant::now();
-    while !history.exists() && t.elapsed().as_secs() < 60 {
+    while !state.exists() && t.elapsed().as_secs() < 60 {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let err = run_err(&mut long_run(&["--epochs", "1", "--force"]));

@@ -54,7 +54,7 @@ fn info_prints_the_device_needs_and_the_stack_bound() {
         out.contains(&format!("a stack bound of {bound} bytes")),
         "{out}"
     );
-    assert!(out.contains("the same for any model"), "{out}");
+    assert!(out.contains("the same for any f32 model"), "{out}");
     // The RAM line adds up what microdnn-targets' fit check counts for this model.
     let view_bytes = std::fs::read(&model).unwrap();
     let aligned = microdnn_host::export::AlignedModel::new(&view_bytes);

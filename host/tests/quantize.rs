@@ -240,10 +240,188 @@ fn layers_int8_cannot_represent_are_named() {
     // An f32 network that overflows on the calibration data.
     let mut low = lowered(8, standardize(16));
     low.layers[0].rows[..16].fill(f32::MAX);
-    let e = export::quantize(&low, &vec![16.0; 16], CalibrationMethod::Minmax).unwrap_err();
+    let e = export::quantize(&low, &[16.0; 16], CalibrationMethod::Minmax).unwrap_err();
     assert!(
         e.to_string()
             .contains("device layer 0: output 0 overflows f32 on calibration example 0"),
         "{e}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Against TensorFlow's own post-training quantization and TFLite Micro's outputs
+// (`fixtures/tflite_ptq/make_fixture.py`).
+
+fn ptq_fixture() -> serde_json::Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tflite_ptq/mlp_12_16_10_6.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn f32_bits(v: &serde_json::Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|b| f32::from_bits(b.as_u64().unwrap() as u32))
+        .collect()
+}
+
+fn hex_i8(v: &serde_json::Value) -> Vec<i8> {
+    let s = v.as_str().unwrap();
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap() as i8)
+        .collect()
+}
+
+/// One tensor of the .tflite file: (scales, zero points, constant data).
+struct Tensor {
+    scales: Vec<f32>,
+    zero_points: Vec<i64>,
+    data: serde_json::Value,
+}
+
+fn tensor(f: &serde_json::Value, index: u64) -> Tensor {
+    let t = f["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["index"].as_u64() == Some(index))
+        .unwrap();
+    Tensor {
+        scales: t["scale_bits"]
+            .as_array()
+            .map(|_| f32_bits(&t["scale_bits"]))
+            .unwrap_or_default(),
+        zero_points: t["zero_points"]
+            .as_array()
+            .map(|z| z.iter().map(|v| v.as_i64().unwrap()).collect())
+            .unwrap_or_default(),
+        data: t["data"].clone(),
+    }
+}
+
+/// Within `ulps` units in the last place.
+fn within_ulps(a: f32, b: f32, ulps: u32) -> bool {
+    a.is_sign_positive() && b.is_sign_positive() && a.to_bits().abs_diff(b.to_bits()) <= ulps
+}
+
+/// The same float network and calibration examples TensorFlow's converter got: the host's
+/// quantization chooses TFLite's parameters (the same input and weight scales, zero points,
+/// int8 weights and int32 biases; activation scales within 2 ulp, TensorFlow taking the ranges
+/// in f32 where the host takes them in f64), and the core running the file gives TFLite Micro's
+/// outputs bit for bit.
+#[test]
+fn export_quantizes_as_tensorflow_and_runs_as_tflite_micro() {
+    let f = ptq_fixture();
+    let acts = f["activations"].as_array().unwrap();
+    let mut seq = Vec::new();
+    for (l, act) in f["layers"].as_array().unwrap().iter().zip(acts) {
+        let (i, o) = (
+            l["inputs"].as_u64().unwrap() as usize,
+            l["outputs"].as_u64().unwrap() as usize,
+        );
+        let (w, b) = (f32_bits(&l["weight"]), f32_bits(&l["bias"]));
+        seq.push(Layer::Linear(Linear::from_parts(i, o, w, b).unwrap()));
+        match act.as_str().unwrap() {
+            "relu" => seq.push(Layer::Activation(Activation::Relu)),
+            "tanh" => seq.push(Layer::Activation(Activation::Tanh)),
+            "softmax" => {} // export's output activation
+            a => panic!("activation {a}"),
+        }
+    }
+    let model = export::model_from_sequential(Sequential::new(seq), 6);
+    let low = export::lower(&model, OutputActivation::Softmax).unwrap();
+    let calibration = f32_bits(&f["calibration"]);
+    let q = export::quantize(&low, &calibration, CalibrationMethod::Minmax).unwrap();
+    assert_eq!(q.calibration_examples, 200);
+    let file = AlignedModel::new(&q.bytes);
+    let view = file.view().unwrap();
+
+    // The operators: QUANTIZE, then per dense layer FULLY_CONNECTED and its activation
+    // operator if it is not fused.
+    let ops = f["ops"].as_array().unwrap();
+    let idx = |op: &serde_json::Value, key: &str, k: usize| op[key][k].as_u64().unwrap();
+    assert_eq!(ops[0]["op"], "QUANTIZE");
+    let input = tensor(&f, idx(&ops[0], "outputs", 0));
+    let iq = view.input_quantization().unwrap();
+    assert_eq!(iq.scale().to_bits(), input.scales[0].to_bits(), "{iq:?}");
+    assert_eq!(i64::from(iq.zero_point()), input.zero_points[0]);
+
+    let fcs: Vec<usize> = (0..ops.len())
+        .filter(|&k| ops[k]["op"] == "FULLY_CONNECTED")
+        .collect();
+    assert_eq!(fcs.len(), view.layer_count());
+    for (layer, &k) in fcs.iter().enumerate() {
+        let l = view.layer(layer).unwrap();
+        let LayerParams::Int8(p) = l.params else {
+            panic!("int8")
+        };
+        let (w, b, y) = (
+            tensor(&f, idx(&ops[k], "inputs", 1)),
+            tensor(&f, idx(&ops[k], "inputs", 2)),
+            tensor(&f, idx(&ops[k], "outputs", 0)),
+        );
+        // Per-channel weight scales and weights, in TFLite's [out, in] order.
+        let bits = |v: &[f32]| v.iter().map(|s| s.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(p.filter_scales), bits(&w.scales), "layer {layer}");
+        let mut rows = vec![0i8; l.inputs * l.outputs];
+        microdnn::quant::kernel::unpack(p.weights, l.inputs, l.outputs, &mut rows).unwrap();
+        assert_eq!(rows, hex_i8(&w.data), "layer {layer}: weights");
+        let tb: Vec<i64> = b
+            .data
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        let ours: Vec<i64> = p.bias.iter().map(|&v| i64::from(v)).collect();
+        assert_eq!(ours, tb, "layer {layer}: biases");
+        // The layer's output range (after the fused ReLU).
+        assert!(
+            within_ulps(p.output.scale(), y.scales[0], 2),
+            "layer {layer}: {:?} vs {}",
+            p.output,
+            y.scales[0]
+        );
+        assert_eq!(
+            i64::from(p.output.zero_point()),
+            y.zero_points[0],
+            "layer {layer}"
+        );
+        let fused = ops[k]["activation"].as_str().unwrap();
+        assert_eq!(
+            fused == "RELU",
+            p.fused == FusedActivation::Relu,
+            "layer {layer}"
+        );
+        // The activation operator's fixed output quantization.
+        if let Some(next) = ops.get(k + 1).filter(|o| o["op"] != "FULLY_CONNECTED") {
+            if next["op"] != "DEQUANTIZE" {
+                let a = tensor(&f, idx(next, "outputs", 0));
+                assert_eq!(p.activation_output.scale(), a.scales[0], "layer {layer}");
+                assert_eq!(
+                    i64::from(p.activation_output.zero_point()),
+                    a.zero_points[0],
+                    "layer {layer}"
+                );
+            }
+        }
+    }
+
+    // TFLite Micro's outputs on the test inputs (QUANTIZE ... SOFTMAX, DEQUANTIZE).
+    let test = f32_bits(&f["test"]);
+    let want = f["tflm_outputs"].as_array().unwrap();
+    let (mut a, mut b) = (vec![0.0; view.max_width()], vec![0.0; view.max_width()]);
+    let mut identical = 0;
+    for (x, w) in test.chunks(12).zip(want) {
+        let y = view.run(&mut x.to_vec(), &mut a, &mut b).unwrap();
+        let w = f32_bits(w);
+        if y.iter()
+            .map(|v| v.to_bits())
+            .eq(w.iter().map(|v| v.to_bits()))
+        {
+            identical += 1;
+        }
+    }
+    assert_eq!(identical, want.len(), "outputs identical to TFLite Micro's");
 }

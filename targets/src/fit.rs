@@ -1,14 +1,14 @@
 //! Does a model fit a target? Decided from the model file before anything is built.
 //!
 //! The `eval` program (`firmware/src/bin/eval.rs`) keeps the model file in flash and, in RAM,
-//! one buffer per layer output (int8 models: one byte per value, the quantized input and the DSP
-//! kernel's stack scratch), the input once (the link decodes it into the buffer the model
-//! transforms it in, in place), the output, the three Monte-Carlo vectors (mean, standard
+//! one buffer per layer output (int8 models: one byte per value, plus the quantized input and
+//! the DSP kernel's stack scratch), the input once (the link decodes it into the buffer the
+//! model transforms it in, in place), the output, the three Monte-Carlo vectors (mean, standard
 //! deviation, one pass), a frame decoder for the largest request (an MC frame with f32 inputs),
-//! the answer's payload and encoded frame, a small receive buffer, and the stack. [`eval_needs`] adds these up with the
-//! link's own size functions; [`EVAL_PROGRAM_FLASH`] and [`EVAL_RUNTIME_RAM`] bound the program
-//! itself (code, constants, runtime statics), measured on the largest build (see
-//! `cargo xtask bench-mcu`'s table).
+//! the answer's payload and encoded frame, a small receive buffer, and the stack.
+//! [`eval_needs`] adds these up with the link's own size functions; [`EVAL_PROGRAM_FLASH`] and
+//! [`EVAL_RUNTIME_RAM`] bound the program itself (code, constants, runtime statics), measured on
+//! the largest build (see `cargo xtask bench-mcu`'s table).
 //!
 //! The stack: every buffer sized by the model is a static (above), so the stack holds only the
 //! call chain's frames (serving loop, request, forward or Monte-Carlo pass, kernel, activations),
@@ -42,25 +42,33 @@ pub const EVAL_PROGRAM_RAM: u64 = EVAL_RUNTIME_RAM + EVAL_STACK_BYTES;
 pub struct Needs {
     /// Bytes of flash: the model file plus [`EVAL_PROGRAM_FLASH`].
     pub flash_bytes: u64,
-    /// Bytes of RAM: the model's buffers plus [`EVAL_PROGRAM_RAM`].
+    /// Bytes of RAM: the model's buffers, [`EVAL_RUNTIME_RAM`] and the stack bound
+    /// `stack_bytes`.
     pub ram_bytes: u64,
     /// The model file's size (part of `flash_bytes`).
     pub model_bytes: u64,
     /// Buffers the eval program allocates for this model (part of `ram_bytes`).
     pub buffer_bytes: u64,
+    /// Bound of the program's stack with this model (part of `ram_bytes`): [`EVAL_STACK_BYTES`],
+    /// plus for an int8 model on a core with the DSP extension the kernel's sign-extended input
+    /// (two bytes per input of the widest layer, on the stack during a layer).
+    pub stack_bytes: u64,
 }
 
 /// What the `eval` program needs to serve `model` (a file of `file_bytes` bytes). An int8 model
-/// has one byte per activation, plus its quantized input and, on the stack during a layer, the
-/// DSP kernel's sign-extended input (two bytes per input of the widest layer).
+/// has one byte per activation plus its quantized input, and a larger stack bound (see
+/// [`Needs::stack_bytes`]; counted for every target, the DSP kernel's or not).
 pub fn eval_needs(model: &ModelView<'_>, file_bytes: usize) -> Needs {
     let inputs = model.inputs();
     let outputs = model.outputs();
-    let activations: usize = match model.weight_type() {
-        WeightType::F32 => model.layers().map(|l| l.outputs * 4).sum(),
+    let (activations, stack_extra): (usize, usize) = match model.weight_type() {
+        WeightType::F32 => (model.layers().map(|l| l.outputs * 4).sum(), 0),
         WeightType::Int8 => {
             let widest = model.layers().map(|l| l.inputs).max().unwrap_or(0);
-            model.layers().map(|l| l.outputs).sum::<usize>() + inputs + 2 * widest
+            (
+                model.layers().map(|l| l.outputs).sum::<usize>() + inputs,
+                2 * widest,
+            )
         }
     };
     let payload = link::answer_payload_capacity(outputs) + 64;
@@ -72,11 +80,13 @@ pub fn eval_needs(model: &ModelView<'_>, file_bytes: usize) -> Needs {
         + payload
         + link::max_encoded_len(payload)
         + 64;
+    let stack_bytes = EVAL_STACK_BYTES + stack_extra as u64;
     Needs {
         flash_bytes: file_bytes as u64 + EVAL_PROGRAM_FLASH,
-        ram_bytes: buffers as u64 + EVAL_PROGRAM_RAM,
+        ram_bytes: buffers as u64 + EVAL_RUNTIME_RAM + stack_bytes,
         model_bytes: file_bytes as u64,
         buffer_bytes: buffers as u64,
+        stack_bytes,
     }
 }
 
@@ -115,7 +125,7 @@ impl fmt::Display for DoesNotFit {
                 },
                 n.ram_bytes,
                 n.buffer_bytes,
-                EVAL_PROGRAM_RAM,
+                n.ram_bytes - n.buffer_bytes,
                 self.ram_bytes
             )?;
         }
@@ -181,6 +191,7 @@ pub fn check_file(
                 ram_bytes: 0,
                 model_bytes: declared,
                 buffer_bytes: 0,
+                stack_bytes: 0,
             },
             flash_bytes: memory.flash_bytes,
             ram_bytes: memory.ram_bytes,

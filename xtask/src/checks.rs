@@ -287,6 +287,17 @@ fn steps() -> Vec<Step> {
         || crate::demo::run(&crate::demo::parse(&["--target".into(), "all".into()])?),
     ));
     steps.push(Step::new(
+        "cargo xtask demo --quantize int8 --target all (digits, int8: every QEMU target, compare)",
+        || {
+            crate::demo::run(&crate::demo::parse(&[
+                "--quantize".into(),
+                "int8".into(),
+                "--target".into(),
+                "all".into(),
+            ])?)
+        },
+    ));
+    steps.push(Step::new(
         "cargo xtask demo --dataset mnist --limit 500 --target all (MNIST from ../shared/data/mnist or $MICRODNN_MNIST)",
         || {
             // The project's shared data folder beside the repository (as on CI), or elsewhere.

@@ -10,14 +10,15 @@
 //! 4. runs it in QEMU (`-icount`) and streams the whole held-out set through the emulated serial
 //!    port (`microdnn eval --device qemu --target NAME`), comparing every output with the core
 //!    running the same file on the host,
-//! 5. checks the peak stack the device reports (stack painting) against the bound of
-//!    `microdnn_targets::fit::EVAL_STACK_BYTES`,
-//! 6. with the digits (whose network has dropout), runs Monte-Carlo dropout requests on the
+//! 5. checks the peak stack the device reports (stack painting) against the model's bound
+//!    (`microdnn_targets::fit::Needs::stack_bytes`),
+//! 6. with the digits in f32 (whose network has dropout), runs Monte-Carlo dropout requests on the
 //!    device (`microdnn eval --mc 10` on the first 20 test images; on the Cortex-M4F also 1, 5
 //!    and 20 passes), each summary bit-identical to the host's,
 //! 7. prints a summary line per target, machine-readable:
-//!    `demo: target=… host_acc=… device_acc=… identical=N/N instr_per_inference=… flash=… ram=… stack=…`,
-//!    (plus `dtype=int8` for an int8 model), and with several targets the tables of the README.
+//!    `demo: target=… host_acc=… device_acc=… identical=N/N instr_per_inference=… flash=… ram=… stack=…`
+//!    (plus `dtype=int8` for an int8 model),
+//!    and with several targets the tables of the README.
 
 use std::path::{Path, PathBuf};
 
@@ -206,7 +207,8 @@ pub fn run(o: &Options) -> Result<()> {
             &device_s,
             data_s.as_deref(),
             o.limit,
-            o.dataset == Dataset::Digits,
+            // Monte-Carlo dropout: the digits network has dropout; an int8 file keeps none.
+            o.dataset == Dataset::Digits && !o.int8,
         );
         match &result {
             Ok(r) => println!(
@@ -222,6 +224,14 @@ pub fn run(o: &Options) -> Result<()> {
                 num(&r.report, "stack_peak_bytes")
             ),
             Err(why) => println!("\ndemo: target={} skipped: {why}", target.name),
+        }
+        if let Some(e) = result
+            .as_ref()
+            .ok()
+            .and_then(|r| r.report.get("error"))
+            .and_then(serde_json::Value::as_str)
+        {
+            println!("xtask: {}: {e}", target.name);
         }
         rows.push(Row { target, result });
     }
@@ -263,7 +273,7 @@ fn run_target(
     limit: Option<usize>,
     monte_carlo: bool,
 ) -> std::result::Result<TargetResult, String> {
-    microdnn_targets::fit::check_file(target, model).map_err(|e| e.to_string())?;
+    let needs = microdnn_targets::fit::check_file(target, model).map_err(|e| e.to_string())?;
     let fail = |e: anyhow::Error| TargetResult {
         report: serde_json::json!({ "error": format!("{e:#}") }),
         flash: 0,
@@ -312,12 +322,12 @@ fn run_target(
         .get("stack_peak_bytes")
         .and_then(serde_json::Value::as_u64);
     match stack {
-        Some(s) if s <= microdnn_targets::fit::EVAL_STACK_BYTES => {}
+        Some(s) if s <= needs.stack_bytes => {}
         other => {
             println!(
-                "xtask: {}: the device's peak stack {other:?} is not within the bound of {} bytes (microdnn_targets::fit::EVAL_STACK_BYTES)",
+                "xtask: {}: the device's peak stack {other:?} is not within the bound of {} bytes (microdnn_targets::fit::Needs::stack_bytes)",
                 target.name,
-                microdnn_targets::fit::EVAL_STACK_BYTES
+                needs.stack_bytes
             );
             ok = false;
         }

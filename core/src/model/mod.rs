@@ -1194,8 +1194,7 @@ impl<'a> ModelView<'a> {
     /// already transformed (`x` is not modified), with each layer's dropout rate applied to its
     /// output after the activation, exactly as a [`network!`](macro@crate::network) type's
     /// `forward_mc` does ([`Layer::forward_mc`](crate::Layer::forward_mc): the same masks from
-    /// the same `rng` state, so the same bits). Returns the output slice (inside `a` or `b`);
-    /// [`Error::NotF32`](crate::Error::NotF32) for an int8 model.
+    /// the same `rng` state, so the same bits). Returns the output slice (inside `a` or `b`).
     pub fn run_mc<'b>(
         &self,
         x: &[f32],
@@ -1203,6 +1202,11 @@ impl<'a> ModelView<'a> {
         b: &'b mut [f32],
         rng: &mut crate::Rng,
     ) -> Result<&'b mut [f32], crate::Error> {
+        if self.weight_type() == WeightType::Int8 {
+            return Err(crate::Error::Int8Unsupported {
+                what: "Monte-Carlo dropout",
+            });
+        }
         if x.len() != self.inputs {
             return Err(crate::Error::Shape {
                 what: "input",
@@ -1223,6 +1227,9 @@ impl<'a> ModelView<'a> {
         let (mut cur, mut next) = (a, b);
         let mut width = 0;
         for (k, l) in self.layers().enumerate() {
+            let LayerParams::F32 { weights, bias } = l.params else {
+                continue;
+            };
             let (src, dst) = if k == 0 {
                 (x, cur.get_mut(..l.outputs).unwrap_or_default())
             } else {
@@ -1231,9 +1238,6 @@ impl<'a> ModelView<'a> {
                     next.get(..width).unwrap_or_default(),
                     cur.get_mut(..l.outputs).unwrap_or_default(),
                 )
-            };
-            let LayerParams::F32 { weights, bias } = l.params else {
-                return Err(crate::Error::NotF32);
             };
             crate::kernel::dense(weights, bias, src, dst)?;
             l.activation.apply(dst);
@@ -1255,7 +1259,9 @@ impl<'a> ModelView<'a> {
     /// answers to the link's `MC` request, bit for bit.
     ///
     /// Fails with [`Error::NotADistribution`](crate::Error::NotADistribution) unless the last
-    /// layer ends in softmax or the identity (logits, turned into probabilities per pass).
+    /// layer ends in softmax or the identity (logits, turned into probabilities per pass), and
+    /// with [`Error::Int8Unsupported`](crate::Error::Int8Unsupported) for an int8 model (no
+    /// dropout kept).
     #[allow(clippy::too_many_arguments)]
     pub fn mc(
         &self,
@@ -1268,6 +1274,11 @@ impl<'a> ModelView<'a> {
         std: &mut [f32],
         pass: &mut [f32],
     ) -> Result<crate::mc::McSummary, crate::Error> {
+        if self.weight_type() == WeightType::Int8 {
+            return Err(crate::Error::Int8Unsupported {
+                what: "Monte-Carlo dropout",
+            });
+        }
         let last = self
             .layer(self.layers.saturating_sub(1))
             .map(|l| l.activation)

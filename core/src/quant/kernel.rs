@@ -470,10 +470,11 @@ pub(crate) fn check_kernel_bias_packed(
     kernel_bias: &[i32],
 ) -> Result<(), QuantError> {
     let zp = input_zero_point as i32;
-    let n = inputs.max(1);
+    // Never 0 (`chunks` would panic): 4 * max(inputs, 1), saturated.
+    let block = BLOCK_ROWS.saturating_mul(inputs).max(BLOCK_ROWS);
     let groups = inputs / GROUP;
     for (k, ((w, b), kb)) in packed
-        .chunks(BLOCK_ROWS * n)
+        .chunks(block)
         .zip(bias.chunks(BLOCK_ROWS))
         .zip(kernel_bias.chunks(BLOCK_ROWS))
         .enumerate()
@@ -483,7 +484,8 @@ pub(crate) fn check_kernel_bias_packed(
         if inputs > 0 {
             let (wg, wt) = w.split_at((groups * GROUP * h).min(w.len()));
             for (i, chunk) in wg.chunks(GROUP).enumerate() {
-                if let Some(s) = sums.get_mut(i % h) {
+                // `h >= 1` (a chunk); `checked_rem` keeps the division-by-zero panic out.
+                if let Some(s) = i.checked_rem(h).and_then(|j| sums.get_mut(j)) {
                     *s = s.wrapping_add(row_sum(chunk));
                 }
             }

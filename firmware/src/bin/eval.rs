@@ -6,10 +6,11 @@
 //! `microdnn_firmware::eval_model`), f32 or int8: each INFER frame's inputs go through the
 //! model's input transform and the network (int8: quantized before, outputs dequantized after);
 //! the answer carries the outputs, the predicted class and the instructions spent (exact under
-//! QEMU `-icount shift=3,sleep=off`). An MC frame runs that many Monte-Carlo dropout passes
-//! (`microdnn::mc::run`, the masks from the request's seed; f32 models only) and answers their
-//! summary and the instructions spent on all of it. INFO answers the model's shape and the
-//! deepest stack used since start-up (the stack is painted first thing,
+//! QEMU `-icount shift=3,sleep=off`). An MC frame (f32 models whose outputs are class
+//! probabilities or logits; an int8 model keeps no dropout and refuses it) runs that many
+//! Monte-Carlo dropout passes (`microdnn::mc::run`, the masks from the request's seed) and
+//! answers their summary and the instructions spent on all of it. INFO answers the model's shape
+//! and the deepest stack used since start-up (the stack is painted first thing,
 //! `microdnn_firmware::stack`). Garbage, truncated or corrupted frames and wrong lengths get an
 //! error frame back; the program never stops serving.
 //!
@@ -89,7 +90,7 @@ impl Responder for Device<'_> {
         passes: NonZeroU16,
         seed: u64,
     ) -> Result<McAnswer<'_>, ErrorCode> {
-        self.mc_outputs.ok_or(ErrorCode::Unsupported)?;
+        let outputs = self.mc_outputs.ok_or(ErrorCode::Unsupported)?;
         let xs = <&mut [f32; INPUTS]>::try_from(x).map_err(|_| ErrorCode::BadLength)?;
         let (model, bufs) = (&self.model, &mut *self.bufs);
         let Vectors {
@@ -97,7 +98,7 @@ impl Responder for Device<'_> {
         } = &mut *self.v;
         let (summary, instructions) = self
             .counter
-            .measure(|| model.mc(xs, bufs, passes.into(), seed, mean, std, pass));
+            .measure(|| model.mc(outputs, xs, bufs, passes.into(), seed, mean, std, pass));
         let summary = summary.ok_or(ErrorCode::Unsupported)?;
         Ok(McAnswer {
             summary,
@@ -163,7 +164,8 @@ fn main() -> ! {
         match mc_outputs {
             Some(McOutputs::Probabilities) => "on softmax outputs",
             Some(McOutputs::Logits) => "on logits (softmax per pass)",
-            None => "refused (int8 model, or outputs are not class probabilities)",
+            None if Model::INT8 => "refused (an int8 model keeps no dropout)",
+            None => "refused (outputs are not class probabilities)",
         }
     );
     let mut device = Device {

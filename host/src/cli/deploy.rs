@@ -54,8 +54,8 @@ pub struct ExportArgs {
     #[arg(long, value_enum, default_value_t = OutputActivation::Softmax)]
     output: OutputActivation,
     /// Inputs used to check that the exported file computes what the trained network computes
-    /// (1 to 1,000,000; with --quantize, also the test examples the int8 and f32 files are
-    /// compared on).
+    /// (and, with --quantize, test examples the int8 and f32 files are compared on) (1 to
+    /// 1,000,000).
     #[arg(long, default_value_t = 500, value_parser = check_samples_in_range)]
     check_samples: usize,
     /// Quantize the exported model: `int8` (TFLite's post-training quantization, run on the
@@ -534,15 +534,21 @@ fn print_device_needs(view: &ModelView<'_>, file_bytes: usize) {
         n.ram_bytes,
         n.buffer_bytes,
         fit::EVAL_RUNTIME_RAM,
-        fit::EVAL_STACK_BYTES
+        n.stack_bytes
     );
     println!(
         "  stack: the eval program keeps every buffer sized by the model in statics, so its stack \
          is its call chain alone (serving loop, request, forward or Monte-Carlo pass, kernel, \
-         activations), the same for any model; {} bytes bounds the peak that stack painting \
-         measures on every board (`cargo xtask test` checks it; `microdnn eval` prints this \
-         model's peak from the device)",
-        fit::EVAL_STACK_BYTES
+         activations){}; {} bytes bounds the peak that stack painting measures on every board \
+         (`cargo xtask demo` checks it; `microdnn eval` prints this model's peak from the \
+         device)",
+        if n.stack_bytes > fit::EVAL_STACK_BYTES {
+            ", plus for int8 the DSP kernel's sign-extended input (2 bytes per input of the \
+             widest layer)"
+        } else {
+            ", the same for any f32 model"
+        },
+        n.stack_bytes
     );
 }
 
@@ -611,6 +617,14 @@ pub fn run_eval(a: DeviceEvalArgs) -> anyhow::Result<()> {
     let target = microdnn_targets::find(&a.target)?;
     let (path, file) = read_model(&a.model)?;
     let view = file.view()?;
+    if a.mc.is_some() && view.weight_type() == microdnn::model::WeightType::Int8 {
+        bail!(
+            "--mc: {} is an int8 model, which keeps no dropout (export drops it); Monte-Carlo \
+             dropout runs on f32 models",
+            path.display()
+        );
+    }
+    let stack_bound = microdnn_targets::fit::eval_needs(&view, file.bytes().len()).stack_bytes;
     if a.device == "qemu" && target.qemu_machine().is_none() {
         bail!(
             "target `{}` ({}) runs on hardware only: flash it (`cargo xtask run eval --target {}`) \
@@ -727,7 +741,7 @@ pub fn run_eval(a: DeviceEvalArgs) -> anyhow::Result<()> {
             report.trainer_accuracy = trainer_accuracy;
             report.stack_peak_bytes = stack.map(|i| i.stack_peak_bytes);
             print_report(&report);
-            print_stack(stack);
+            print_stack(stack, stack_bound);
             write_json(a.json.as_deref(), &report)?;
             println!(
                 "eval: target={name} host_acc={:.4} device_acc={:.4} identical={}/{} max_diff={:e} instr_per_inference={:.0}",
@@ -744,7 +758,7 @@ pub fn run_eval(a: DeviceEvalArgs) -> anyhow::Result<()> {
         Outcome::Mc(mut report) => {
             report.stack_peak_bytes = stack.map(|i| i.stack_peak_bytes);
             print_mc_report(&report);
-            print_stack(stack);
+            print_stack(stack, stack_bound);
             write_json(a.json.as_deref(), &report)?;
             println!(
                 "eval-mc: target={name} passes={} identical={}/{} max_diff={:e} device_acc={:.4} entropy_mean={:.4} mutual_information_mean={:.4} instr_per_request={:.0} instr_per_pass={:.0}",
@@ -803,13 +817,12 @@ fn write_json(path: Option<&Path>, report: &impl Serialize) -> anyhow::Result<()
     Ok(())
 }
 
-fn print_stack(info: Option<microdnn::link::DeviceInfo>) {
+fn print_stack(info: Option<microdnn::link::DeviceInfo>, bound: u64) {
     match info {
         Some(i) => println!(
-            "peak stack                   {} of {} bytes (stack painting on the device, after every request above; bound {} for any model)",
+            "peak stack                   {} of {} bytes (stack painting on the device, after every request above; bound {bound} for this model)",
             i.stack_peak_bytes,
             i.stack_bytes,
-            microdnn_targets::fit::EVAL_STACK_BYTES
         ),
         None => println!("peak stack                   not reported by this device"),
     }

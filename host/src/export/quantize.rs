@@ -256,7 +256,10 @@ fn calibrate(
                 })
                 .collect();
             // The f32 network itself overflows there: no range to calibrate.
-            if let Some(o) = z.iter().position(|v| !(v.abs() <= f64::from(f32::MAX))) {
+            if let Some(o) = z
+                .iter()
+                .position(|v| v.is_nan() || v.abs() > f64::from(f32::MAX))
+            {
                 return Err(error(
                     k,
                     format!("output {o} overflows f32 on calibration example {e}"),
@@ -355,7 +358,7 @@ fn fold_uniform_transform(lowered: &Lowered) -> Option<Lowered> {
     let t = &lowered.transform;
     let (s0, o0) = (*t.scale.first()?, *t.offset.first()?);
     let uniform = t.scale.iter().all(|&s| s == s0) && t.offset.iter().all(|&o| o == o0);
-    if !uniform || !(s0 > 0.0 && s0.is_finite()) || (s0 == 1.0 && o0 == 0.0) {
+    if !(uniform && s0 > 0.0 && s0.is_finite()) || (s0 == 1.0 && o0 == 0.0) {
         return None;
     }
     let mut folded = lowered.clone();
