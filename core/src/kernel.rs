@@ -114,8 +114,21 @@ fn check(
 /// assert_eq!(y, [6.5, -0.5]);
 /// ```
 pub fn dense(packed: &[f32], bias: &[f32], x: &[f32], y: &mut [f32]) -> Result<(), Error> {
+    dense_checked(packed, bias, x, y, true)
+}
+
+/// [`dense`] and [`dense_portable`]: one copy of the run-time-shape kernel, `asm` choosing the
+/// inner loop (small firmware: the self-test links both).
+#[inline(never)]
+fn dense_checked(
+    packed: &[f32],
+    bias: &[f32],
+    x: &[f32],
+    y: &mut [f32],
+    asm: bool,
+) -> Result<(), Error> {
     check(packed.len(), bias.len(), x.len(), y.len(), x.len(), y.len())?;
-    dense_packed(packed, bias, x, y);
+    blocks(packed, bias, x, y, asm);
     Ok(())
 }
 
@@ -124,9 +137,7 @@ pub fn dense(packed: &[f32], bias: &[f32], x: &[f32], y: &mut [f32]) -> Result<(
 /// agree with it bit for bit, which the firmware's self-test checks on every emulated core.
 /// Same operands and errors as [`dense`].
 pub fn dense_portable(packed: &[f32], bias: &[f32], x: &[f32], y: &mut [f32]) -> Result<(), Error> {
-    check(packed.len(), bias.len(), x.len(), y.len(), x.len(), y.len())?;
-    blocks::<false>(packed, bias, x, y);
-    Ok(())
+    dense_checked(packed, bias, x, y, false)
 }
 
 /// The fast kernel without the length checks, for callers whose types guarantee the lengths
@@ -138,14 +149,14 @@ pub fn dense_portable(packed: &[f32], bias: &[f32], x: &[f32], y: &mut [f32]) ->
 /// the per-block overhead for small layers.
 #[inline(always)]
 pub(crate) fn dense_packed(packed: &[f32], bias: &[f32], x: &[f32], y: &mut [f32]) {
-    blocks::<true>(packed, bias, x, y);
+    blocks(packed, bias, x, y, true);
 }
 
-/// The blocks of a layer; `ASM`: with the target's assembly inner loop, if it has one. Full
+/// The blocks of a layer; `asm`: with the target's assembly inner loop, if it has one. Full
 /// blocks of [`BLOCK_ROWS`] first, then the one shorter block, if any: inlined into a typed
 /// layer, the shorter block's height is a constant, so only its code is generated.
 #[inline(always)]
-fn blocks<const ASM: bool>(packed: &[f32], bias: &[f32], x: &[f32], y: &mut [f32]) {
+fn blocks(packed: &[f32], bias: &[f32], x: &[f32], y: &mut [f32], asm: bool) {
     let n = x.len();
     if n == 0 {
         y.iter_mut().zip(bias).for_each(|(y, b)| *y = 0.0 + *b);
@@ -161,20 +172,20 @@ fn blocks<const ASM: bool>(packed: &[f32], bias: &[f32], x: &[f32], y: &mut [f32
         .zip(b_full.chunks_exact(BLOCK_ROWS))
         .zip(y_full.chunks_exact_mut(BLOCK_ROWS))
     {
-        block::<BLOCK_ROWS, ASM>(w, b, x, y);
+        block::<BLOCK_ROWS>(w, b, x, y, asm);
     }
     match y_rest.len() {
         0 => {}
-        1 => block::<1, ASM>(w_rest, b_rest, x, y_rest),
-        2 => block::<2, ASM>(w_rest, b_rest, x, y_rest),
-        3 => block::<3, ASM>(w_rest, b_rest, x, y_rest),
-        _ => block::<4, ASM>(w_rest, b_rest, x, y_rest),
+        1 => block::<1>(w_rest, b_rest, x, y_rest, asm),
+        2 => block::<2>(w_rest, b_rest, x, y_rest, asm),
+        3 => block::<3>(w_rest, b_rest, x, y_rest, asm),
+        _ => block::<4>(w_rest, b_rest, x, y_rest, asm),
     }
 }
 
 /// One block of `H` rows: every input group of four is loaded once and used by all `H` rows.
 #[inline(always)]
-fn block<const H: usize, const ASM: bool>(w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32]) {
+fn block<const H: usize>(w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32], asm: bool) {
     let mut acc = [[0.0f32; LANES]; H];
     let (xg, xt) = x.as_chunks::<LANES>();
     let split = (xg.len() * LANES * H).min(w.len());
@@ -182,13 +193,16 @@ fn block<const H: usize, const ASM: bool>(w: &[f32], bias: &[f32], x: &[f32], y:
     // Helium (Cortex-M55): the same lanes, one vector register per row (`crate::asm::helium`);
     // if the vector unit flushed a subnormal to zero, the block is recomputed below.
     #[cfg(microdnn_helium)]
-    let exact = ASM && crate::asm::helium::lanes::<H>(wg, xg.as_flattened(), &mut acc);
+    let exact = asm && crate::asm::helium::lanes::<H>(wg, xg.as_flattened(), &mut acc);
     // Scalar FPU (Cortex-M4F/M7/M33): the same lanes in s0..s19, `VLDM` + `VMLA`
     // (`crate::asm::vfp`); always exact.
     #[cfg(microdnn_vfp)]
-    let exact = ASM && crate::asm::vfp::lanes::<H>(wg, xg.as_flattened(), &mut acc);
+    let exact = asm && crate::asm::vfp::lanes::<H>(wg, xg.as_flattened(), &mut acc);
     #[cfg(not(any(microdnn_helium, microdnn_vfp)))]
-    let exact = false;
+    let exact = {
+        let _ = asm; // no assembly loop on this target: `asm` changes nothing
+        false
+    };
     if !exact {
         acc = [[0.0f32; LANES]; H];
         let (wg, _) = wg.as_chunks::<LANES>();
