@@ -21,13 +21,13 @@
 //! a block's rows live in the FPU's registers `s0..s19` and each column group is read with `VLDM`
 //! (four inputs, then two rows of weights per instruction) and accumulated with `VMLA` (product
 //! rounded, then added: not fused), in the same per-lane order (`asm/vfp.rs`, in the core's one
-//! `unsafe` module, tested on the target against its portable twin [`dense_portable`]): 1.32
+//! `unsafe` module, tested on the target against its portable twin [`dense_portable`]): 1.31
 //! executed instructions per MAC on 784-128-64-10 instead of the portable loop's 2.39.
 //!
 //! On a Cortex-M55 build (`-C target-cpu=cortex-m55`, `cfg(microdnn_helium)` from `build.rs`)
 //! the lanes of a block's rows run in Helium vector registers, one register per row, with the
-//! same per-lane order (`asm/helium.rs`, in the core's one `unsafe` module): 0.99 executed instructions per
-//! MAC on 784-128-64-10 instead of 2.39 on the Cortex-M4F. Helium flushes subnormals to zero;
+//! same per-lane order (`asm/helium.rs`, in the core's one `unsafe` module): 0.97 executed
+//! instructions per MAC on 784-128-64-10. Helium flushes subnormals to zero;
 //! the loop detects a flush from FPSCR's cumulative flags and the block is recomputed with the
 //! scalar loop, so results stay bit-identical (the firmware's self-test checks a subnormal case).
 //!
