@@ -8,7 +8,10 @@
 //!   `thumbv8m.main` when the flags name a CPU that has it (`target-cpu=cortex-m33`, `-m35p`,
 //!   `-m55`, `-m85`) or enable it (`target-feature=+dsp`): the int8 kernel's `SMLAD` loop
 //!   (`asm::dsp_int8`). A `thumbv8m.main` build without such a flag may run on a Cortex-M33
-//!   built without the extension, so it keeps the portable kernel.
+//!   built without the extension, so it keeps the portable kernel;
+//! - `cfg(microdnn_vfp)`: a hard-float core without Helium (every `*-eabihf` triple: Cortex-M4F,
+//!   M7, M33 with its FPU): the f32 kernel's `VLDM`/`VMLA` inner loop (`asm::vfp`). Not with
+//!   `target-feature=+soft-float` (no FPU registers).
 //!
 //! Stable Rust sets no `target_feature` for either (`cfg(target_feature = "dsp")` is never true
 //! on stable for `thumbv7em`), so the flags are read here, as the anchors' lesson advises.
@@ -16,6 +19,7 @@
 fn main() {
     println!("cargo:rustc-check-cfg=cfg(microdnn_helium)");
     println!("cargo:rustc-check-cfg=cfg(microdnn_dsp)");
+    println!("cargo:rustc-check-cfg=cfg(microdnn_vfp)");
     println!("cargo:rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
     println!("cargo:rerun-if-changed=build.rs");
     let arm = std::env::var("CARGO_CFG_TARGET_ARCH").is_ok_and(|a| a == "arm");
@@ -44,6 +48,10 @@ fn main() {
             .any(|f| f.starts_with("target-feature=") && f.contains("+mve.fp"));
     if arm && helium {
         println!("cargo:rustc-cfg=microdnn_helium");
+    }
+    let vfp = triple.ends_with("eabihf") && !helium && !feature("+soft-float");
+    if arm && vfp {
+        println!("cargo:rustc-cfg=microdnn_vfp");
     }
     let dsp = (triple.starts_with("thumbv7em")
         || triple.starts_with("thumbv8m.main")

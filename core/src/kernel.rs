@@ -17,10 +17,17 @@
 //! [`dense_spec`] is this contract written as a plain scalar loop; the fast [`dense`] is tested
 //! to match it bit for bit, on the host and on every emulated Cortex-M (M0 to M55).
 //!
+//! On the hard-float Cortex-M4F, M7 and M33 (`cfg(microdnn_vfp)` from `build.rs`) the lanes of
+//! a block's rows live in the FPU's registers `s0..s19` and each column group is read with `VLDM`
+//! (four inputs, then two rows of weights per instruction) and accumulated with `VMLA` (product
+//! rounded, then added: not fused), in the same per-lane order (`asm/vfp.rs`, in the core's one
+//! `unsafe` module, tested on the target against its portable twin [`dense_portable`]): 1.31
+//! executed instructions per MAC on 784-128-64-10 instead of the portable loop's 2.39.
+//!
 //! On a Cortex-M55 build (`-C target-cpu=cortex-m55`, `cfg(microdnn_helium)` from `build.rs`)
 //! the lanes of a block's rows run in Helium vector registers, one register per row, with the
-//! same per-lane order (`asm/helium.rs`, in the core's one `unsafe` module): 0.99 executed instructions per
-//! MAC on 784-128-64-10 instead of 2.39 on the Cortex-M4F. Helium flushes subnormals to zero;
+//! same per-lane order (`asm/helium.rs`, in the core's one `unsafe` module): 0.97 executed
+//! instructions per MAC on 784-128-64-10. Helium flushes subnormals to zero;
 //! the loop detects a flush from FPSCR's cumulative flags and the block is recomputed with the
 //! scalar loop, so results stay bit-identical (the firmware's self-test checks a subnormal case).
 //!
@@ -28,9 +35,10 @@
 //!
 //! The fast kernel reads weights in an interleaved order so that each input load is reused by
 //! [`BLOCK_ROWS`] output rows and each row's four lanes read four consecutive floats. Five rows
-//! is what the Cortex-M4F's 32 single-precision registers hold (20 accumulators, 4 inputs, the
-//! weight being loaded); measured with `cargo xtask bench-mcu` on 784-128-64-10: 4 rows 2.45,
-//! 5 rows 2.39, 6 rows 4.48 executed instructions per multiply-accumulate (6 spills).
+//! is what the Cortex-M4F's 32 single-precision registers hold (20 accumulators, 4 inputs and
+//! 8 weights for the assembly loop); measured with `cargo xtask bench-mcu` on 784-128-64-10 with
+//! the portable loop: 4 rows 2.45, 5 rows 2.39, 6 rows 4.48 executed instructions per
+//! multiply-accumulate (6 spills).
 //!
 //! ```text
 //! rows are grouped in blocks of BLOCK_ROWS = 5 (the last block holds O mod 5 rows, if any);
@@ -106,9 +114,30 @@ fn check(
 /// assert_eq!(y, [6.5, -0.5]);
 /// ```
 pub fn dense(packed: &[f32], bias: &[f32], x: &[f32], y: &mut [f32]) -> Result<(), Error> {
+    dense_checked(packed, bias, x, y, true)
+}
+
+/// [`dense`] and [`dense_portable`]: one copy of the run-time-shape kernel, `asm` choosing the
+/// inner loop (small firmware: the self-test links both).
+#[inline(never)]
+fn dense_checked(
+    packed: &[f32],
+    bias: &[f32],
+    x: &[f32],
+    y: &mut [f32],
+    asm: bool,
+) -> Result<(), Error> {
     check(packed.len(), bias.len(), x.len(), y.len(), x.len(), y.len())?;
-    dense_packed(packed, bias, x, y);
+    blocks(packed, bias, x, y, asm);
     Ok(())
+}
+
+/// The fast kernel without its assembly inner loops: the same blocks, lanes and order in plain
+/// Rust, on every target. The reference twin of the audited assembly (`asm/`): [`dense`] must
+/// agree with it bit for bit, which the firmware's self-test checks on every emulated core.
+/// Same operands and errors as [`dense`].
+pub fn dense_portable(packed: &[f32], bias: &[f32], x: &[f32], y: &mut [f32]) -> Result<(), Error> {
+    dense_checked(packed, bias, x, y, false)
 }
 
 /// The fast kernel without the length checks, for callers whose types guarantee the lengths
@@ -120,29 +149,43 @@ pub fn dense(packed: &[f32], bias: &[f32], x: &[f32], y: &mut [f32]) -> Result<(
 /// the per-block overhead for small layers.
 #[inline(always)]
 pub(crate) fn dense_packed(packed: &[f32], bias: &[f32], x: &[f32], y: &mut [f32]) {
+    blocks(packed, bias, x, y, true);
+}
+
+/// The blocks of a layer; `asm`: with the target's assembly inner loop, if it has one. Full
+/// blocks of [`BLOCK_ROWS`] first, then the one shorter block, if any: inlined into a typed
+/// layer, the shorter block's height is a constant, so only its code is generated.
+#[inline(always)]
+fn blocks(packed: &[f32], bias: &[f32], x: &[f32], y: &mut [f32], asm: bool) {
     let n = x.len();
     if n == 0 {
         y.iter_mut().zip(bias).for_each(|(y, b)| *y = 0.0 + *b);
         return;
     }
-    for ((w, b), y) in packed
-        .chunks(BLOCK_ROWS * n)
-        .zip(bias.chunks(BLOCK_ROWS))
-        .zip(y.chunks_mut(BLOCK_ROWS))
+    let full = y.len() / BLOCK_ROWS;
+    let split = full.saturating_mul(BLOCK_ROWS);
+    let (y_full, y_rest) = y.split_at_mut(split);
+    let (b_full, b_rest) = bias.split_at(split.min(bias.len()));
+    let (w_full, w_rest) = packed.split_at(split.saturating_mul(n).min(packed.len()));
+    for ((w, b), y) in w_full
+        .chunks_exact(BLOCK_ROWS * n)
+        .zip(b_full.chunks_exact(BLOCK_ROWS))
+        .zip(y_full.chunks_exact_mut(BLOCK_ROWS))
     {
-        match y.len() {
-            5 => block::<5>(w, b, x, y),
-            4 => block::<4>(w, b, x, y),
-            3 => block::<3>(w, b, x, y),
-            2 => block::<2>(w, b, x, y),
-            _ => block::<1>(w, b, x, y),
-        }
+        block::<BLOCK_ROWS>(w, b, x, y, asm);
+    }
+    match y_rest.len() {
+        0 => {}
+        1 => block::<1>(w_rest, b_rest, x, y_rest, asm),
+        2 => block::<2>(w_rest, b_rest, x, y_rest, asm),
+        3 => block::<3>(w_rest, b_rest, x, y_rest, asm),
+        _ => block::<4>(w_rest, b_rest, x, y_rest, asm),
     }
 }
 
 /// One block of `H` rows: every input group of four is loaded once and used by all `H` rows.
 #[inline(always)]
-fn block<const H: usize>(w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32]) {
+fn block<const H: usize>(w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32], asm: bool) {
     let mut acc = [[0.0f32; LANES]; H];
     let (xg, xt) = x.as_chunks::<LANES>();
     let split = (xg.len() * LANES * H).min(w.len());
@@ -150,9 +193,16 @@ fn block<const H: usize>(w: &[f32], bias: &[f32], x: &[f32], y: &mut [f32]) {
     // Helium (Cortex-M55): the same lanes, one vector register per row (`crate::asm::helium`);
     // if the vector unit flushed a subnormal to zero, the block is recomputed below.
     #[cfg(microdnn_helium)]
-    let exact = crate::asm::helium::lanes::<H>(wg, xg.as_flattened(), &mut acc);
-    #[cfg(not(microdnn_helium))]
-    let exact = false;
+    let exact = asm && crate::asm::helium::lanes::<H>(wg, xg.as_flattened(), &mut acc);
+    // Scalar FPU (Cortex-M4F/M7/M33): the same lanes in s0..s19, `VLDM` + `VMLA`
+    // (`crate::asm::vfp`); always exact.
+    #[cfg(microdnn_vfp)]
+    let exact = asm && crate::asm::vfp::lanes::<H>(wg, xg.as_flattened(), &mut acc);
+    #[cfg(not(any(microdnn_helium, microdnn_vfp)))]
+    let exact = {
+        let _ = asm; // no assembly loop on this target: `asm` changes nothing
+        false
+    };
     if !exact {
         acc = [[0.0f32; LANES]; H];
         let (wg, _) = wg.as_chunks::<LANES>();

@@ -2,8 +2,11 @@
 #![no_std]
 // No `unsafe` anywhere, except in the audited assembly kernels of `asm/` (built only for the
 // Cortex-M cores that run them), the one module that allows it.
-#![cfg_attr(not(any(microdnn_helium, microdnn_dsp)), forbid(unsafe_code))]
-#![cfg_attr(any(microdnn_helium, microdnn_dsp), deny(unsafe_code))]
+#![cfg_attr(
+    not(any(microdnn_helium, microdnn_dsp, microdnn_vfp)),
+    forbid(unsafe_code)
+)]
+#![cfg_attr(any(microdnn_helium, microdnn_dsp, microdnn_vfp), deny(unsafe_code))]
 #![deny(missing_docs)]
 // No panic reachable from the public API (see "Guarantees" in the crate docs): nothing that
 // panics by design outside the tests. The parsers of untrusted bytes (`model`'s reader and
@@ -21,7 +24,7 @@
 )]
 
 pub mod activation;
-#[cfg(any(microdnn_helium, microdnn_dsp))]
+#[cfg(any(microdnn_helium, microdnn_dsp, microdnn_vfp))]
 mod asm;
 pub mod batch_norm;
 pub mod dense;

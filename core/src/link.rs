@@ -753,16 +753,18 @@ pub trait Responder {
         self.info().inputs
     }
     /// Runs one inference on raw (untransformed) inputs `x` (exactly `info().inputs` finite
-    /// values); returns the predicted class, the instructions spent (0 if not measured) and the
-    /// outputs.
-    fn infer(&mut self, x: &[f32]) -> (u16, u64, &[f32]);
+    /// values, in [`respond`]'s scratch, which the device may overwrite: transforming them in
+    /// place saves a copy of the input); returns the predicted class, the instructions spent
+    /// (0 if not measured) and the outputs.
+    fn infer(&mut self, x: &mut [f32]) -> (u16, u64, &[f32]);
     /// Runs `passes` Monte-Carlo dropout passes on raw inputs `x` (exactly `info().inputs`
-    /// finite values) with masks from `Rng::new(seed)` ([`crate::mc::run`]). The default
+    /// finite values, which the device may overwrite, as for [`Responder::infer`]) with masks
+    /// from `Rng::new(seed)` ([`crate::mc::run`]). The default
     /// refuses with [`ErrorCode::Unsupported`]; so should a device whose model's outputs are
     /// not class probabilities or logits.
     fn mc(
         &mut self,
-        x: &[f32],
+        x: &mut [f32],
         passes: core::num::NonZeroU16,
         seed: u64,
     ) -> Result<McAnswer<'_>, ErrorCode> {
@@ -778,7 +780,7 @@ fn decode_inputs<'i>(
     encoding: InputEncoding,
     claimed: u32,
     inputs: &'i mut [f32],
-) -> Result<&'i [f32], (ErrorCode, u16)> {
+) -> Result<&'i mut [f32], (ErrorCode, u16)> {
     let detail = u16::try_from(claimed).unwrap_or(u16::MAX);
     // In u64: on a 32-bit target `inputs * 4` may not fit in usize (here it cannot saturate:
     // u32 x 4).
@@ -1068,14 +1070,14 @@ mod tests {
                 ..Default::default()
             }
         }
-        fn infer(&mut self, x: &[f32]) -> (u16, u64, &[f32]) {
+        fn infer(&mut self, x: &mut [f32]) -> (u16, u64, &[f32]) {
             let s: f32 = x.iter().sum();
             self.y = [s, -s];
             (u16::from(s < 0.0), 99, &self.y)
         }
         fn mc(
             &mut self,
-            x: &[f32],
+            x: &mut [f32],
             passes: core::num::NonZeroU16,
             seed: u64,
         ) -> Result<McAnswer<'_>, ErrorCode> {
@@ -1113,7 +1115,7 @@ mod tests {
                 ..Default::default()
             }
         }
-        fn infer(&mut self, _: &[f32]) -> (u16, u64, &[f32]) {
+        fn infer(&mut self, _: &mut [f32]) -> (u16, u64, &[f32]) {
             (0, 0, &[])
         }
     }

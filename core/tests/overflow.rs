@@ -235,7 +235,7 @@ impl Responder for Claims {
             ..Default::default()
         }
     }
-    fn infer(&mut self, _x: &[f32]) -> (u16, u64, &[f32]) {
+    fn infer(&mut self, _x: &mut [f32]) -> (u16, u64, &[f32]) {
         (0, 0, &self.1)
     }
 }

@@ -69,21 +69,50 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     exit(false)
 }
 
+/// `0x` and the eight hex digits of `v`.
+fn hex(v: u32) -> [u8; 10] {
+    let mut out = *b"0x00000000";
+    for (k, d) in out.iter_mut().skip(2).enumerate() {
+        let nibble = (v >> (28 - 4 * k)) & 0xf;
+        *d = b"0123456789abcdef"
+            .get(nibble as usize)
+            .copied()
+            .unwrap_or(b'?');
+    }
+    out
+}
+
+/// Writes `parts` (text, or a word in hex) as one line to the host's standard error, without
+/// `core::fmt` (the fault handlers are linked into every program, the smallest one too).
+fn report_words(parts: &[(&str, Option<u32>)]) {
+    if let Ok(mut stderr) = hio::hstderr() {
+        for (text, word) in parts {
+            let _ = stderr.write_all(text.as_bytes());
+            if let Some(w) = word {
+                let _ = stderr.write_all(&hex(*w));
+            }
+        }
+        let _ = stderr.write_all(b"\n");
+    }
+}
+
 #[exception]
 unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
     FATAL.store(true, Ordering::Relaxed);
-    report_fatal(format_args!(
-        "HardFault: pc={:#010x} lr={:#010x} xpsr={:#010x}",
-        frame.pc(),
-        frame.lr(),
-        frame.xpsr()
-    ));
+    report_words(&[
+        ("HardFault: pc=", Some(frame.pc())),
+        (" lr=", Some(frame.lr())),
+        (" xpsr=", Some(frame.xpsr())),
+    ]);
     exit(false)
 }
 
 #[exception]
 unsafe fn DefaultHandler(irqn: i16) {
     FATAL.store(true, Ordering::Relaxed);
-    report_fatal(format_args!("unexpected exception or interrupt {irqn}"));
+    report_words(&[(
+        "unexpected exception or interrupt (IRQn, two's complement) ",
+        Some(irqn as u32),
+    )]);
     exit(false)
 }

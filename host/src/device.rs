@@ -737,7 +737,7 @@ mod tests {
                 ..Default::default()
             }
         }
-        fn infer(&mut self, x: &[f32]) -> (u16, u64, &[f32]) {
+        fn infer(&mut self, x: &mut [f32]) -> (u16, u64, &[f32]) {
             let s: f32 = x.iter().sum();
             self.y = [s, -s];
             (1, 42, &self.y)

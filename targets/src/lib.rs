@@ -20,6 +20,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub mod cost;
 pub mod firmware;
 pub mod fit;
 pub mod qemu;

@@ -70,3 +70,20 @@ pub fn footprint(elf: &Path) -> Result<Footprint> {
     }
     Ok(fp)
 }
+
+/// Bytes of the symbols of an ELF whose demangled name (without its hash) starts with one of
+/// `prefixes`: for example the demo network's parameters, `microdnn_firmware::model::data::FC`.
+pub fn symbol_bytes(elf: &Path, prefixes: &[&str]) -> Result<u64> {
+    use object::ObjectSymbol;
+    let bytes = std::fs::read(elf).with_context(|| format!("cannot read {}", elf.display()))?;
+    let file = object::File::parse(&*bytes)
+        .with_context(|| format!("cannot parse {} as ELF", elf.display()))?;
+    Ok(file
+        .symbols()
+        .filter(|s| {
+            let name = format!("{:#}", rustc_demangle::demangle(s.name().unwrap_or("")));
+            prefixes.iter().any(|p| name.starts_with(p))
+        })
+        .map(|s| s.size())
+        .sum())
+}

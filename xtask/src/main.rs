@@ -5,7 +5,8 @@
 //! | `test` | every check CI runs, in order, stopping at the first failure: the Rust targets, formatting, clippy (host, core on every thumb triple, firmware per board), host tests (core also in debug and on a 32-bit target), thumb builds, then on every QEMU board the firmware self-test and demo, the benchmark and the demo's bit-identical evaluation |
 //! | `demo [--dataset digits\|mnist] [--data-dir PATH] [--limit N] [--target NAME\|all] [--quantize int8]` | the main job: trains on the host, exports the model (int8 with `--quantize int8`), builds the firmware with it for each target, runs it in QEMU over the whole held-out set through the serial link and compares every output with the host's; a line per target `demo: target=… host_acc=… device_acc=… identical=N/N instr_per_inference=… flash=… ram=…` (plus `dtype=int8`), and with `all` a table |
 //! | `bench-mcu [--target NAME\|--all]` | runs the benchmark firmware under `-icount shift=3,sleep=off` and reports instructions per inference and per MAC, flash, static RAM and peak stack; writes `target/bench/mcu.json` (keyed by target) |
-//! | `bench-train [args]` | `cargo run --release -p microdnn-host -- bench-train [args]` |
+//! | `cost-fixtures [--target NAME\|--all]` | runs the firmware's `cost` program (22 f32 networks) under QEMU `-icount` on each target, writes `targets/tests/fixtures/cost/TARGET.json`, fits the cost model of `microdnn info --target` (`targets/src/cost_table.rs`) and prints predictions against measurements |
+//! | `bench-train [--torch PYTHON] [args]` | `cargo run --release -p microdnn-host -- bench-train [args]`, writing `target/bench/train.json`; with `--torch PYTHON`, also runs `shared/bench/pytorch_mlp.py` in the same invocation and writes the ratios |
 //! | `lab [--quick] [--out DIR] [NAME...]` | the lecture's experiments (`microdnn lab`), with the Cortex-M4F activation costs measured under QEMU `-icount` first; reports in `target/lab/` |
 //! | `run <bin> [--target NAME] [--model FILE]` | builds and runs any firmware program (`demo`, `selftest`, `bench`, `eval`) in QEMU with its decoded log, or flashes it to a real board with `probe-rs run` |
 //! | `panic-check ELF...` | lists the panic-path functions (`core::panicking::*`, `panic_bounds_check`, the panic handler, ...) linked into firmware ELFs, with their callers; fails if there is one (`test` runs it on every program of every board) |
@@ -20,6 +21,7 @@
 mod bench_mcu;
 mod cargo;
 mod checks;
+mod cost;
 mod defmt_log;
 mod demo;
 mod elf_size;
@@ -44,7 +46,13 @@ commands:
   bench-mcu [--target NAME | --all]
                        instruction counts, flash, RAM and stack of the firmware (QEMU -icount);
                        writes target/bench/mcu.json (an object keyed by target)
-  bench-train [args]   cargo run --release -p microdnn-host -- bench-train [args]
+  cost-fixtures [--target NAME | --all]
+                       measure the firmware's `cost` networks (QEMU -icount) into
+                       targets/tests/fixtures/cost/, fit the cost model (targets/src/cost_table.rs)
+  bench-train [--torch PYTHON] [args]
+                       cargo run --release -p microdnn-host -- bench-train [args], writes
+                       target/bench/train.json; --torch PYTHON: PyTorch's baseline in the same
+                       run, ratios in train.json
   lab [--quick] [--out DIR] [NAME...]
                        the lecture's experiments (microdnn lab; Cortex-M4F activation costs
                        under QEMU -icount first); reports in target/lab/NAME/report.md
@@ -74,6 +82,7 @@ fn main() -> ExitCode {
         Some("run") => parse_run(&rest)
             .and_then(|(bin, target, model)| run_firmware(&bin, &target, model.as_deref())),
         Some("bench-mcu") => bench_mcu::run(&rest),
+        Some("cost-fixtures") => cost::run(&rest),
         Some("bench-train") => bench_train(&rest),
         Some("lab") => lab::run(&rest),
         Some("mutate") => fuzz::mutate(&rest),
@@ -160,8 +169,39 @@ fn run_firmware(bin: &str, target: &str, model: Option<&std::path::Path>) -> any
     run.check()
 }
 
-/// `cargo xtask bench-train [args]`: the trainer's own benchmark.
+/// `cargo xtask bench-train [--torch PYTHON] [args]`: the trainer's own benchmark
+/// (`microdnn bench-train`), its JSON written to `target/bench/train.json` unless `--json` says
+/// where. With `--torch PYTHON`, the PyTorch baseline `shared/bench/pytorch_mlp.py` (found in an
+/// ancestor folder of the repository, or named by `MICRODNN_PYTORCH_BENCH`) runs right after in
+/// the same invocation with the same threads, and `train.json` gets its figures under `pytorch`
+/// and the ratios (microdnn / PyTorch) under `vs_pytorch`.
 fn bench_train(args: &[String]) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let mut rest = Vec::new();
+    let (mut torch, mut json, mut threads) = (None, None, None);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--torch" => {
+                torch = Some(
+                    it.next()
+                        .context("--torch needs the Python interpreter that has torch")?
+                        .clone(),
+                )
+            }
+            "--json" => json = Some(it.next().context("--json needs a path")?.clone()),
+            "--threads" => {
+                let t = it.next().context("--threads needs a number")?.clone();
+                threads = Some(t.clone());
+                rest.extend(["--threads".to_owned(), t]);
+            }
+            _ => rest.push(a.clone()),
+        }
+    }
+    let root = cargo::root();
+    let json = json
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target/bench/train.json"));
     let mut cmd = cargo::cargo_in_root();
     cmd.args([
         "run",
@@ -171,6 +211,76 @@ fn bench_train(args: &[String]) -> anyhow::Result<()> {
         "--",
         "bench-train",
     ])
-    .args(args);
-    cargo::run_status(&mut cmd)
+    .args(&rest)
+    .arg("--json")
+    .arg(&json);
+    cargo::run_status(&mut cmd)?;
+    let Some(python) = torch else {
+        println!("wrote {}", json.display());
+        return Ok(());
+    };
+    let script = match std::env::var_os("MICRODNN_PYTORCH_BENCH") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => root
+            .ancestors()
+            .map(|d| d.join("shared/bench/pytorch_mlp.py"))
+            .find(|p| p.exists())
+            .context(
+                "--torch: no shared/bench/pytorch_mlp.py in a folder above the repository (set \
+                 MICRODNN_PYTORCH_BENCH to its path)",
+            )?,
+    };
+    let torch_json = json.with_file_name("pytorch.json");
+    // The same threads as microdnn's run (its default, 0, is every core).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = match threads.as_deref() {
+        None | Some("0") => cores.to_string(),
+        Some(t) => t.to_owned(),
+    };
+    println!(
+        "xtask: running the PyTorch baseline {} with {python} ({threads} threads)",
+        script.display()
+    );
+    let status = std::process::Command::new(&python)
+        .arg(&script)
+        .args(["--threads", &threads, "--json"])
+        .arg(&torch_json)
+        .status()
+        .with_context(|| format!("cannot run {python}"))?;
+    if !status.success() {
+        anyhow::bail!("the PyTorch baseline failed ({status})");
+    }
+    let read = |p: &std::path::Path| -> anyhow::Result<serde_json::Value> {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
+    };
+    let mut ours = read(&json)?;
+    let theirs = read(&torch_json)?;
+    let mut ratios = serde_json::Map::new();
+    // (microdnn's figure, PyTorch's): the zero-skipping batch-1 path does less work than
+    // PyTorch's dense one; its ratio is reported apart.
+    for (key, theirs_key) in [
+        ("train_samples_per_s", "train_samples_per_s"),
+        ("infer_b1_samples_per_s", "infer_b1_samples_per_s"),
+        ("infer_b1_sparse_samples_per_s", "infer_b1_samples_per_s"),
+        ("infer_b256_samples_per_s", "infer_b256_samples_per_s"),
+    ] {
+        if let (Some(a), Some(b)) = (ours[key].as_f64(), theirs[theirs_key].as_f64()) {
+            let r = a / b;
+            ratios.insert(
+                key.to_owned(),
+                serde_json::json!((r * 100.0).round() / 100.0),
+            );
+            println!("{key}: microdnn {a:.0}, PyTorch ({theirs_key}) {b:.0}: {r:.2}x");
+        }
+    }
+    if let serde_json::Value::Object(o) = &mut ours {
+        o.insert("pytorch".into(), theirs);
+        o.insert("vs_pytorch".into(), serde_json::Value::Object(ratios));
+    }
+    std::fs::write(&json, serde_json::to_string_pretty(&ours)? + "\n")
+        .with_context(|| format!("writing {}", json.display()))?;
+    println!("wrote {}", json.display());
+    Ok(())
 }

@@ -426,7 +426,7 @@ impl Responder for Echo {
             ..Default::default()
         }
     }
-    fn infer(&mut self, x: &[f32]) -> (u16, u64, &[f32]) {
+    fn infer(&mut self, x: &mut [f32]) -> (u16, u64, &[f32]) {
         assert_eq!(
             x.len(),
             self.inputs as usize,
@@ -436,14 +436,14 @@ impl Responder for Echo {
             x.iter().all(|v| v.is_finite()),
             "respond filters non-finite inputs"
         );
-        for (y, x) in self.y.iter_mut().zip(x) {
+        for (y, x) in self.y.iter_mut().zip(x.iter()) {
             *y = *x;
         }
         (microdnn::argmax(x) as u16, 7, &self.y)
     }
     fn mc(
         &mut self,
-        x: &[f32],
+        x: &mut [f32],
         passes: core::num::NonZeroU16,
         seed: u64,
     ) -> Result<McAnswer<'_>, link::ErrorCode> {

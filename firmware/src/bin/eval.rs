@@ -39,10 +39,10 @@ const MAX_FRAME: usize = link::decoder_capacity(link::request_payload_capacity(I
 const MAX_PAYLOAD: usize = link::answer_payload_capacity(OUTPUTS) + 64;
 
 /// The model-sized vectors of a request (statics: nothing model-sized on the stack): the
-/// inputs (transformed in place), the outputs, and the Monte-Carlo summary's mean, standard
-/// deviation and one pass's probabilities.
+/// outputs, and the Monte-Carlo summary's mean, standard deviation and one pass's
+/// probabilities. The inputs have one buffer, the server's scratch (`SCRATCH`): the link decodes
+/// a request into it and the model transforms them there, in place.
 struct Vectors {
-    x: [f32; INPUTS],
     y: [f32; OUTPUTS],
     mean: [f32; OUTPUTS],
     std: [f32; OUTPUTS],
@@ -72,26 +72,30 @@ impl Responder for Device<'_> {
         self.info.inputs
     }
 
-    fn infer(&mut self, x: &[f32]) -> (u16, u64, &[f32]) {
+    fn infer(&mut self, x: &mut [f32]) -> (u16, u64, &[f32]) {
         let v = &mut *self.v;
-        v.x.iter_mut().zip(x).for_each(|(d, s)| *d = *s);
-        let (model, bufs, xs, y) = (&self.model, &mut *self.bufs, &mut v.x, &mut v.y);
+        // `respond` hands over exactly `info().inputs` values: the conversion cannot fail
+        // (class u16::MAX, no outputs, if it did).
+        let Ok(xs) = <&mut [f32; INPUTS]>::try_from(x) else {
+            return (u16::MAX, 0, &[]);
+        };
+        let (model, bufs, y) = (&self.model, &mut *self.bufs, &mut v.y);
         let (class, instructions) = self.counter.measure(|| model.infer(xs, bufs, y));
         (class as u16, instructions, &v.y)
     }
 
-    fn mc(&mut self, x: &[f32], passes: NonZeroU16, seed: u64) -> Result<McAnswer<'_>, ErrorCode> {
+    fn mc(
+        &mut self,
+        x: &mut [f32],
+        passes: NonZeroU16,
+        seed: u64,
+    ) -> Result<McAnswer<'_>, ErrorCode> {
         let outputs = self.mc_outputs.ok_or(ErrorCode::Unsupported)?;
-        let v = &mut *self.v;
-        v.x.iter_mut().zip(x).for_each(|(d, s)| *d = *s);
+        let xs = <&mut [f32; INPUTS]>::try_from(x).map_err(|_| ErrorCode::BadLength)?;
         let (model, bufs) = (&self.model, &mut *self.bufs);
         let Vectors {
-            x: xs,
-            mean,
-            std,
-            pass,
-            ..
-        } = v;
+            mean, std, pass, ..
+        } = &mut *self.v;
         let (summary, instructions) = self
             .counter
             .measure(|| model.mc(outputs, xs, bufs, passes.into(), seed, mean, std, pass));
@@ -109,12 +113,12 @@ impl Responder for Device<'_> {
 fn main() -> ! {
     static mut BUFFERS: Buffers = Buffers::new();
     static mut VECTORS: Vectors = Vectors {
-        x: [0.0; INPUTS],
         y: [0.0; OUTPUTS],
         mean: [0.0; OUTPUTS],
         std: [0.0; OUTPUTS],
         pass: [0.0; OUTPUTS],
     };
+    // The inputs: decoded here by the link, transformed here by the model.
     static mut SCRATCH: [f32; INPUTS] = [0.0; INPUTS];
     static mut DECODER: FrameDecoder<MAX_FRAME> = FrameDecoder::new();
     static mut PAYLOAD: [u8; MAX_PAYLOAD] = [0; MAX_PAYLOAD];

@@ -570,6 +570,11 @@ fn print_equivalence(eq: &Equivalence) {
 pub struct InfoArgs {
     /// A device model file (or an export folder holding model.udnn).
     file: PathBuf,
+    /// Also predict the executed instructions of one forward pass on this board (the cost
+    /// model of `microdnn_targets::cost`; every QEMU board: cortex-m0, cortex-m3, cortex-m4f,
+    /// cortex-m7, cortex-m33, cortex-m55, stm32f405).
+    #[arg(long)]
+    target: Option<String>,
 }
 
 /// The device model file of an export folder (or the file given). A training run's folder or
@@ -638,6 +643,47 @@ pub fn run_info(a: InfoArgs) -> anyhow::Result<()> {
         view.version_minor()
     );
     print_device_needs(&view, file.bytes().len());
+    if let Some(name) = &a.target {
+        print_cost(&view, name)?;
+    }
+    Ok(())
+}
+
+/// `info --target NAME`: the cost model's prediction for one forward pass.
+fn print_cost(view: &ModelView<'_>, name: &str) -> anyhow::Result<()> {
+    use microdnn_targets::cost;
+    let target = microdnn_targets::find(name).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if view.weight_type() != microdnn::model::WeightType::F32 {
+        bail!(
+            "--target {name}: the cost model covers f32 models; this one is int8 (measure it \
+             with `microdnn eval --device qemu --target {name}`)"
+        );
+    }
+    let layers: Vec<(usize, usize, microdnn::Activation)> = view
+        .layers()
+        .map(|l| (l.inputs, l.outputs, l.activation))
+        .collect();
+    let macs: usize = layers.iter().map(|(i, o, _)| i * o).sum();
+    let Some(p) = cost::predict(target.name, &layers) else {
+        bail!(
+            "--target {name}: the cost model has no coefficients for this board (fitted for: \
+             {}); `cargo xtask cost-fixtures --target {name}` measures and fits them",
+            cost::COSTS
+                .iter()
+                .map(|(t, _)| *t)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    };
+    println!(
+        "  on {} ({}): predicted {:.0} executed instructions per forward pass ({:.2} per MAC), \
+         from the layer shapes and the board's fitted kernel costs (cost model, \
+         targets/tests/fixtures/cost/)",
+        target.name,
+        target.core,
+        p,
+        p / macs.max(1) as f64
+    );
     Ok(())
 }
 

@@ -83,6 +83,8 @@ enum Step {
         b: Vec<f32>,
         inp: usize,
         out: usize,
+        /// Every weight is finite: skipping zero inputs is exact.
+        finite: bool,
     },
     /// `y = x * scale + shift` (folded batch norm).
     Affine { scale: Vec<f32>, shift: Vec<f32> },
@@ -92,7 +94,8 @@ enum Step {
 
 /// Fast evaluation-mode inference with buffers allocated once: batch 1 takes a single-threaded
 /// matrix-vector path (no thread pool, no allocation; weights kept transposed so that inputs
-/// that are exactly zero, common after ReLU, are skipped), larger batches use GEMM. Batch norm is
+/// that are exactly zero, common after ReLU, are skipped where every weight is finite, which
+/// makes it exact), larger batches use GEMM. Batch norm is
 /// folded into a per-feature scale and shift, dropout is dropped.
 #[derive(Clone, Debug)]
 pub struct Predictor {
@@ -109,6 +112,9 @@ pub struct Predictor {
     out: Vec<f32>,
     /// Indices of non-zero inputs (batch-1 path).
     nz: Vec<u32>,
+    /// Batch 1 skips inputs that are exactly zero (in layers whose weights are all finite,
+    /// where that is exact); see [`Predictor::dense`].
+    skip_zeros: bool,
 }
 
 impl Predictor {
@@ -123,6 +129,7 @@ impl Predictor {
                     b: l.bias.clone(),
                     inp: l.in_features,
                     out: l.out_features,
+                    finite: l.weight.iter().all(|w| w.is_finite()),
                 }),
                 Layer::BatchNorm1d(bn) => {
                     let (scale, shift) = bn.folded();
@@ -145,6 +152,7 @@ impl Predictor {
             workers: Vec::new(),
             out: Vec::new(),
             nz: vec![0; max_width],
+            skip_zeros: true,
         }
     }
 
@@ -168,6 +176,13 @@ impl Predictor {
         self
     }
 
+    /// Batch 1 without skipping zero inputs: every input is multiplied, the dense work PyTorch
+    /// does (what `bench-train` compares); the outputs are the same wherever skipping is used.
+    pub fn dense(mut self) -> Self {
+        self.skip_zeros = false;
+        self
+    }
+
     /// Outputs for one example, without allocating.
     pub fn predict_one(&mut self, x: &[f32]) -> &[f32] {
         let n = x.len();
@@ -176,15 +191,19 @@ impl Predictor {
         for s in &self.steps {
             match s {
                 Step::Linear {
-                    wt, b, inp, out, ..
+                    wt,
+                    b,
+                    inp,
+                    out,
+                    finite,
+                    ..
                 } => {
-                    matmul::matvec_t_sparse(
-                        wt,
-                        b,
-                        &self.a[..*inp],
-                        &mut self.b[..*out],
-                        &mut self.nz,
-                    );
+                    let (x, y) = (&self.a[..*inp], &mut self.b[..*out]);
+                    if self.skip_zeros && *finite {
+                        matmul::matvec_t_sparse(wt, b, x, y, &mut self.nz);
+                    } else {
+                        matmul::matvec_t_dense(wt, b, x, y, &mut self.nz);
+                    }
                     std::mem::swap(&mut self.a, &mut self.b);
                     width = *out;
                 }

@@ -168,6 +168,30 @@ pub fn matvec_t_sparse(wt: &[f32], b: &[f32], x: &[f32], y: &mut [f32], nz: &mut
     matvec_t_reference(wt, b, x, y, &nz[..n])
 }
 
+/// [`matvec_t_sparse`] without the skipping: every input is multiplied (the same dense work as
+/// PyTorch's batch-1 `Linear`), so an infinite weight facing a zero input gives NaN as in full
+/// arithmetic. `nz` is scratch (at least `x.len()` long).
+pub fn matvec_t_dense(wt: &[f32], b: &[f32], x: &[f32], y: &mut [f32], nz: &mut [u32]) {
+    assert_eq!(wt.len(), x.len() * y.len(), "matvec_t: weight size");
+    assert_eq!(b.len(), y.len(), "matvec_t: bias size");
+    assert!(nz.len() >= x.len(), "matvec_t: scratch size");
+    for (k, i) in nz.iter_mut().take(x.len()).enumerate() {
+        *i = k as u32;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F is available; sizes were checked above, and every index in
+            // `nz[..x.len()]` is below `x.len()`.
+            unsafe {
+                avx512::matvec_t(wt, b, x, y, &nz[..x.len()]);
+            }
+            return;
+        }
+    }
+    matvec_t_reference(wt, b, x, y, &nz[..x.len()])
+}
+
 /// The portable twin of [`matvec_t_sparse`] (after the non-zero indices are gathered).
 fn matvec_t_reference(wt: &[f32], b: &[f32], x: &[f32], y: &mut [f32], nz: &[u32]) {
     let out = y.len();
@@ -374,6 +398,36 @@ mod tests {
                     r[o]
                 );
             }
+        }
+    }
+
+    #[test]
+    fn dense_matvec_equals_sparse_on_finite_weights_and_keeps_inf_times_zero() {
+        for &(rows, cols) in &[(3, 5), (10, 128), (130, 47), (17, 33)] {
+            let w = rand_vec(rows * cols, 8);
+            let mut wt = vec![0.0; rows * cols];
+            for o in 0..rows {
+                for k in 0..cols {
+                    wt[k * rows + o] = w[o * cols + k];
+                }
+            }
+            let mut x = rand_vec(cols, 9);
+            x.iter_mut().step_by(2).for_each(|v| *v = 0.0);
+            let b = rand_vec(rows, 10);
+            let (mut ys, mut yd) = (vec![0.0; rows], vec![0.0; rows]);
+            let mut nz = vec![0u32; cols];
+            matvec_t_sparse(&wt, &b, &x, &mut ys, &mut nz);
+            matvec_t_dense(&wt, &b, &x, &mut yd, &mut nz);
+            // Skipping only drops `+0` products: the same sums, bit for bit, unless a sum is
+            // -0 (a +0 term would make it +0): compared as values.
+            assert_eq!(ys, yd, "{rows}x{cols}");
+            // An infinite weight facing a zero input: NaN in full arithmetic, which only the
+            // dense path keeps.
+            wt[0] = f32::INFINITY;
+            matvec_t_dense(&wt, &b, &x, &mut yd, &mut nz);
+            assert!(yd[0].is_nan(), "{rows}x{cols}: inf * 0 must give NaN");
+            matvec_t_sparse(&wt, &b, &x, &mut ys, &mut nz);
+            assert!(!ys[0].is_nan());
         }
     }
 }

@@ -258,15 +258,7 @@ pub fn raw_test_split(cfg: &TrainConfig) -> anyhow::Result<Option<Dataset>> {
 /// quantization calibrates on (`microdnn export --quantize int8`): never test examples.
 pub fn raw_training_split(cfg: &TrainConfig) -> anyhow::Result<Dataset> {
     let (all, official_test) = load_raw(cfg)?;
-    Ok(match official_test {
-        Some(_) => all,
-        None if cfg.data.test_fraction > 0.0 => {
-            let mut rng = rng_for(cfg.seed, 0);
-            let s = split::stratified_split(&all.y, cfg.data.test_fraction, &mut rng);
-            all.split(&s).0
-        }
-        None => all,
-    })
+    Ok(split_test(cfg, all, official_test, &mut rng_for(cfg.seed, 0)).0)
 }
 
 /// Loads, splits and transforms the data of a run (deterministic for a seed). The config is
