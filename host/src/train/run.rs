@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use crate::model::checkpoint::{self, CheckpointError, MODEL_FILE};
 use crate::model::{Model, Sequential};
+use crate::nn::dropout::{self, DropoutKind};
 use crate::nn::network::Network;
 use crate::nn::optim::Optimizer;
 use crate::random::{rng_for, shuffle, TrainRng};
@@ -18,7 +19,7 @@ use crate::train::init::initial_network;
 use crate::train::metrics::{write_metrics, EpochMetrics};
 use crate::train::progress::TrainObserver;
 use crate::train::resume::{load_train_state, save_train_state, Progress};
-use crate::train::step::{all_finite, load_batch, step, StepHook};
+use crate::train::step::{all_finite, load_batch, step, StepHook, StepParams};
 use crate::train::{
     PreparedData, ResumeError, RunOptions, TrainError, TrainOutcome, CONFIG_FILE, TRAIN_STATE_FILE,
 };
@@ -35,9 +36,11 @@ pub(crate) fn train_in_pool(
     let last_epoch = opts.stop_after.map_or(cfg.epochs, |s| s.min(cfg.epochs));
     while run.prog.epochs_done < last_epoch && !run.prog.stopped_early {
         let t0 = Instant::now();
+        let params = StepParams::for_epoch(cfg, run.prog.epochs_done);
+        // The rate as reported (f64; the step uses it rounded to f32).
         let lr = cfg.schedule.lr(cfg.lr, run.prog.epochs_done, cfg.epochs);
-        let totals = run.epoch(lr, t0)?;
-        let m = run.evaluate(lr, &totals, t0);
+        let totals = run.epoch(&params, lr, t0)?;
+        let m = run.evaluate(&params, lr, &totals, t0);
         run.observer.epoch_end(&m);
         run.early_stop(&m);
         run.prog.history.push(m);
@@ -102,10 +105,14 @@ impl StepHook for Tracking<'_> {
     }
 }
 
-/// The model of a run with these weights.
-fn model_of(data: &PreparedData, seq: &Sequential) -> Model {
+/// The model of a run with these weights (training-time weights of `kind` of dropout: a classic
+/// network is converted to inverted dropout, the form every checkpoint holds).
+fn model_of(data: &PreparedData, seq: &Sequential, kind: DropoutKind) -> Model {
     Model {
-        net: seq.clone(),
+        net: match kind {
+            DropoutKind::Inverted => seq.clone(),
+            DropoutKind::Classic => dropout::to_inverted(seq),
+        },
         transform: data.transform.clone(),
         classes: data.train.classes,
     }
@@ -125,8 +132,15 @@ impl<'a> Run<'a> {
         if cfg.batch_size == 0 || data.train.is_empty() {
             return Err(ConfigError::NothingToTrain.into());
         }
-        let (seq, pretraining) = initial_network(cfg, data, threads, !opts.resume)?;
+        cfg.check_epoch_settings()?;
+        let (mut seq, pretraining) = initial_network(cfg, data, threads, !opts.resume)?;
+        let classic = cfg.model.dropout_kind == DropoutKind::Classic;
+        if classic && !opts.resume && (cfg.init.is_some() || cfg.pretrain.is_some()) {
+            // Checkpoints and pretraining give test-time (inverted) weights.
+            dropout::to_classic(&mut seq);
+        }
         let mut net = Network::new(seq, cfg.loss, cfg.batch_size, threads);
+        net.set_dropout_kind(cfg.model.dropout_kind);
         let mut opt = Optimizer::new(cfg.optimizer, &net.param_sizes());
         let mut rng = rng_for(cfg.seed, 2);
         let mut best = None;
@@ -175,9 +189,15 @@ impl<'a> Run<'a> {
         })
     }
 
-    /// One pass over the training split in a fresh shuffle, at learning rate `lr`. Divergence
-    /// (a non-finite loss at a step, or non-finite weights at the end) is an error.
-    fn epoch(&mut self, lr: f64, t0: Instant) -> Result<EpochTotals, TrainError> {
+    /// One pass over the training split in a fresh shuffle, with the epoch's settings `params`
+    /// (learning rate `lr`). Divergence (a non-finite loss at a step, or non-finite weights at
+    /// the end) is an error.
+    fn epoch(
+        &mut self,
+        params: &StepParams,
+        lr: f64,
+        t0: Instant,
+    ) -> Result<EpochTotals, TrainError> {
         let epoch = self.prog.epochs_done + 1;
         let train = &self.data.train;
         let (n, bs) = (train.len(), self.cfg.batch_size);
@@ -196,8 +216,7 @@ impl<'a> Run<'a> {
             let loss = step(
                 &mut self.net,
                 &mut self.opt,
-                &self.cfg.regularization,
-                lr as f32,
+                params,
                 &self.labels[..idx.len()],
                 &mut self.rng,
                 &mut Tracking(tracker),
@@ -241,7 +260,13 @@ impl<'a> Run<'a> {
 
     /// The epoch's metrics: training loss and accuracy, validation loss and accuracy
     /// (evaluation mode), diagnostics and their warnings.
-    fn evaluate(&mut self, lr: f64, t: &EpochTotals, t0: Instant) -> EpochMetrics {
+    fn evaluate(
+        &mut self,
+        params: &StepParams,
+        lr: f64,
+        t: &EpochTotals,
+        t0: Instant,
+    ) -> EpochMetrics {
         let (val_loss, val_accuracy) = match &self.data.val {
             Some(v) => {
                 let (l, k) = self.net.evaluate(&v.x, &v.y, &mut self.eval_rng);
@@ -252,7 +277,9 @@ impl<'a> Run<'a> {
         let diagnostics = match &mut self.diag {
             Some(d) => {
                 let (g, r) = d.tracker.take();
-                diag::layer_diagnostics(&self.net.seq, &d.sample, &g, &r)
+                let kind = self.net.dropout_kind();
+                let seq = model_of(self.data, &self.net.seq, kind).net;
+                diag::layer_diagnostics(&seq, &d.sample, &g, &r)
             }
             None => Vec::new(),
         };
@@ -272,6 +299,7 @@ impl<'a> Run<'a> {
             val_loss,
             val_accuracy,
             lr,
+            momentum: params.momentum.map(f64::from),
             seconds: t0.elapsed().as_secs_f64(),
             samples_per_s: n as f64 / t.train_secs,
             diagnostics,
@@ -310,9 +338,9 @@ impl<'a> Run<'a> {
         let Some(dir) = &self.opts.out_dir else {
             return Ok(());
         };
-        let data = self.data;
+        let (data, kind) = (self.data, self.net.dropout_kind());
         let keep = self.best.as_ref().unwrap_or(&self.net.seq);
-        checkpoint::save_model(&dir.join(MODEL_FILE), &model_of(data, keep))?;
+        checkpoint::save_model(&dir.join(MODEL_FILE), &model_of(data, keep, kind))?;
         save_train_state(
             &dir.join(TRAIN_STATE_FILE),
             &self.net.seq,
@@ -320,7 +348,7 @@ impl<'a> Run<'a> {
             &mut self.opt,
             &self.rng,
             &self.prog,
-            &|s| model_of(data, s),
+            &|s| model_of(data, s, DropoutKind::Inverted),
         )?;
         write_metrics(dir, &self.prog.metrics(None))?;
         Ok(())
@@ -344,7 +372,7 @@ impl<'a> Run<'a> {
             _ => None,
         };
         let metrics = self.prog.metrics(test);
-        let model = model_of(self.data, &final_seq);
+        let model = model_of(self.data, &final_seq, self.net.dropout_kind());
         if let (Some(dir), true) = (&self.opts.out_dir, finished) {
             checkpoint::save_model(&dir.join(MODEL_FILE), &model)?;
             write_metrics(dir, &metrics)?;
