@@ -474,6 +474,8 @@ fn unusable_epoch_settings_are_refused_before_training() {
         c.momentum_schedule = ramp(0.5, 0.9);
     });
     assert!(e.contains("Adam has no momentum"), "{e}");
+    let e = err(&|c| c.schedule = Schedule::InverseTime { half_life: 0.0 });
+    assert!(e.contains("schedule.half_life = 0"), "{e}");
     let e = err(&|c| c.regularization.l1_from_epoch = 1);
     assert!(e.contains("L1 is off"), "{e}");
     let e = err(&|c| {

@@ -1,5 +1,7 @@
-//! `cargo xtask lab [--quick] [--out DIR] [NAME...]`: the lecture's experiments
-//! (`microdnn lab`), with the Cortex-M4F half of `activation-cost` measured first.
+//! `cargo xtask lab [--quick|--full] [--report-only] [--out DIR] [--mnist DIR] [--threads N]
+//! [NAME...]`: the lecture's experiments (`microdnn lab`), with the Cortex-M4F half of
+//! `activation-cost` measured first. `--full` is the default size; `--report-only` rebuilds the
+//! `regularizers` table from its finished runs without training.
 //!
 //! 1. Builds the firmware's `activations` program twice (core math back end `libm`, and
 //!    `--features micromath` in a target directory of its own), runs both under QEMU
@@ -33,6 +35,9 @@ struct Options {
     quick: bool,
     out: PathBuf,
     names: Vec<String>,
+    /// Flags passed to `microdnn lab` as they are (`--full`, `--report-only`, `--mnist DIR`,
+    /// `--threads N`).
+    pass: Vec<String>,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -40,11 +45,17 @@ fn parse(args: &[String]) -> Result<Options> {
         quick: false,
         out: cargo::root().join("target").join("lab"),
         names: Vec::new(),
+        pass: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => o.quick = true,
+            "--full" | "--report-only" => o.pass.push(a.clone()),
+            "--mnist" | "--threads" => {
+                let v = it.next().with_context(|| format!("{a} needs a value"))?;
+                o.pass.extend([a.clone(), v.clone()]);
+            }
             "--out" => {
                 let dir = PathBuf::from(it.next().context("--out needs a folder")?);
                 o.out = if dir.is_absolute() {
@@ -55,7 +66,8 @@ fn parse(args: &[String]) -> Result<Options> {
             }
             n if EXPERIMENTS.contains(&n) => o.names.push(n.to_owned()),
             other => bail!(
-                "usage: cargo xtask lab [--quick] [--out DIR] [{}]... (unknown `{other}`)",
+                "usage: cargo xtask lab [--quick|--full] [--report-only] [--out DIR] [--mnist DIR] \
+                 [--threads N] [{}]... (unknown `{other}`)",
                 EXPERIMENTS.join("|")
             ),
         }
@@ -167,6 +179,7 @@ pub fn run(args: &[String]) -> Result<()> {
         if o.quick {
             cmd.arg("--quick");
         }
+        cmd.args(&o.pass);
         println!("xtask: $ {}", cargo::describe(&cmd));
         cargo::run_status(&mut cmd).with_context(|| format!("lab experiment {name}"))?;
     }

@@ -27,6 +27,13 @@ pub enum Schedule {
         /// Factor per epoch.
         gamma: f64,
     },
+    /// Inverse-time decay: `lr / (1 + epoch / half_life)`, half the base rate after `half_life`
+    /// epochs (Srivastava et al.'s `deepnet`, `epsilon_decay: INVERSE_T`, per epoch instead of
+    /// per step).
+    InverseTime {
+        /// Epochs until the rate is halved (> 0).
+        half_life: f64,
+    },
 }
 
 impl Schedule {
@@ -42,6 +49,7 @@ impl Schedule {
                 min_lr + (lr - min_lr) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
             }
             Schedule::Exponential { gamma } => lr * gamma.powi(epoch as i32),
+            Schedule::InverseTime { half_life } => lr / (1.0 + epoch as f64 / half_life),
         }
     }
 }
@@ -123,5 +131,10 @@ mod tests {
         assert!(c.lr(0.1, 9, 10) > 0.01);
         let e = Schedule::Exponential { gamma: 0.9 };
         assert!((e.lr(1.0, 2, 10) - 0.81).abs() < 1e-12);
+        let t = Schedule::InverseTime { half_life: 4.0 };
+        assert_eq!(
+            [0, 2, 4, 12].map(|e| t.lr(1.0, e, 100)),
+            [1.0, 1.0 / 1.5, 0.5, 0.25]
+        );
     }
 }

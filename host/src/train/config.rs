@@ -111,6 +111,9 @@ pub enum ConfigError {
         /// What is wrong.
         why: &'static str,
     },
+    /// An inverse-time schedule whose half-life is not a positive number.
+    #[error("schedule.half_life = {0} must be a positive number of epochs")]
+    HalfLife(f64),
     /// `regularization.sparsity` that cannot be used.
     #[error("regularization.sparsity: {0}")]
     Sparsity(String),
@@ -540,7 +543,8 @@ impl TrainConfig {
     }
 
     /// Checks the settings that change from epoch to epoch or act on activations: momenta in
-    /// `[0, 1)` and a momentum schedule only with SGD, an `l1_from_epoch` that takes effect
+    /// `[0, 1)` and a momentum schedule only with SGD, an inverse-time schedule's positive
+    /// half-life, an `l1_from_epoch` that takes effect
     /// (L1 set, before the last epoch), and a KL-sparsity penalty with a positive target (below
     /// 1 for sigmoid units), a finite non-negative weight and ReLU or sigmoid hidden units.
     pub fn check_epoch_settings(&self) -> Result<(), ConfigError> {
@@ -562,6 +566,11 @@ impl TrainConfig {
         if let Some(MomentumSchedule::Linear { start, end, .. }) = self.momentum_schedule {
             momentum("momentum_schedule.start", start)?;
             momentum("momentum_schedule.end", end)?;
+        }
+        if let Schedule::InverseTime { half_life } = self.schedule {
+            if !(half_life > 0.0 && half_life.is_finite()) {
+                return Err(ConfigError::HalfLife(half_life));
+            }
         }
         let r = &self.regularization;
         if r.l1_from_epoch > 0 {
