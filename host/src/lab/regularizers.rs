@@ -25,7 +25,9 @@ use crate::nn::schedule::{MomentumSchedule, Schedule};
 use crate::nn::sparsity::KlSparsity;
 use crate::plot::{Chart, Series};
 use crate::train::config::{DatasetKind, Rates, TrainConfig};
-use crate::train::{train, PreparedData, RunOptions, TrainError, METRICS_FILE, TRAIN_STATE_FILE};
+use crate::train::{
+    train, EpochMetrics, PreparedData, RunOptions, TrainError, HISTORY_FILE, TRAIN_STATE_FILE,
+};
 
 /// A row of the table: the regulariser and its strengths. Every row shares the optimiser
 /// recipe of its mode ([`Budget`]); rows with dropout use their own learning rate.
@@ -200,9 +202,10 @@ pub fn row_config(row: &Row, seed: u64, b: &Budget, quick: bool) -> TrainConfig 
     cfg.diagnostics = false;
     cfg.early_stopping = None;
     if quick {
+        cfg.data.dataset = Some(DatasetKind::Digits);
         cfg.model.hidden = vec![128, 128, 256];
     } else {
-        cfg.data.dataset = DatasetKind::Mnist;
+        cfg.data.dataset = Some(DatasetKind::Mnist);
         // All 60,000 training images: the paper merged its validation images back for the
         // final runs.
         cfg.data.validation_fraction = Some(0.0);
@@ -303,6 +306,22 @@ fn run_dir(exp: &Path, row: &Row, seed: u64) -> PathBuf {
     exp.join(format!("{}-s{seed}", row.id))
 }
 
+/// The epochs a run folder's `history.jsonl` records (none if it has none yet).
+fn history(folder: &Path) -> anyhow::Result<Vec<EpochMetrics>> {
+    let path = folder.join(HISTORY_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| format!("{} line {}", path.display(), i + 1))
+        })
+        .collect()
+}
+
 /// The status of a run from its folder.
 fn status(exp: &Path, row: &Row, seed: u64, cfg: &TrainConfig) -> anyhow::Result<Status> {
     let dir = run_dir(exp, row, seed);
@@ -317,15 +336,10 @@ fn status(exp: &Path, row: &Row, seed: u64, cfg: &TrainConfig) -> anyhow::Result
             Status::Stale
         });
     }
-    let metrics = dir.join("run").join(METRICS_FILE);
-    let (done, last) = match std::fs::read_to_string(&metrics) {
-        Ok(text) => {
-            let m: crate::train::RunMetrics = serde_json::from_str(&text)
-                .with_context(|| format!("parsing {}", metrics.display()))?;
-            (m.epochs.len(), m.epochs.last().map(|e| e.train_loss))
-        }
-        Err(_) => (0, None),
-    };
+    // Each finished epoch appends a line to the run's history (a kill between that line and the
+    // training state costs the epoch again on resume; the count here may be one ahead).
+    let history = history(&dir.join("run"))?;
+    let (done, last) = (history.len(), history.last().map(|e| e.train_loss));
     Ok(Status::Unfinished(done, last))
 }
 
@@ -365,22 +379,25 @@ fn train_run(
     let run_opts = RunOptions {
         out_dir: Some(folder.clone()),
         resume,
+        // A folder without a training state holds at most the files of an epoch killed before
+        // its checkpoint: start it again.
+        force: !resume,
         progress: opts.verbose && !opts.quick,
         stop_after: opts.stop_after,
     };
     let (metrics, model, diverged) = match train(&run_cfg, data, &run_opts) {
         Ok(out) => (out.metrics, Some(out.model), None),
         Err(e @ TrainError::Diverged { .. }) => {
-            let text = std::fs::read_to_string(folder.join(METRICS_FILE)).unwrap_or_default();
-            let m = serde_json::from_str(&text).unwrap_or(crate::train::RunMetrics {
-                epochs: Vec::new(),
+            let epochs = history(&folder)?;
+            let m = crate::train::RunMetrics {
+                epochs,
                 test_loss: None,
                 test_accuracy: None,
                 best_epoch: None,
                 stopped_early: false,
                 pretraining: Vec::new(),
                 diagnostics_at_init: Vec::new(),
-            });
+            };
             (m, None, Some(e.to_string()))
         }
         Err(e) => return Err(e.into()),
