@@ -6,7 +6,7 @@
 //! | `demo [--dataset digits\|mnist] [--data-dir PATH] [--limit N] [--target NAME\|all]` | the main job: trains on the host, exports the model, builds the firmware with it for each target, runs it in QEMU over the whole held-out set through the serial link and compares every output with the host's; a line per target `demo: target=… host_acc=… device_acc=… identical=N/N instr_per_inference=… flash=… ram=…`, and with `all` a table |
 //! | `bench-mcu [--target NAME\|--all]` | runs the benchmark firmware under `-icount shift=3,sleep=off` and reports instructions per inference and per MAC, flash, static RAM and peak stack; writes `target/bench/mcu.json` (keyed by target) |
 //! | `bench-train [args]` | `cargo run --release -p microdnn-host -- bench-train [args]` |
-//! | `lab [--quick\|--full] [--report-only] [--out DIR] [--mnist DIR] [--threads N] [NAME...]` | the lecture's experiments (`microdnn lab`), with the Cortex-M4F activation costs measured under QEMU `-icount` first; reports in `target/lab/` |
+//! | `lab [--quick\|--full] [--report-only] [--resume] [--out DIR] [--mnist DIR] [--threads N] [NAME...]` | the lecture's experiments (`microdnn lab`), with the Cortex-M4F activation costs measured under QEMU `-icount` first; reports in `target/lab/` |
 //! | `run <bin> [--target NAME] [--model FILE]` | builds and runs any firmware program (`demo`, `selftest`, `bench`, `eval`) in QEMU with its decoded log, or flashes it to a real board with `probe-rs run` |
 //! | `panic-check ELF...` | lists the panic-path functions (`core::panicking::*`, `panic_bounds_check`, the panic handler, ...) linked into firmware ELFs, with their callers; fails if there is one (`test` runs it on every program of every board) |
 //! | `mutate [--cases N] [--release]` | the model-file mutation test with `N` cases (default 1,000,000), in debug (overflow checks) |
@@ -45,7 +45,7 @@ commands:
                        instruction counts, flash, RAM and stack of the firmware (QEMU -icount);
                        writes target/bench/mcu.json (an object keyed by target)
   bench-train [args]   cargo run --release -p microdnn-host -- bench-train [args]
-  lab [--quick|--full] [--report-only] [--out DIR] [--mnist DIR] [--threads N] [NAME...]
+  lab [--quick|--full] [--report-only] [--resume] [--out DIR] [--mnist DIR] [--threads N] [NAME...]
                        the lecture's experiments (microdnn lab; Cortex-M4F activation costs
                        under QEMU -icount first); reports in target/lab/NAME/report.md
   run <bin> [--target NAME] [--model FILE]
