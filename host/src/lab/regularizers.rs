@@ -59,8 +59,8 @@ const MAX_NORM: f32 = 3.873; // √15
 /// L2 coefficient of the rows that use it (not tuned: the paper tuned it on validation data).
 const L2: f32 = 1e-4;
 
-/// L1 coefficient of "L2 + L1 towards the end" (10× L2's: with the rate decayed by then, a
-/// smaller one would not move the weights; not tuned).
+/// L1 coefficient of "L2 + L1 towards the end" (as large as L2's: with the rate decayed by then,
+/// a smaller one would hardly move the weights; not tuned).
 const L1: f32 = 1e-4;
 
 /// The table, in the paper's order (best last).
@@ -241,7 +241,8 @@ pub fn row_config(row: &Row, seed: u64, b: &Budget, quick: bool) -> TrainConfig 
     cfg
 }
 
-/// The settings as compared between runs: the config without the data path and thread count.
+/// The settings as recorded in `results.json`: the config without the data path and thread
+/// count (they do not change the result).
 fn canonical(cfg: &TrainConfig) -> String {
     let mut c = cfg.clone();
     c.data.path = None;
@@ -249,15 +250,16 @@ fn canonical(cfg: &TrainConfig) -> String {
     c.to_toml()
 }
 
-/// [`canonical`] of a run folder's `config.toml` text (compared as TOML text, not parsed into a
-/// config: a config without early stopping has no TOML spelling that parses back to `None`).
-fn canonical_text(toml_text: &str) -> anyhow::Result<String> {
-    let mut v: toml::Table = toml::from_str(toml_text)?;
-    v.insert("threads".into(), toml::Value::Integer(0));
-    if let Some(toml::Value::Table(d)) = v.get_mut("data") {
-        d.remove("path");
+/// Whether settings recorded as TOML (`results.json`'s, or a run folder's `config.toml`) are
+/// `cfg`'s. Both are compared as their TOML reads back into a config, so a setting the trainer
+/// gains later (read back as its default) does not make finished runs stale, and a setting TOML
+/// cannot spell (early stopping off) reads back the same on both sides.
+fn same_settings(recorded: &str, cfg: &TrainConfig) -> bool {
+    let read = |t: &str| toml::from_str::<TrainConfig>(t).ok().map(|c| canonical(&c));
+    match (read(recorded), read(&cfg.to_toml())) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
     }
-    Ok(toml::to_string(&v)?)
 }
 
 /// What a finished run records (`results.json`).
@@ -330,7 +332,7 @@ fn status(exp: &Path, row: &Row, seed: u64, cfg: &TrainConfig) -> anyhow::Result
         let text = std::fs::read_to_string(&res).with_context(|| format!("{}", res.display()))?;
         let r: RunResult =
             serde_json::from_str(&text).with_context(|| format!("parsing {}", res.display()))?;
-        return Ok(if r.settings == canonical(cfg) {
+        return Ok(if same_settings(&r.settings, cfg) {
             Status::Finished(Box::new(r))
         } else {
             Status::Stale
@@ -360,7 +362,7 @@ fn train_run(
         let path = folder.join(crate::train::CONFIG_FILE);
         let saved =
             std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
-        if canonical_text(&saved)? != canonical_text(&cfg.to_toml())? {
+        if !same_settings(&saved, cfg) {
             bail!(
                 "{} was started with other settings than the committed ones; delete the folder \
                  to train this run again",
@@ -977,6 +979,42 @@ mod tests {
             before == snapshot(&exp_b),
             "a finished run was trained again"
         );
+    }
+
+    #[test]
+    fn settings_compare_by_meaning() {
+        let cfg = row_config(&ROWS[5], 0, &FULL, false);
+        let recorded = canonical(&cfg);
+        assert!(same_settings(&recorded, &cfg));
+        // A run folder's config.toml records the data path and the thread count.
+        let mut folder = cfg.clone();
+        folder.threads = 2;
+        folder.data.path = Some("/data/mnist".into());
+        assert!(same_settings(&folder.to_toml(), &cfg));
+        // A record made before the trainer had a setting (here `loss`, at its default).
+        assert!(
+            recorded.contains("loss = \"cross_entropy\"\n"),
+            "{recorded}"
+        );
+        let older = recorded.replace("loss = \"cross_entropy\"\n", "");
+        assert!(same_settings(&older, &cfg));
+        // Other settings are not the run's.
+        assert!(!same_settings(
+            &recorded,
+            &row_config(&ROWS[4], 0, &FULL, false)
+        ));
+        assert!(!same_settings(
+            &recorded,
+            &row_config(&ROWS[5], 1, &FULL, false)
+        ));
+        assert!(!same_settings(
+            &recorded,
+            &row_config(&ROWS[5], 0, &QUICK, true)
+        ));
+        let mut lr = cfg.clone();
+        lr.lr = 0.5;
+        assert!(!same_settings(&recorded, &lr));
+        assert!(!same_settings("epochs = \"many\"", &cfg));
     }
 
     #[test]
