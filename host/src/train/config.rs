@@ -8,7 +8,8 @@
 //!     hidden = [32]
 //! "#).unwrap();
 //! assert_eq!(cfg.model.hidden, vec![32]);
-//! assert_eq!(cfg.data.dataset, microdnn_host::train::config::DatasetKind::Digits);
+//! // No dataset named: it is inferred from `--data` (the bundled digits without it).
+//! assert_eq!(cfg.data.dataset, None);
 //! let per_layer: microdnn_host::train::config::TrainConfig = toml::from_str(r#"
 //!     [model]
 //!     hidden = [32, 16]
