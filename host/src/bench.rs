@@ -19,7 +19,7 @@ use crate::nn::network::Network;
 use crate::nn::optim::{Optimizer, OptimizerConfig};
 use crate::random::{rng_for, shuffle};
 use crate::train::config::{DatasetKind, ModelConfig, TrainConfig, TransformKind};
-use crate::train::step::{load_batch, step as train_step};
+use crate::train::step::{load_batch, step as train_step, StepParams};
 use crate::train::{init_weights, prepare_data};
 
 /// Benchmark settings.
@@ -121,8 +121,9 @@ fn run_in_pool(
         for idx in order.chunks(bs) {
             let b = idx.len();
             load_batch(&mut net, train, idx, &mut labels);
-            let reg = &cfg.regularization; // none: the PyTorch workload has no regulariser
-            train_step(&mut net, &mut opt, reg, lr, &labels[..b], &mut rng, &mut ())
+            // No regulariser, constant rate: the PyTorch workload.
+            let params = StepParams::new(lr, cfg.regularization);
+            train_step(&mut net, &mut opt, &params, &labels[..b], &mut rng, &mut ())
                 .map_err(|_| anyhow::anyhow!("the benchmark's training diverged"))?;
             step += 1;
             w_samples += b;

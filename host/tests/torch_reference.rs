@@ -278,7 +278,7 @@ fn a_few_training_steps_match_torch() {
         l2: f["weight_decay"].as_f64().unwrap() as f32,
         ..Default::default()
     };
-    let lr = f["lr"].as_f64().unwrap() as f32;
+    let params = step::StepParams::new(f["lr"].as_f64().unwrap() as f32, reg);
     let mut rng = microdnn_host::random::rng_for(0, 0);
     for (k, batch) in f["batches"].as_array().unwrap().iter().enumerate() {
         let x = floats(&batch["x"]);
@@ -289,7 +289,7 @@ fn a_few_training_steps_match_torch() {
             .map(|v| v.as_u64().unwrap() as u32)
             .collect();
         net.input_mut(labels.len()).copy_from_slice(&x);
-        let loss = step::step(&mut net, &mut opt, &reg, lr, &labels, &mut rng, &mut ())
+        let loss = step::step(&mut net, &mut opt, &params, &labels, &mut rng, &mut ())
             .expect("a finite loss");
         let torch_loss = batch["loss"].as_f64().unwrap();
         let mean = loss.sum / labels.len() as f64;

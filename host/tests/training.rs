@@ -603,9 +603,9 @@ fn the_loop_is_the_public_step_on_the_documented_random_streams() {
         shuffle(&mut order, &mut rng);
         for idx in order.chunks(cfg.batch_size) {
             step::load_batch(&mut net, &data.train, idx, &mut labels);
-            let reg = &cfg.regularization;
+            let params = step::StepParams::new(lr, cfg.regularization);
             let b = &labels[..idx.len()];
-            step::step(&mut net, &mut opt, reg, lr, b, &mut rng, &mut ()).unwrap();
+            step::step(&mut net, &mut opt, &params, b, &mut rng, &mut ()).unwrap();
         }
     }
     let by_hand = Model {

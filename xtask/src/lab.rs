@@ -1,5 +1,8 @@
-//! `cargo xtask lab [--quick] [--out DIR] [NAME...]`: the lecture's experiments
-//! (`microdnn lab`), with the Cortex-M4F half of `activation-cost` measured first.
+//! `cargo xtask lab [--quick|--full] [--report-only] [--resume] [--out DIR] [--mnist DIR]
+//! [--threads N] [NAME...]`: the lecture's experiments (`microdnn lab`), with the Cortex-M4F half
+//! of `activation-cost` measured first. `--full` is the default size; `--report-only` rebuilds the
+//! `regularizers` table from its finished runs without training; `--resume` continues an
+//! interrupted quick `regularizers` (the full one always continues).
 //!
 //! 1. Builds the firmware's `activations` program twice (core math back end `libm`, and
 //!    `--features micromath` in a target directory of its own), runs both under QEMU
@@ -29,10 +32,14 @@ const EXPERIMENTS: [&str; 8] = [
     "activation-cost",
 ];
 
+#[derive(Debug)]
 struct Options {
     quick: bool,
     out: PathBuf,
     names: Vec<String>,
+    /// Flags passed to `microdnn lab` as they are (`--full`, `--report-only`, `--resume`,
+    /// `--mnist DIR`, `--threads N`).
+    pass: Vec<String>,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -40,11 +47,17 @@ fn parse(args: &[String]) -> Result<Options> {
         quick: false,
         out: cargo::root().join("target").join("lab"),
         names: Vec::new(),
+        pass: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => o.quick = true,
+            "--full" | "--report-only" | "--resume" => o.pass.push(a.clone()),
+            "--mnist" | "--threads" => {
+                let v = it.next().with_context(|| format!("{a} needs a value"))?;
+                o.pass.extend([a.clone(), v.clone()]);
+            }
             "--out" => {
                 let dir = PathBuf::from(it.next().context("--out needs a folder")?);
                 o.out = if dir.is_absolute() {
@@ -55,7 +68,8 @@ fn parse(args: &[String]) -> Result<Options> {
             }
             n if EXPERIMENTS.contains(&n) => o.names.push(n.to_owned()),
             other => bail!(
-                "usage: cargo xtask lab [--quick] [--out DIR] [{}]... (unknown `{other}`)",
+                "usage: cargo xtask lab [--quick|--full] [--report-only] [--resume] [--out DIR] \
+                 [--mnist DIR] [--threads N] [{}]... (unknown `{other}`)",
                 EXPERIMENTS.join("|")
             ),
         }
@@ -167,6 +181,7 @@ pub fn run(args: &[String]) -> Result<()> {
         if o.quick {
             cmd.arg("--quick");
         }
+        cmd.args(&o.pass);
         println!("xtask: $ {}", cargo::describe(&cmd));
         cargo::run_status(&mut cmd).with_context(|| format!("lab experiment {name}"))?;
     }
@@ -177,4 +192,45 @@ pub fn run(args: &[String]) -> Result<()> {
         o.out.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_regulariser_flags_reach_microdnn_lab() {
+        let o = parse(&args(&[
+            "--full",
+            "--mnist",
+            "/data/mnist",
+            "--resume",
+            "regularizers",
+            "--threads",
+            "2",
+        ]))
+        .unwrap();
+        assert_eq!(o.names, ["regularizers"]);
+        assert!(!o.quick);
+        assert_eq!(
+            o.pass,
+            [
+                "--full",
+                "--mnist",
+                "/data/mnist",
+                "--resume",
+                "--threads",
+                "2"
+            ]
+        );
+        let e = parse(&args(&["regularizers", "--mnist"])).unwrap_err();
+        assert!(e.to_string().contains("--mnist needs a value"), "{e}");
+        let e = parse(&args(&["--epochs", "3"])).unwrap_err();
+        assert!(e.to_string().contains("unknown `--epochs`"), "{e}");
+        assert_eq!(parse(&[]).unwrap().names.len(), EXPERIMENTS.len());
+    }
 }

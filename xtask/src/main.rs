@@ -7,7 +7,7 @@
 //! | `bench-mcu [--target NAME\|--all]` | runs the benchmark firmware under `-icount shift=3,sleep=off` and reports instructions per inference and per MAC, flash, static RAM and peak stack; writes `target/bench/mcu.json` (keyed by target) |
 //! | `cost-fixtures [--target NAME\|--all]` | runs the firmware's `cost` program (22 f32 networks) under QEMU `-icount` on each target, writes `targets/tests/fixtures/cost/TARGET.json`, fits the cost model of `microdnn info --target` (`targets/src/cost_table.rs`) and prints predictions against measurements |
 //! | `bench-train [--torch PYTHON] [args]` | `cargo run --release -p microdnn-host -- bench-train [args]`, writing `target/bench/train.json`; with `--torch PYTHON`, also runs `shared/bench/pytorch_mlp.py` in the same invocation and writes the ratios |
-//! | `lab [--quick] [--out DIR] [NAME...]` | the lecture's experiments (`microdnn lab`), with the Cortex-M4F activation costs measured under QEMU `-icount` first; reports in `target/lab/` |
+//! | `lab [--quick\|--full] [--report-only] [--resume] [--out DIR] [--mnist DIR] [--threads N] [NAME...]` | the lecture's experiments (`microdnn lab`), with the Cortex-M4F activation costs measured under QEMU `-icount` first; reports in `target/lab/` |
 //! | `run <bin> [--target NAME] [--model FILE]` | builds and runs any firmware program (`demo`, `selftest`, `bench`, `eval`) in QEMU with its decoded log, or flashes it to a real board with `probe-rs run` |
 //! | `panic-check ELF...` | lists the panic-path functions (`core::panicking::*`, `panic_bounds_check`, the panic handler, ...) linked into firmware ELFs, with their callers; fails if there is one (`test` runs it on every program of every board) |
 //! | `mutate [--cases N] [--release]` | the model-file mutation test with `N` cases (default 1,000,000), in debug (overflow checks) |
@@ -53,7 +53,7 @@ commands:
                        cargo run --release -p microdnn-host -- bench-train [args], writes
                        target/bench/train.json; --torch PYTHON: PyTorch's baseline in the same
                        run, ratios in train.json
-  lab [--quick] [--out DIR] [NAME...]
+  lab [--quick|--full] [--report-only] [--resume] [--out DIR] [--mnist DIR] [--threads N] [NAME...]
                        the lecture's experiments (microdnn lab; Cortex-M4F activation costs
                        under QEMU -icount first); reports in target/lab/NAME/report.md
   run <bin> [--target NAME] [--model FILE]

@@ -16,8 +16,19 @@ pub struct LabArgs {
     /// Experiment name, or `all`.
     pub name: String,
     /// Reduced size: small networks on the bundled digits, seconds per experiment.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "full")]
     pub quick: bool,
+    /// Full size (the default; says so explicitly).
+    #[arg(long)]
+    pub full: bool,
+    /// `regularizers`: rebuild the table from the finished runs in the output folder, marking
+    /// the unfinished ones, without training.
+    #[arg(long)]
+    pub report_only: bool,
+    /// `regularizers --quick`: continue an interrupted run instead of starting over (the full
+    /// experiment always continues where it stopped).
+    #[arg(long)]
+    pub resume: bool,
     /// Parent folder of the reports.
     #[arg(long, default_value = "target/lab")]
     pub out: PathBuf,
@@ -49,6 +60,9 @@ pub fn run_lab(a: LabArgs) -> anyhow::Result<()> {
         epochs: a.epochs,
         threads: a.threads,
         verbose: true,
+        report_only: a.report_only,
+        resume: a.resume,
+        stop_after: None,
     };
     for f in microdnn_host::lab::run(&a.name, &opts)? {
         println!("wrote {}", f.display());

@@ -12,7 +12,7 @@ use crate::nn::optim::Optimizer;
 use crate::random::{rng_for, shuffle, TrainRng};
 use crate::train::config::TrainConfig;
 use crate::train::diagnostics::weight_grad_norms;
-use crate::train::step::{all_finite, gradients, load_batch, step, StepHook};
+use crate::train::step::{all_finite, gradients, load_batch, step, StepHook, StepParams};
 use crate::train::PreparedData;
 
 /// The network a run of `cfg` starts from: initialised from the seed and, with a `[pretrain]`
@@ -44,9 +44,11 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    /// A trainer for `seq` with `cfg`'s loss, optimiser and regularisation; threads from `cfg`.
+    /// A trainer for `seq` with `cfg`'s loss, optimiser, schedules, regularisation and kind of
+    /// dropout (with classic dropout, `seq` holds classic weights); threads from `cfg`.
     pub fn new(cfg: &TrainConfig, seq: Sequential) -> Self {
         let mut net = Network::new(seq, cfg.loss, cfg.batch_size, cfg.thread_count());
+        net.set_dropout_kind(cfg.model.dropout_kind);
         let opt = Optimizer::new(cfg.optimizer, &net.param_sizes());
         Self {
             net,
@@ -74,10 +76,7 @@ impl Trainer {
     /// One epoch over `train` in a fresh shuffle; `hook` runs after every step. Returns the mean
     /// training loss, or NaN as soon as the loss or the weights stop being finite.
     pub fn epoch(&mut self, train: &Dataset, mut hook: impl FnMut(&mut Self)) -> f64 {
-        let lr = self
-            .cfg
-            .schedule
-            .lr(self.cfg.lr, self.epochs, self.cfg.epochs) as f32;
+        let params = StepParams::for_epoch(&self.cfg, self.epochs);
         self.order = (0..train.len()).collect();
         shuffle(&mut self.order, &mut self.rng);
         let mut sum = 0.0;
@@ -89,13 +88,11 @@ impl Trainer {
                 on: self.track_grads,
                 norms: &mut self.grad_norms,
             };
-            let reg = &self.cfg.regularization;
             let labels = &self.labels[..b];
             match step(
                 &mut self.net,
                 &mut self.opt,
-                reg,
-                lr,
+                &params,
                 labels,
                 &mut self.rng,
                 &mut probe,

@@ -21,6 +21,9 @@ pub enum Init {
     LecunNormal,
     /// LeCun: `U(-a, a)`, `a = sqrt(3 / fan_in)`.
     LecunUniform,
+    /// A small random Gaussian whatever the fan-in: `N(0, 0.01²)` (Hinton et al. 2012's MNIST
+    /// networks, whose large learning rate and max-norm constraint expect small initial weights).
+    SmallNormal,
 }
 
 impl Init {
@@ -31,6 +34,7 @@ impl Init {
             Init::XavierUniform | Init::XavierNormal => (2.0 / (fi + fo)).sqrt(),
             Init::HeNormal | Init::HeUniform => (2.0 / fi).sqrt(),
             Init::LecunNormal | Init::LecunUniform => (1.0 / fi).sqrt(),
+            Init::SmallNormal => 0.01,
         }
     }
 
@@ -38,7 +42,7 @@ impl Init {
     pub fn fill(self, w: &mut [f32], fan_in: usize, fan_out: usize, rng: &mut TrainRng) {
         let std = self.std(fan_in, fan_out);
         match self {
-            Init::XavierNormal | Init::HeNormal | Init::LecunNormal => {
+            Init::XavierNormal | Init::HeNormal | Init::LecunNormal | Init::SmallNormal => {
                 let s = std as f32;
                 w.iter_mut().for_each(|v| *v = normal(rng) * s);
             }
@@ -66,6 +70,7 @@ mod tests {
             Init::HeUniform,
             Init::LecunNormal,
             Init::LecunUniform,
+            Init::SmallNormal,
         ] {
             let (fi, fo) = (300, 100);
             let mut w = vec![0.0; fi * fo];

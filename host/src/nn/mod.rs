@@ -12,3 +12,4 @@ pub mod network;
 pub mod optim;
 pub mod regularize;
 pub mod schedule;
+pub mod sparsity;

@@ -6,9 +6,10 @@ use gemm::Parallelism;
 use super::activation;
 use super::batchnorm::{self, BnCache};
 use super::dense::{self, DenseState};
-use super::dropout;
+use super::dropout::{self, DropoutKind};
 use super::loss::{self, Loss};
 use super::matmul;
+use super::sparsity::{self, Divergence, KlSparsity};
 use crate::model::{Layer, Sequential};
 use crate::random::TrainRng;
 
@@ -66,6 +67,7 @@ pub struct Network {
     max_batch: usize,
     par: Parallelism,
     first_param: usize,
+    dropout_kind: DropoutKind,
 }
 
 impl Network {
@@ -105,7 +107,20 @@ impl Network {
             first_param,
             loss,
             seq,
+            dropout_kind: DropoutKind::Inverted,
         }
+    }
+
+    /// Trains and evaluates with `kind` of dropout (inverted unless set; see
+    /// [`crate::nn::dropout`]). With classic dropout the weights of [`Network::seq`] are the
+    /// classic ones: [`dropout::to_inverted`] gives the network to save.
+    pub fn set_dropout_kind(&mut self, kind: DropoutKind) {
+        self.dropout_kind = kind;
+    }
+
+    /// The kind of dropout this network trains with.
+    pub fn dropout_kind(&self) -> DropoutKind {
+        self.dropout_kind
     }
 
     /// Largest batch the buffers hold.
@@ -125,7 +140,8 @@ impl Network {
 
     /// Forward pass of the `batch` rows in the input buffer; returns the outputs. In training
     /// mode, fresh dropout and DropConnect masks are drawn from `rng` (in layer order) and batch
-    /// norm uses batch statistics and updates its running averages.
+    /// norm uses batch statistics and updates its running averages. In evaluation mode dropout
+    /// is the identity (inverted) or a multiplication by the keep probability (classic).
     pub fn forward(&mut self, batch: usize, train: bool, rng: &mut TrainRng) -> &[f32] {
         assert!(batch <= self.max_batch);
         for i in 0..self.seq.layers.len() {
@@ -149,10 +165,17 @@ impl Network {
                     }
                 }
                 (Layer::Dropout(rate), LayerState::Dropout { mask }) => {
+                    let classic = self.dropout_kind == DropoutKind::Classic;
                     if train && *rate > 0.0 {
                         let m = &mut mask[..batch * wout];
                         dropout::fill_mask(m, *rate, rng);
+                        if classic {
+                            dropout::make_classic(m);
+                        }
                         dropout::apply_mask(x, m, y);
+                    } else if classic && *rate > 0.0 {
+                        let keep = 1.0 - *rate;
+                        y.iter_mut().zip(x).for_each(|(y, &x)| *y = x * keep);
                     } else {
                         y.copy_from_slice(x);
                     }
@@ -197,10 +220,29 @@ impl Network {
     /// gradients are overwritten. The gradient of the data input is only computed when
     /// `input_grad` is set.
     pub fn backward(&mut self, batch: usize, input_grad: bool) {
+        self.backward_with_penalty(batch, input_grad, None);
+    }
+
+    /// [`Network::backward`] with the gradient of a KL-sparsity penalty on every hidden
+    /// activation layer's outputs added where it reaches them ([`crate::nn::sparsity`]; Poisson
+    /// divergence for ReLU, Bernoulli for sigmoid units; other activations are refused by the
+    /// configuration and skipped here). The penalty's value is [`Network::activity_penalty`].
+    pub fn backward_with_penalty(
+        &mut self,
+        batch: usize,
+        input_grad: bool,
+        sparsity: Option<&KlSparsity>,
+    ) {
         for i in (0..self.seq.layers.len()).rev() {
             let (win, wout) = (self.widths[i], self.widths[i + 1]);
             let need_dx = input_grad || i > self.first_param;
             let (glo, ghi) = self.grads.split_at_mut(i + 1);
+            if let (Some(s), Layer::Activation(a)) = (sparsity, &self.seq.layers[i]) {
+                if let Some(div) = Divergence::for_activation(*a) {
+                    let y = &self.acts[i + 1][..batch * wout];
+                    sparsity::add_gradient(div, s, y, &mut ghi[0][..batch * wout], batch, wout);
+                }
+            }
             let dy = &ghi[0][..batch * wout];
             let dx = &mut glo[i][..batch * win];
             let x = &self.acts[i][..batch * win];
@@ -246,6 +288,24 @@ impl Network {
                 _ => unreachable!("layer state matches its layer"),
             }
         }
+    }
+
+    /// The KL-sparsity penalty of the last forward pass's `batch` rows, summed over the hidden
+    /// activation layers (what [`Network::backward_with_penalty`] differentiates).
+    pub fn activity_penalty(&self, batch: usize, s: &KlSparsity) -> f64 {
+        self.seq
+            .layers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| match l {
+                Layer::Activation(a) => Divergence::for_activation(*a).map(|d| (i, d)),
+                _ => None,
+            })
+            .map(|(i, div)| {
+                let w = self.widths[i + 1];
+                sparsity::penalty(div, s, &self.acts[i + 1][..batch * w], batch, w)
+            })
+            .sum()
     }
 
     /// Every parameter tensor with its gradient, in layer order (weight before bias).

@@ -1,13 +1,18 @@
 //! Regularisers: L1 and L2 weight decay (as gradient terms), max-norm constraints on each
-//! unit's incoming weights, and global gradient-norm clipping.
+//! unit's incoming weights, and global gradient-norm clipping; the settings of the KL-sparsity
+//! penalty on hidden activations too (its computation is [`crate::nn::sparsity`], in the
+//! network's backward pass).
 //!
 //! The penalty is `l1 Σ|w| + (l2/2) Σ w²` over the regularised tensors (by default the dense
 //! weights only: not biases, not batch-norm parameters), so its gradient is `l1 sign(w) + l2 w`
-//! (PyTorch's `weight_decay = l2`).
+//! (PyTorch's `weight_decay = l2`). L1 can start late (`l1_from_epoch`: Srivastava et al. 2014's
+//! "L2 + L1 applied towards the end of training"); the training loop resolves it per epoch
+//! ([`Regularization::at_epoch`]).
 
 use serde::{Deserialize, Serialize};
 
 use super::network::{ParamKind, ParamMut};
+use super::sparsity::KlSparsity;
 
 /// Regularisation settings.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -24,9 +29,23 @@ pub struct Regularization {
     pub max_norm: Option<f32>,
     /// Rescale all gradients together when their global L2 norm exceeds this.
     pub clip_grad_norm: Option<f32>,
+    /// First epoch (0-based) in which `l1` applies; 0 = from the start.
+    pub l1_from_epoch: usize,
+    /// KL-sparsity penalty on the mean activation of every hidden unit (ReLU or sigmoid units;
+    /// see [`crate::nn::sparsity`]).
+    pub sparsity: Option<KlSparsity>,
 }
 
 impl Regularization {
+    /// The settings in force in `epoch` (0-based): `l1` is 0 before `l1_from_epoch`.
+    pub fn at_epoch(&self, epoch: usize) -> Self {
+        let mut r = *self;
+        if epoch < self.l1_from_epoch {
+            r.l1 = 0.0;
+        }
+        r
+    }
+
     fn applies(&self, kind: ParamKind) -> bool {
         self.decay_all || kind == ParamKind::Weight
     }
@@ -108,4 +127,37 @@ pub fn global_grad_norm(params: &[ParamMut<'_>]) -> f64 {
         .map(|&g| (g as f64) * (g as f64))
         .sum::<f64>()
         .sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn l1_switches_on_at_its_epoch() {
+        let r = Regularization {
+            l1: 1e-5,
+            l2: 1e-4,
+            l1_from_epoch: 3,
+            ..Default::default()
+        };
+        assert_eq!(r.at_epoch(0).l1, 0.0);
+        assert_eq!(r.at_epoch(2).l1, 0.0);
+        assert_eq!(r.at_epoch(3).l1, 1e-5);
+        assert_eq!(r.at_epoch(9).l1, 1e-5);
+        assert_eq!(r.at_epoch(0).l2, 1e-4, "only L1 waits");
+        // One weight w = 0.5 with zero data gradient: before epoch 3 only L2 acts.
+        let (mut w, mut g) = (vec![0.5f32], vec![0.0f32]);
+        let mut ps = [ParamMut {
+            value: &mut w,
+            grad: &mut g,
+            kind: ParamKind::Weight,
+            cols: 1,
+        }];
+        r.at_epoch(2).add_grads(&mut ps);
+        assert_eq!(ps[0].grad[0], 0.5e-4);
+        ps[0].grad[0] = 0.0;
+        r.at_epoch(3).add_grads(&mut ps);
+        assert_eq!(ps[0].grad[0], 1e-5 + 0.5e-4);
+    }
 }

@@ -27,11 +27,13 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::data::Header;
 use crate::model::{activation_from_name, BatchNorm1d, Layer, Linear, Sequential};
+use crate::nn::dropout::DropoutKind;
 use crate::nn::init::Init;
 use crate::nn::loss::Loss;
 use crate::nn::optim::OptimizerConfig;
 use crate::nn::regularize::Regularization;
-use crate::nn::schedule::Schedule;
+use crate::nn::schedule::{MomentumSchedule, Schedule};
+use crate::nn::sparsity::Divergence;
 
 /// A configuration that cannot be used, and what is wrong with it. Checks of settings belong
 /// here, one variant each, so that a caller can tell them apart.
@@ -83,6 +85,40 @@ pub enum ConfigError {
     /// `microdnn pretrain` without a `[pretrain]` section.
     #[error("the configuration has no [pretrain] section")]
     NoPretrain,
+    /// A momentum (of `optimizer` or `momentum_schedule`) outside `[0, 1)`.
+    #[error("{name} = {value} is not in [0, 1)")]
+    Momentum {
+        /// The setting, e.g. `momentum_schedule.end`.
+        name: &'static str,
+        /// Its value.
+        value: f32,
+    },
+    /// `momentum_schedule` with an optimiser that has no momentum.
+    #[error(
+        "momentum_schedule needs optimizer.kind = \"sgd\" or \"sgd_hinton\" (Adam has no momentum \
+         to schedule)"
+    )]
+    MomentumScheduleNeedsSgd,
+    /// `regularization.l1_from_epoch` that would never take effect.
+    #[error(
+        "regularization.l1_from_epoch = {from} {why} (epochs = {epochs}, regularization.l1 = {l1})"
+    )]
+    L1FromEpoch {
+        /// The epoch L1 starts (0-based).
+        from: usize,
+        /// The run's epochs.
+        epochs: usize,
+        /// The L1 coefficient.
+        l1: f32,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// An inverse-time schedule whose half-life is not a positive number.
+    #[error("schedule.half_life = {0} must be a positive number of epochs")]
+    HalfLife(f64),
+    /// `regularization.sparsity` that cannot be used.
+    #[error("regularization.sparsity: {0}")]
+    Sparsity(String),
     /// A key the configuration does not have (a misspelling is never ignored).
     #[error(
         "{path} line {line}: unknown key `{key}`{}{}",
@@ -272,6 +308,11 @@ pub struct ModelConfig {
     pub dropconnect: Rates,
     /// Weight initialisation.
     pub init: Init,
+    /// How dropout scales: `"inverted"` (default; kept units × 1/(1−p) in training) or
+    /// `"classic"` (the papers': no rescaling in training, × (1−p) at test time; learning rate,
+    /// L2, L1 and max-norm then act on the classic weights, as in Srivastava et al. 2014). A
+    /// classic network is saved converted to inverted dropout; see [`crate::nn::dropout`].
+    pub dropout_kind: DropoutKind,
 }
 
 /// A rate for every hidden layer, or one per hidden layer.
@@ -313,6 +354,7 @@ impl Default for ModelConfig {
             dropout: Rates::All(0.0),
             dropconnect: Rates::All(0.0),
             init: Init::HeNormal,
+            dropout_kind: DropoutKind::Inverted,
         }
     }
 }
@@ -492,6 +534,8 @@ pub struct TrainConfig {
     pub optimizer: OptimizerConfig,
     /// Learning-rate schedule.
     pub schedule: Schedule,
+    /// Momentum schedule (SGD): replaces `optimizer.momentum` epoch by epoch.
+    pub momentum_schedule: Option<MomentumSchedule>,
     /// Regularisation.
     pub regularization: Regularization,
     /// Early stopping (needs a validation split).
@@ -519,6 +563,7 @@ impl Default for TrainConfig {
             model: ModelConfig::default(),
             optimizer: OptimizerConfig::default(),
             schedule: Schedule::Constant,
+            momentum_schedule: None,
             regularization: Regularization::default(),
             early_stopping: Some(EarlyStopping::default()),
             pretrain: None,
@@ -637,6 +682,81 @@ impl TrainConfig {
     /// The config as TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("config serialises")
+    }
+
+    /// Checks the settings that change from epoch to epoch or act on activations: momenta in
+    /// `[0, 1)` and a momentum schedule only with SGD, an inverse-time schedule's positive
+    /// half-life, an `l1_from_epoch` that takes effect
+    /// (L1 set, before the last epoch), and a KL-sparsity penalty with a positive target (below
+    /// 1 for sigmoid units), a finite non-negative weight and ReLU or sigmoid hidden units.
+    pub fn check_epoch_settings(&self) -> Result<(), ConfigError> {
+        let momentum = |name, value: f32| {
+            if (0.0..1.0).contains(&value) {
+                Ok(())
+            } else {
+                Err(ConfigError::Momentum { name, value })
+            }
+        };
+        match self.optimizer {
+            OptimizerConfig::Sgd { momentum: m, .. } => momentum("optimizer.momentum", m)?,
+            OptimizerConfig::SgdHinton { momentum: m } => momentum("optimizer.momentum", m)?,
+            OptimizerConfig::Adam { .. } if self.momentum_schedule.is_some() => {
+                return Err(ConfigError::MomentumScheduleNeedsSgd)
+            }
+            OptimizerConfig::Adam { .. } => {}
+        }
+        if let Some(MomentumSchedule::Linear { start, end, .. }) = self.momentum_schedule {
+            momentum("momentum_schedule.start", start)?;
+            momentum("momentum_schedule.end", end)?;
+        }
+        if let Schedule::InverseTime { half_life } = self.schedule {
+            if !(half_life > 0.0 && half_life.is_finite()) {
+                return Err(ConfigError::HalfLife(half_life));
+            }
+        }
+        let r = &self.regularization;
+        if r.l1_from_epoch > 0 {
+            let bad = |why| ConfigError::L1FromEpoch {
+                from: r.l1_from_epoch,
+                epochs: self.epochs,
+                l1: r.l1,
+                why,
+            };
+            if r.l1 == 0.0 {
+                return Err(bad("is set but L1 is off"));
+            }
+            if r.l1_from_epoch >= self.epochs {
+                return Err(bad("is past the last epoch: L1 would never apply"));
+            }
+        }
+        if let Some(s) = r.sparsity {
+            let act = self.model.activation()?;
+            let div = Divergence::for_activation(act).ok_or_else(|| {
+                ConfigError::Sparsity(format!(
+                    "needs relu or sigmoid hidden units (a mean rate of {:?} units can be \
+                     negative)",
+                    self.model.activation
+                ))
+            })?;
+            let max = if div == Divergence::Bernoulli {
+                1.0
+            } else {
+                f32::INFINITY
+            };
+            if !(s.target > 0.0 && s.target < max) {
+                return Err(ConfigError::Sparsity(format!(
+                    "target = {} must be in (0, {max}) for {} units",
+                    s.target, self.model.activation
+                )));
+            }
+            if !(s.weight >= 0.0 && s.weight.is_finite()) {
+                return Err(ConfigError::Sparsity(format!(
+                    "weight = {} must be finite and non-negative",
+                    s.weight
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Threads to use (resolving 0 to the number of cores).
@@ -859,7 +979,7 @@ impl ModelConfig {
 
 fn validate_optimizer(o: &OptimizerConfig) -> Result<(), ConfigError> {
     match *o {
-        OptimizerConfig::Sgd { momentum, .. } => check(
+        OptimizerConfig::Sgd { momentum, .. } | OptimizerConfig::SgdHinton { momentum } => check(
             "optimizer.momentum",
             momentum,
             fraction(momentum as f64),
@@ -894,6 +1014,12 @@ fn validate_schedule(s: &Schedule) -> Result<(), ConfigError> {
         Schedule::Exponential { gamma } => {
             check("schedule.gamma", gamma, positive(gamma), POSITIVE)
         }
+        Schedule::InverseTime { half_life } => check(
+            "schedule.half_life",
+            half_life,
+            positive(half_life),
+            POSITIVE,
+        ),
     }
 }
 

@@ -27,6 +27,9 @@ pub struct EpochMetrics {
     pub val_accuracy: Option<f64>,
     /// Learning rate of the epoch.
     pub lr: f64,
+    /// Momentum of the epoch, when a momentum schedule sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub momentum: Option<f64>,
     /// Wall seconds of the epoch (training and validation).
     pub seconds: f64,
     /// Training throughput (samples per second of the training loop).

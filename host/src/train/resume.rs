@@ -216,12 +216,15 @@ fn comparable(cfg: &TrainConfig) -> toml::Value {
     toml::Value::try_from(&c).unwrap_or(toml::Value::Boolean(false))
 }
 
-/// Refuses a resumed run whose config differs from the saved one.
+/// Refuses a resumed run whose config differs from the saved one. Both are compared as their
+/// TOML text reads back: a setting TOML cannot spell (`early_stopping` off, set in code by the
+/// lab experiments) reads back as its default on both sides instead of differing.
 fn same_config(saved: &str, now: &TrainConfig) -> Result<(), ResumeError> {
     let Ok(saved) = toml::from_str::<TrainConfig>(saved) else {
         return Ok(());
     };
-    match first_difference("", &comparable(&saved), &comparable(now)) {
+    let now = toml::from_str::<TrainConfig>(&now.to_toml()).unwrap_or_else(|_| now.clone());
+    match first_difference("", &comparable(&saved), &comparable(&now)) {
         None => Ok(()),
         Some((key, was, is)) => Err(ResumeError::ConfigChanged { key, was, is }),
     }

@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use crate::model::checkpoint::{self, MODEL_FILE};
 use crate::model::{Layer, Model, Sequential};
+use crate::nn::dropout::{self, DropoutKind};
 use crate::nn::network::Network;
 use crate::nn::optim::Optimizer;
 use crate::random::{rng_for, shuffle, TrainRng};
@@ -26,7 +27,7 @@ use crate::train::init::initial_network;
 use crate::train::metrics::{append_history, read_history, write_metrics, EpochMetrics};
 use crate::train::progress::TrainObserver;
 use crate::train::resume::{load_train_state, save_train_state, Progress, RunRecord};
-use crate::train::step::{all_finite, load_batch, step, StepHook};
+use crate::train::step::{all_finite, load_batch, step, StepHook, StepParams};
 use crate::train::{
     PreparedData, ResumeError, RunOptions, TrainError, TrainOutcome, CONFIG_FILE, TRAIN_STATE_FILE,
 };
@@ -43,9 +44,11 @@ pub(crate) fn train_in_pool(
     let last_epoch = opts.stop_after.map_or(cfg.epochs, |s| s.min(cfg.epochs));
     while run.prog.epochs_done < last_epoch && !run.prog.stopped_early {
         let t0 = Instant::now();
+        let params = StepParams::for_epoch(cfg, run.prog.epochs_done);
+        // The rate as reported (f64; the step uses it rounded to f32).
         let lr = cfg.schedule.lr(cfg.lr, run.prog.epochs_done, cfg.epochs);
-        let totals = run.epoch(lr, t0)?;
-        let m = run.evaluate(lr, &totals, t0);
+        let totals = run.epoch(&params, lr, t0)?;
+        let m = run.evaluate(&params, lr, &totals, t0);
         if let Some(v) = m.val_loss.filter(|v| !v.is_finite()) {
             return Err(run.diverged(None, format!("the validation loss is {v}"), lr));
         }
@@ -118,10 +121,14 @@ impl StepHook for Tracking<'_> {
     }
 }
 
-/// The model of a run with these weights.
-fn model_of(data: &PreparedData, seq: &Sequential) -> Model {
+/// The model of a run with these weights (training-time weights of `kind` of dropout: a classic
+/// network is converted to inverted dropout, the form every checkpoint holds).
+fn model_of(data: &PreparedData, seq: &Sequential, kind: DropoutKind) -> Model {
     Model {
-        net: seq.clone(),
+        net: match kind {
+            DropoutKind::Inverted => seq.clone(),
+            DropoutKind::Classic => dropout::to_inverted(seq),
+        },
         transform: data.transform.clone(),
         classes: data.train.classes,
     }
@@ -132,6 +139,7 @@ fn save_model(
     dir: &std::path::Path,
     data: &PreparedData,
     seq: &Sequential,
+    kind: DropoutKind,
 ) -> Result<(), TrainError> {
     let record = data.record.as_ref().map(|r| {
         (
@@ -141,7 +149,7 @@ fn save_model(
     });
     checkpoint::save_model_with(
         &dir.join(MODEL_FILE),
-        &model_of(data, seq),
+        &model_of(data, seq, kind),
         record.as_slice(),
     )?;
     Ok(())
@@ -170,8 +178,9 @@ impl<'a> Run<'a> {
         if data.train.is_empty() {
             return Err(ConfigError::NothingToTrain.into());
         }
+        cfg.check_epoch_settings()?;
         let batch = cfg.batch_size.min(data.train.len());
-        let (seq, pretraining) = initial_network(cfg, data, threads, !opts.resume)?;
+        let (mut seq, pretraining) = initial_network(cfg, data, threads, !opts.resume)?;
         let widths: u64 = seq.widths().iter().map(|&w| w as u64).sum();
         let values = widths.saturating_mul(batch as u64);
         if values > MAX_BATCH_VALUES {
@@ -183,7 +192,13 @@ impl<'a> Run<'a> {
             }
             .into());
         }
+        let classic = cfg.model.dropout_kind == DropoutKind::Classic;
+        if classic && !opts.resume && (cfg.init.is_some() || cfg.pretrain.is_some()) {
+            // Checkpoints and pretraining give test-time (inverted) weights.
+            dropout::to_classic(&mut seq);
+        }
         let mut net = Network::new(seq, cfg.loss, batch, threads);
+        net.set_dropout_kind(cfg.model.dropout_kind);
         let mut opt = Optimizer::new(cfg.optimizer, &net.param_sizes());
         let mut rng = rng_for(cfg.seed, 2);
         let mut best = None;
@@ -215,7 +230,12 @@ impl<'a> Run<'a> {
                 prog.history = h;
             }
             // The model a kill may have left an epoch behind the state.
-            save_model(dir, data, best.as_ref().unwrap_or(&net.seq))?;
+            save_model(
+                dir,
+                data,
+                best.as_ref().unwrap_or(&net.seq),
+                net.dropout_kind(),
+            )?;
         }
         let diag = cfg.diagnostics.then(|| Diagnostics {
             sample: DiagSample::new(&data.train, data.val.as_ref()),
@@ -249,9 +269,15 @@ impl<'a> Run<'a> {
         })
     }
 
-    /// One pass over the training split in a fresh shuffle, at learning rate `lr`. Divergence
-    /// (a non-finite loss at a step, or non-finite weights at the end) is an error.
-    fn epoch(&mut self, lr: f64, t0: Instant) -> Result<EpochTotals, TrainError> {
+    /// One pass over the training split in a fresh shuffle, with the epoch's settings `params`
+    /// (learning rate `lr`). Divergence (a non-finite loss at a step, or non-finite weights at
+    /// the end) is an error.
+    fn epoch(
+        &mut self,
+        params: &StepParams,
+        lr: f64,
+        t0: Instant,
+    ) -> Result<EpochTotals, TrainError> {
         let epoch = self.prog.epochs_done + 1;
         let train = &self.data.train;
         let (n, bs) = (train.len(), self.batch);
@@ -270,8 +296,7 @@ impl<'a> Run<'a> {
             let loss = step(
                 &mut self.net,
                 &mut self.opt,
-                &self.cfg.regularization,
-                lr as f32,
+                params,
                 &self.labels[..idx.len()],
                 &mut self.rng,
                 &mut Tracking(tracker),
@@ -310,7 +335,13 @@ impl<'a> Run<'a> {
 
     /// The epoch's metrics: training loss and accuracy, validation loss and accuracy
     /// (evaluation mode), diagnostics and their warnings.
-    fn evaluate(&mut self, lr: f64, t: &EpochTotals, t0: Instant) -> EpochMetrics {
+    fn evaluate(
+        &mut self,
+        params: &StepParams,
+        lr: f64,
+        t: &EpochTotals,
+        t0: Instant,
+    ) -> EpochMetrics {
         let (val_loss, val_accuracy) = match &self.data.val {
             Some(v) => {
                 let (l, k) = self.net.evaluate(&v.x, &v.y, &mut self.eval_rng);
@@ -321,7 +352,9 @@ impl<'a> Run<'a> {
         let diagnostics = match &mut self.diag {
             Some(d) => {
                 let (g, r) = d.tracker.take();
-                diag::layer_diagnostics(&self.net.seq, &d.sample, &g, &r)
+                let kind = self.net.dropout_kind();
+                let seq = model_of(self.data, &self.net.seq, kind).net;
+                diag::layer_diagnostics(&seq, &d.sample, &g, &r)
             }
             None => Vec::new(),
         };
@@ -341,6 +374,7 @@ impl<'a> Run<'a> {
             val_loss,
             val_accuracy,
             lr,
+            momentum: params.momentum.map(f64::from),
             seconds: t0.elapsed().as_secs_f64(),
             samples_per_s: n as f64 / t.train_secs,
             diagnostics,
@@ -404,7 +438,7 @@ impl<'a> Run<'a> {
         if let Some(m) = self.prog.history.last() {
             append_history(&dir, m)?;
         }
-        let data = self.data;
+        let (data, kind) = (self.data, self.net.dropout_kind());
         save_train_state(
             &dir.join(TRAIN_STATE_FILE),
             &self.net.seq,
@@ -416,9 +450,14 @@ impl<'a> Run<'a> {
                 config: &resolved,
                 data: data.record.as_ref(),
             },
-            &|s| model_of(data, s),
+            &|s| model_of(data, s, DropoutKind::Inverted),
         )?;
-        save_model(&dir, data, self.best.as_ref().unwrap_or(&self.net.seq))
+        save_model(
+            &dir,
+            data,
+            self.best.as_ref().unwrap_or(&self.net.seq),
+            kind,
+        )
     }
 
     /// The outcome. A finished run (all epochs, or stopped early) restores the best weights,
@@ -451,10 +490,11 @@ impl<'a> Run<'a> {
             _ => None,
         };
         let metrics = self.prog.metrics(test);
-        let model = model_of(self.data, &final_seq);
+        let kind = self.net.dropout_kind();
+        let model = model_of(self.data, &final_seq, kind);
         if let Some(dir) = self.folder.as_ref().map(|f| f.dir().to_path_buf()) {
             if finished {
-                save_model(&dir, self.data, &final_seq)?;
+                save_model(&dir, self.data, &final_seq, kind)?;
             }
             write_metrics(&dir, &metrics)?;
         }

@@ -8,6 +8,7 @@ use crate::model::Linear;
 use crate::nn::init::Init;
 use crate::nn::network::{ParamKind, ParamMut};
 use crate::nn::optim::Optimizer;
+use crate::nn::sparsity::{self, Divergence, KlSparsity};
 use crate::nn::{activation, matmul};
 use crate::random::{normal, uniform01, TrainRng};
 use crate::train::config::{Corruption, Method, PretrainConfig};
@@ -158,28 +159,15 @@ impl Autoencoder {
         AeForward { a, y, zp, z }
     }
 
-    fn mean_activations(&self, y: &[f32], rows: usize) -> Vec<f64> {
-        let mut m = vec![0.0f64; self.hidden];
-        for r in y.chunks_exact(self.hidden) {
-            m.iter_mut().zip(r).for_each(|(m, &v)| *m += v as f64);
-        }
-        m.iter_mut()
-            .for_each(|v| *v = (*v / rows as f64).clamp(1e-6, 1.0 - 1e-6));
-        m
-    }
-
-    fn penalty(&self, rho_hat: &[f64]) -> f64 {
+    fn penalty(&self, y: &[f32], rows: usize) -> f64 {
         match self.sparsity {
-            Some((rho, beta)) => {
-                let rho = rho as f64;
-                beta as f64
-                    * rho_hat
-                        .iter()
-                        .map(|&q| {
-                            rho * (rho / q).ln() + (1.0 - rho) * ((1.0 - rho) / (1.0 - q)).ln()
-                        })
-                        .sum::<f64>()
-            }
+            Some((target, weight)) => sparsity::penalty(
+                Divergence::Bernoulli,
+                &KlSparsity { target, weight },
+                y,
+                rows,
+                self.hidden,
+            ),
             None => 0.0,
         }
     }
@@ -195,11 +183,7 @@ impl Autoencoder {
                 .map(|(&z, &t)| ((z - t) as f64).powi(2))
                 .sum::<f64>()
                 / (rows * self.inputs) as f64;
-        let pen = if self.sparsity.is_some() {
-            self.penalty(&self.mean_activations(&f.y, rows))
-        } else {
-            0.0
-        };
+        let pen = self.penalty(&f.y, rows);
         (recon, recon + pen)
     }
 
@@ -241,18 +225,10 @@ impl Autoencoder {
                 matmul::linear_forward(&dzp, &self.w, &zeros, &mut dy, rows, n, h, p);
             }
         }
-        let mut pen = 0.0;
-        if let Some((rho, beta)) = self.sparsity {
-            let q = self.mean_activations(&f.y, rows);
-            pen = self.penalty(&q);
-            let rho = rho as f64;
-            let d: Vec<f32> = q
-                .iter()
-                .map(|&q| (beta as f64 / rows as f64 * (-rho / q + (1.0 - rho) / (1.0 - q))) as f32)
-                .collect();
-            for r in dy.chunks_exact_mut(h) {
-                r.iter_mut().zip(&d).for_each(|(g, d)| *g += d);
-            }
+        let pen = self.penalty(&f.y, rows);
+        if let Some((target, weight)) = self.sparsity {
+            let s = KlSparsity { target, weight };
+            sparsity::add_gradient(Divergence::Bernoulli, &s, &f.y, &mut dy, rows, h);
         }
         let mut da = vec![0.0; dy.len()];
         activation::backward(self.enc, &f.a, &f.y, &dy, &mut da, h);
