@@ -1,8 +1,12 @@
-//! End to end, on an emulated board: train a tiny network (with batch norm and dropout), export
+//! End to end, on an emulated board: train a tiny network with batch norm and dropout, export
 //! it, build the firmware with it, run it in QEMU and compare every output with the core running
-//! the same file on the host, NaNs included; then throw garbage at the firmware's serial link and
-//! check that it keeps answering. The Cortex-M4F (`mps2-an386`, CMSDK UART) and the STM32F405 on
-//! its HAL (`netduinoplus2`, USART1: the host waits for the firmware's hello) both run it.
+//! the same file on the host, NaNs included; run Monte-Carlo dropout passes on the device through
+//! the link, bit-identical to the same passes on the host; then throw every kind of bad byte
+//! stream at the firmware's serial link (garbage, oversized frames, bad CRCs, truncated frames,
+//! interleaved with valid requests) and check that it answers every valid request at once, and
+//! that the host's waits end with a typed timeout when the device is frozen. The Cortex-M4F
+//! (`mps2-an386`, CMSDK UART) and the STM32F405 on its HAL (`netduinoplus2`, USART1: the host
+//! waits for the firmware's hello) both run it.
 //!
 //! Needs `qemu-system-arm` (`cargo xtask test` installs it first) and the thumb targets.
 
@@ -10,7 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use microdnn::link::{self, kind, ErrorCode};
-use microdnn_host::device::{self, DeviceError, Qemu};
+use microdnn::Rng;
+use microdnn_host::device::{self, DeviceError, Link, Qemu};
 use microdnn_host::export::{self, AlignedModel, OutputActivation};
 use microdnn_host::train::config::TrainConfig;
 use microdnn_host::train::{self, RunOptions};
@@ -89,11 +94,13 @@ fn train_export_run_in_qemu_and_compare(target: &str) {
     // `nan_input`); tanh's device parity is checked by the on-target self-test.
     cfg.model.activation = "relu".into();
     cfg.model.batch_norm = true;
+    cfg.model.dropout = microdnn_host::train::config::Rates::All(0.2);
     let outcome = train::train_from_config(
         &cfg,
         &RunOptions {
             out_dir: None,
             resume: false,
+            force: false,
             progress: false,
             stop_after: None,
         },
@@ -105,6 +112,10 @@ fn train_export_run_in_qemu_and_compare(target: &str) {
     // this test wants the raw NaN bits of each machine to reach the comparison.
     let lowered = export::lower(&model, OutputActivation::Identity).expect("lower");
     assert_eq!(lowered.layers.len(), 2, "batch norm folded");
+    assert_eq!(
+        lowered.layers[0].dropout_rate, 0.2,
+        "dropout kept for Monte-Carlo passes"
+    );
     let bytes = export::encode(&lowered).expect("encode");
     let file = AlignedModel::new(&bytes);
     let view = file.view().expect("valid model");
@@ -136,6 +147,7 @@ fn train_export_run_in_qemu_and_compare(target: &str) {
         r.instructions_min > 0 && r.instructions_max < 20_000,
         "{r:?}"
     );
+    let plain_instructions = r.instructions_min;
 
     // Finite inputs that make the network produce NaN: every input at +-f32::MAX along the
     // signs of two hidden units' weights, so both units overflow to +inf; ReLU keeps them, and
@@ -177,42 +189,15 @@ fn train_export_run_in_qemu_and_compare(target: &str) {
         );
     }
 
-    // Bad bytes never stop the firmware: each gets an error frame, then it still answers.
-    q.link.send_raw(&[0x05, 0x11, 0x22, 0x00]).unwrap(); // garbage
-    let (k, _, p) = q.link.receive().unwrap();
-    assert_eq!(k, kind::ERROR);
-    assert!(ErrorCode::from_u8(p[0]).is_some());
-    let mut frame = vec![0u8; link::max_encoded_len(8)];
-    let n = link::encode_frame(kind::INFER, 9, &[0u8; 8], &mut frame).unwrap();
-    q.link.send_raw(&frame[..n / 2]).unwrap(); // truncated: the rest never comes...
-    q.link.send_raw(&[0]).unwrap(); // ...the delimiter ends it
-    let (k, _, _) = q.link.receive().unwrap();
-    assert_eq!(k, kind::ERROR);
-    match q.link.infer(&[0.5; 63]) {
-        Err(DeviceError::Rejected {
-            code: ErrorCode::BadLength,
-            detail: 64,
-        }) => {}
-        other => panic!("wrong input count: {other:?}"),
-    }
-    match q.link.infer(&[f32::NAN; 64]) {
-        Err(DeviceError::Rejected {
-            code: ErrorCode::NonFiniteInput,
-            ..
-        }) => {}
-        other => panic!("NaN input: {other:?}"),
-    }
-    let long = vec![0u8; 4000]; // longer than the device's receive buffer
-    match q.link.ping(&long) {
-        Err(DeviceError::Rejected {
-            code: ErrorCode::TooLong,
-            ..
-        }) => {}
-        other => panic!("over-long frame: {other:?}"),
-    }
-    assert_eq!(q.link.ping(b"still here").unwrap(), b"still here");
-    let again = q.link.infer(&test.x[..64]).unwrap();
-    assert_eq!(again.outputs.len(), 10);
+    monte_carlo_passes_match_the_host(&mut q.link, &view, &test.x, &test.y, plain_instructions);
+    bad_bytes_never_stop_the_firmware(&mut q.link, &test.x[..64]);
+    let info = q.link.info().expect("info");
+    assert!(
+        info.stack_peak_bytes > 0
+            && u64::from(info.stack_peak_bytes) <= microdnn_targets::fit::EVAL_STACK_BYTES,
+        "peak stack within the bound after every request above: {info:?}"
+    );
+    a_frozen_device_gives_a_typed_timeout(&mut q);
 
     // The emulator does not outlive its handle.
     let pid = q.pid();
@@ -221,4 +206,202 @@ fn train_export_run_in_qemu_and_compare(target: &str) {
         !std::path::Path::new(&format!("/proc/{pid}")).exists(),
         "QEMU {pid} still running"
     );
+}
+
+/// Monte-Carlo dropout through the link: every summary bit-identical to the host's passes, the
+/// passes differ (dropout is on), and the instructions grow with the passes.
+fn monte_carlo_passes_match_the_host<T: std::io::Read + std::io::Write>(
+    link: &mut Link<T>,
+    view: &microdnn::ModelView<'_>,
+    x: &[f32],
+    y: &[u32],
+    plain_instructions: u64,
+) {
+    let n = 20.min(y.len());
+    let (x, y) = (&x[..n * 64], &y[..n]);
+    let one = device::mc::evaluate_mc(link, view, x, y, 1, 7, |_| {}).expect("1 pass");
+    let r = device::mc::evaluate_mc(link, view, x, y, 12, 7, |_| {}).expect("12 passes");
+    let more = device::mc::evaluate_mc(link, view, x, y, 23, 7, |_| {}).expect("23 passes");
+    assert_eq!(
+        (one.identical, r.identical, more.identical),
+        (n, n, n),
+        "Monte-Carlo summaries bit-identical to the host's: {r:?}"
+    );
+    assert!(
+        r.mutual_information_mean > 0.0,
+        "the passes disagree somewhere: {r:?}"
+    );
+    assert!(r.device_accuracy > 0.7, "{r:?}");
+    // The cost grows linearly with the passes, and a pass costs more than a plain inference
+    // (its forward pass, the dropout masks, softmax and entropy of its outputs).
+    let (d1, d2) = (
+        r.instructions_mean - one.instructions_mean,
+        more.instructions_mean - r.instructions_mean,
+    );
+    assert!(
+        (d1 - d2).abs() < 0.05 * d1,
+        "11 passes cost {d1}, the next 11 {d2}"
+    );
+    assert!(
+        d1 / 11.0 > plain_instructions as f64,
+        "a pass {} vs an inference {plain_instructions}",
+        d1 / 11.0
+    );
+    // The same seed gives the same summary; another seed other masks.
+    let a = link.mc(&x[..64], 12, 99).unwrap();
+    let b = link.mc(&x[..64], 12, 99).unwrap();
+    let c = link.mc(&x[..64], 12, 100).unwrap();
+    assert!(a.same_bits(&b) && !a.same_bits(&c));
+    // Out of range: a typed refusal, and the link goes on.
+    for passes in [0, link::MAX_MC_PASSES + 1] {
+        match link.mc(&x[..64], passes, 0) {
+            Err(DeviceError::Rejected {
+                code: ErrorCode::BadPasses,
+                detail,
+            }) => assert_eq!(detail, link::MAX_MC_PASSES),
+            other => panic!("{passes} passes: {other:?}"),
+        }
+    }
+    match link.mc(&x[..63], 3, 0) {
+        Err(DeviceError::Rejected {
+            code: ErrorCode::BadLength,
+            detail: 64,
+        }) => {}
+        other => panic!("63 inputs: {other:?}"),
+    }
+}
+
+/// One piece of a hostile byte stream.
+fn junk(rng: &mut Rng, k: u32) -> Vec<u8> {
+    let frame = |kind: u8, payload: &[u8]| {
+        let mut w = vec![0u8; link::max_encoded_len(payload.len())];
+        // Sequence number 0: their answers can never be taken for the answer to a request.
+        let n = link::encode_frame(kind, 0, payload, &mut w).unwrap();
+        w.truncate(n);
+        w
+    };
+    let random = |rng: &mut Rng, n: usize| -> Vec<u8> {
+        (0..n).map(|_| (rng.next_u32() >> 24) as u8).collect()
+    };
+    match k % 6 {
+        // Garbage, zeros included.
+        0 => {
+            let n = 1 + rng.next_u32() as usize % 300;
+            random(rng, n)
+        }
+        // Oversized: longer than the device's receive buffer.
+        1 => frame(kind::PING, &random(rng, 3000)),
+        // A flipped byte: a CRC (or COBS) error.
+        2 => {
+            let mut f = frame(kind::PING, &random(rng, 40));
+            let i = rng.next_u32() as usize % (f.len() - 1);
+            f[i] ^= 1 << (rng.next_u32() % 8);
+            f
+        }
+        // Truncated, ended by a delimiter or by nothing (the next request's delimiter ends it).
+        3 => {
+            let f = frame(kind::INFER_U8, &random(rng, 64));
+            let mut t = f[..1 + rng.next_u32() as usize % (f.len() - 2)].to_vec();
+            if rng.next_u32().is_multiple_of(2) {
+                t.push(0);
+            }
+            t
+        }
+        // Well-formed but wrong: unknown kind, wrong input count, an MC request for 0 passes.
+        4 => match rng.next_u32() % 3 {
+            0 => frame(0x7e, b"?"),
+            1 => frame(kind::INFER, &[0u8; 12]),
+            _ => frame(
+                kind::MC,
+                &link::McRequest::header(0, link::InputEncoding::U8, 0),
+            ),
+        },
+        // Nothing but delimiters.
+        _ => vec![0; 1 + rng.next_u32() as usize % 5],
+    }
+}
+
+/// Garbage, oversized, corrupted and truncated frames interleaved with valid requests: every
+/// valid request is answered correctly at the first attempt (the device resynchronises at the
+/// delimiter the host sends first; the host skips the error frames for the junk).
+fn bad_bytes_never_stop_the_firmware<T: std::io::Read + std::io::Write>(
+    link: &mut Link<T>,
+    x: &[f32],
+) {
+    let expected = link.infer(x).expect("a first answer").outputs;
+    let retries = link.retries();
+    let mut rng = Rng::new(2024);
+    for round in 0..120u32 {
+        for _ in 0..1 + rng.next_u32() % 3 {
+            let k = rng.next_u32();
+            link.send_raw(&junk(&mut rng, k)).unwrap();
+        }
+        if round % 3 == 0 {
+            let a = link.infer(x).expect("the device answers after junk");
+            assert_eq!(a.outputs, expected, "round {round}");
+        } else {
+            // Pings the answer buffer holds (the model-sized payload plus 64 bytes).
+            let payload: Vec<u8> = (0..rng.next_u32() % 96).map(|i| i as u8).collect();
+            assert_eq!(link.ping(&payload).expect("pong"), payload, "round {round}");
+        }
+    }
+    assert_eq!(
+        link.retries(),
+        retries,
+        "every valid request was answered at the first attempt"
+    );
+    // The device's own checks, one by one.
+    match link.infer(&[0.5; 63]) {
+        Err(DeviceError::Rejected {
+            code: ErrorCode::BadLength,
+            detail: 64,
+        }) => {}
+        other => panic!("wrong input count: {other:?}"),
+    }
+    match link.infer(&[f32::NAN; 64]) {
+        Err(DeviceError::Rejected {
+            code: ErrorCode::NonFiniteInput,
+            ..
+        }) => {}
+        other => panic!("NaN input: {other:?}"),
+    }
+    let long = vec![0u8; 4000]; // longer than the device's receive buffer
+    match link.ping(&long) {
+        Err(DeviceError::Rejected {
+            code: ErrorCode::TooLong,
+            ..
+        }) => {}
+        other => panic!("over-long frame: {other:?}"),
+    }
+    assert_eq!(link.ping(b"still here").unwrap(), b"still here");
+}
+
+/// The emulator stopped (SIGSTOP): a request ends with a typed timeout after its bounded waits
+/// (the first attempt and one retry); once it runs again, the late answers are skipped and the
+/// link works.
+fn a_frozen_device_gives_a_typed_timeout(q: &mut Qemu) {
+    let pid = q.pid().to_string();
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig}");
+    };
+    let timeout = Duration::from_millis(500);
+    let before = q.link.timeout();
+    q.link.set_timeout(timeout);
+    signal("-STOP");
+    let t = std::time::Instant::now();
+    let r = q.link.ping(b"anyone?");
+    let waited = t.elapsed();
+    signal("-CONT");
+    assert!(matches!(r, Err(DeviceError::Timeout(_))), "{r:?}");
+    assert!(
+        waited >= 2 * timeout && waited < 6 * timeout,
+        "two bounded waits: {waited:?}"
+    );
+    q.link.set_timeout(before);
+    assert_eq!(q.link.ping(b"back").unwrap(), b"back");
 }

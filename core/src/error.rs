@@ -23,6 +23,12 @@ pub enum Error {
     },
     /// A dropout rate outside `[0, 1)`.
     InvalidDropoutRate,
+    /// Monte-Carlo class probabilities were asked of a network whose last activation is
+    /// neither softmax nor the identity (logits) (see [`crate::mc::McOutputs`]).
+    NotADistribution {
+        /// The last layer's activation ([`crate::Activation::name`]).
+        activation: &'static str,
+    },
 }
 
 impl core::fmt::Display for Error {
@@ -40,6 +46,11 @@ impl core::fmt::Display for Error {
                  the resulting scale and shift finite"
             ),
             Error::InvalidDropoutRate => f.write_str("dropout rate must be in [0, 1)"),
+            Error::NotADistribution { activation } => write!(
+                f,
+                "Monte-Carlo class probabilities need a last layer with softmax or identity \
+                 (logits) outputs; this one ends in {activation}"
+            ),
         }
     }
 }

@@ -185,8 +185,14 @@ pub fn dense_spec(rows: &[f32], bias: &[f32], x: &[f32], y: &mut [f32]) -> Resul
     let n = x.len();
     for (o, (y, b)) in y.iter_mut().zip(bias).enumerate() {
         let mut acc = [0.0f32; LANES];
-        for (c, xc) in x.iter().enumerate() {
-            acc[c % LANES] += rows[o * n + c] * xc;
+        // `check` made `rows` exactly `n` values per output: the row is always there (`get`
+        // only keeps a panic path out of the firmware's self-test).
+        let row = o
+            .checked_mul(n)
+            .and_then(|start| rows.get(start..start.checked_add(n)?))
+            .unwrap_or_default();
+        for (c, (w, xc)) in row.iter().zip(x).enumerate() {
+            acc[c % LANES] += w * xc;
         }
         *y = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + b;
     }

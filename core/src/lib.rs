@@ -30,6 +30,7 @@ mod helium;
 pub mod kernel;
 pub mod link;
 pub mod math;
+pub mod mc;
 pub mod model;
 pub mod network;
 pub mod quant;

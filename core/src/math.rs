@@ -21,6 +21,9 @@
 //!
 //!   Saturation: `sigmoid(-inf)` is `exp(-88)`, about 6e-39, instead of exactly 0.
 //!
+//! [`ln`] and [`entropy`] (Monte-Carlo summaries, [`crate::mc`]) use `libm`'s `logf` with either
+//! backend.
+//!
 //! # Conventions (shared with the trainer)
 //! - ReLU is written as a comparison, `if x > 0 { x } else { 0 }`, with NaN passed through: it
 //!   never depends on `f32::max`'s unspecified choice between `+0` and `-0`.
@@ -129,6 +132,37 @@ pub fn tanh(x: f32) -> f32 {
             r
         }
     }
+}
+
+/// Natural logarithm, `libm::logf` (within 1 ulp; the same bits on every target) with either
+/// backend: `micromath`'s `ln` approximation is much coarser than its `exp` and would make
+/// [`entropy`] unreliable, and [`entropy`] runs a handful of times per Monte-Carlo request, not
+/// per unit of a layer. `ln(0)` is `-inf`; a negative input or NaN gives NaN.
+#[inline]
+pub fn ln(x: f32) -> f32 {
+    libm::logf(x)
+}
+
+/// Shannon entropy in nats of a probability vector: `-Σ p ln p` over the entries with `p > 0`
+/// (`0 ln 0 = 0`), summed in index order in `f32`, so the host and a device compute the same
+/// bits. A NaN entry gives NaN; entries are not checked to sum to 1. `ln(n)` for the uniform
+/// distribution over `n` classes, 0 for a one-hot vector.
+///
+/// ```
+/// use microdnn::math::entropy;
+/// assert_eq!(entropy(&[1.0, 0.0, 0.0]), 0.0);
+/// assert!((entropy(&[0.25; 4]) - 4f32.ln()).abs() < 1e-6);
+/// ```
+pub fn entropy(p: &[f32]) -> f32 {
+    let mut h = 0.0f32;
+    for &v in p {
+        if v > 0.0 {
+            h -= v * ln(v);
+        } else if v.is_nan() {
+            return f32::NAN;
+        }
+    }
+    h
 }
 
 /// Numerically stable softmax, in place.
@@ -264,6 +298,34 @@ mod tests {
         }
         std::println!("micromath exp max rel err {er:e}");
         assert!(er < MICROMATH_EXP_MAX_REL_ERR as f64, "exp rel err {er}");
+    }
+
+    #[test]
+    fn entropy_matches_f64_and_edge_cases() {
+        // Against -sum p ln p in f64 on random distributions.
+        let mut rng = crate::Rng::new(4);
+        let mut worst = 0.0f64;
+        for n in [1usize, 2, 3, 10, 100] {
+            for _ in 0..200 {
+                let mut p = std::vec![0.0f32; n];
+                p.iter_mut().for_each(|v| *v = rng.uniform(-8.0, 8.0));
+                softmax(&mut p);
+                let want: f64 = -p
+                    .iter()
+                    .filter(|&&v| v > 0.0)
+                    .map(|&v| v as f64 * (v as f64).ln())
+                    .sum::<f64>();
+                worst = worst.max((entropy(&p) as f64 - want).abs());
+            }
+        }
+        // n terms, each within a few ulps of its value (at most 1/e): about n * 1e-7.
+        assert!(worst < 2e-5, "{worst}");
+        assert_eq!(entropy(&[]), 0.0);
+        assert_eq!(entropy(&[0.0, 1.0]), 0.0);
+        assert!((entropy(&[0.5, 0.5]) - core::f32::consts::LN_2).abs() < 2e-3);
+        assert!(entropy(&[0.5, f32::NAN]).is_nan());
+        assert_eq!(ln(0.0), f32::NEG_INFINITY);
+        assert!(ln(-1.0).is_nan() && ln(f32::NAN).is_nan());
     }
 
     #[test]

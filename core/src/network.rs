@@ -96,7 +96,9 @@ pub fn argmax(y: &[f32]) -> usize {
 /// Monte-Carlo prediction: runs `passes` stochastic forward passes and writes the mean and the
 /// (population) standard deviation of each output.
 ///
-/// Uses Welford's update, so no pass is stored. Reproducible for a given `rng` state.
+/// Uses Welford's update, so no pass is stored. Reproducible for a given `rng` state. For
+/// class probabilities with entropies (softmax or logit outputs), drive [`crate::mc::McAccumulator`]
+/// with [`Network::forward_mc`] instead.
 ///
 /// ```
 /// use core::num::NonZeroU32;
@@ -127,11 +129,7 @@ pub fn mc_predict<N: Network>(
     std.iter_mut().for_each(|v| *v = 0.0); // holds M2 (sum of squared deviations) until the end
     for k in 1..=passes.get() {
         let y = net.forward_mc(x, bufs, rng).as_ref();
-        for ((m, m2), &v) in mean.iter_mut().zip(std.iter_mut()).zip(y) {
-            let d = v - *m;
-            *m += d / k as f32;
-            *m2 += d * (v - *m);
-        }
+        crate::mc::welford(mean, std, y, k);
     }
     let n = passes.get() as f32;
     std.iter_mut().for_each(|m2| *m2 = libm::sqrtf(*m2 / n));

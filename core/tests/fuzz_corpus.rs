@@ -168,12 +168,40 @@ fn write_seed_corpus() {
     let mut odd = vec![1u8]; // a device claiming 2^30 + 1 inputs
     odd.extend(frame(kind::INFER, 10, &nan));
     odd.extend(frame(kind::INFER_U8, 11, &[9; 4]));
+    // Monte-Carlo requests: f32 and u8 inputs, passes out of range, a reserved byte set.
+    let mut mc = vec![6u8];
+    let mc_frame = |seq, passes, enc, seed: u64, inputs: &[u8]| {
+        let mut p = link::McRequest::header(passes, enc, seed).to_vec();
+        p.extend_from_slice(inputs);
+        frame(kind::MC, seq, &p)
+    };
+    mc.extend(mc_frame(12, 8, link::InputEncoding::F32, 3, &x));
+    mc.extend(mc_frame(
+        13,
+        1,
+        link::InputEncoding::U8,
+        u64::MAX,
+        &[0, 1, 128, 255],
+    ));
+    mc.extend(mc_frame(14, 0, link::InputEncoding::U8, 0, &[1, 2, 3, 4]));
+    mc.extend(mc_frame(
+        15,
+        1025,
+        link::InputEncoding::U8,
+        0,
+        &[1, 2, 3, 4],
+    ));
+    let mut reserved = link::McRequest::header(2, link::InputEncoding::U8, 0).to_vec();
+    reserved[3] = 1;
+    reserved.extend_from_slice(&[1, 2, 3, 4]);
+    mc.extend(frame(kind::MC, 16, &reserved));
     let dir = corpus("link_decoder");
     std::fs::create_dir_all(&dir).unwrap();
     for (name, bytes) in [
         ("seed-requests", &requests),
         ("seed-errors", &errors),
         ("seed-huge-device", &odd),
+        ("seed-monte-carlo", &mc),
     ] {
         std::fs::write(dir.join(name), bytes).unwrap();
     }

@@ -834,3 +834,38 @@ fn fuzz_mutations_never_panic() {
     // Mutations that only touch padding or weight values (with a repaired CRC) stay valid.
     assert!(accepted > 0 && accepted < cases, "accepted {accepted}");
 }
+
+#[test]
+fn declared_len_reads_only_the_header() {
+    let p = params(3);
+    let file = encode(&p);
+    assert_eq!(model::declared_len(&file), Ok(file.len()));
+    assert_eq!(
+        model::declared_len(&file[..model::HEADER_LEN]),
+        Ok(file.len())
+    );
+    // What new_checked says about the same header problems, said from 64 bytes.
+    let mut h = file[..model::HEADER_LEN].to_vec();
+    h[header::VERSION_MAJOR] = 2;
+    assert!(matches!(
+        model::declared_len(&h),
+        Err(ModelError::UnsupportedVersion { major: 2, .. })
+    ));
+    let mut h = file[..model::HEADER_LEN].to_vec();
+    h[header::BYTE_ORDER..header::BYTE_ORDER + 4].reverse();
+    assert_eq!(model::declared_len(&h), Err(ModelError::WrongEndianness));
+    let mut h = file[..model::HEADER_LEN].to_vec();
+    h[0] = b'x';
+    assert_eq!(model::declared_len(&h), Err(ModelError::BadMagic));
+    assert!(matches!(
+        model::declared_len(&file[..40]),
+        Err(ModelError::Truncated {
+            needed: 64,
+            found: 40
+        })
+    ));
+    // A header declaring 3 GB is read as such (the caller compares it with the file).
+    let mut h = file[..model::HEADER_LEN].to_vec();
+    put32(&mut h, header::FILE_LEN, 3_000_000_000);
+    assert_eq!(model::declared_len(&h), Ok(3_000_000_000));
+}

@@ -22,18 +22,13 @@
 //! - [`cmsdk_uart`]: ARM's CMSDK APB UART (the MPS2/MPS3 boards); [`nb_serial`]: any
 //!   embedded-hal serial port (a HAL's) as an `embedded-io` port.
 //!
-//! Logging goes through `defmt`: over semihosting (frames on the emulator's standard output,
-//! decoded by `cargo xtask`), or over RTT with the `rtt` feature (real boards, `probe-rs run`).
+//! Logging goes through `defmt` and the logger of `src/logger.rs` (it never panics): over
+//! semihosting (frames on the emulator's standard output, decoded by `cargo xtask`), or over RTT
+//! with the `rtt` feature (real boards, `probe-rs run`).
 #![no_std]
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
-
-// The defmt global logger.
-#[cfg(feature = "rtt")]
-use defmt_rtt as _;
-#[cfg(not(feature = "rtt"))]
-use defmt_semihosting as _;
 
 // `pub mod board` (the folder `boards/$MICRODNN_BOARD/`) and `pub mod memory`.
 include!(concat!(env!("OUT_DIR"), "/board.rs"));
@@ -42,6 +37,7 @@ pub mod bits;
 pub mod cmsdk_uart;
 pub mod eval_model;
 pub mod icount;
+mod logger;
 pub mod model;
 pub mod nb_serial;
 pub mod runtime;

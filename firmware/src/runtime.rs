@@ -29,6 +29,18 @@ pub fn exit(passed: bool) -> ! {
     }
 }
 
+/// The core peripherals, taken once at start-up; ends the program (failure) if they were
+/// already taken, instead of panicking.
+pub fn take_peripherals() -> cortex_m::Peripherals {
+    match cortex_m::Peripherals::take() {
+        Some(p) => p,
+        None => {
+            defmt::error!("the core peripherals were already taken");
+            exit(false)
+        }
+    }
+}
+
 /// Writes a plain-text line to the host's standard error (best effort).
 pub fn report_fatal(args: core::fmt::Arguments<'_>) {
     if let Ok(mut stderr) = hio::hstderr() {

@@ -52,7 +52,7 @@ pub struct BenchResult {
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v.sort_by(|a, b| a.total_cmp(b));
     if v.is_empty() {
         return 0.0;
     }
@@ -68,7 +68,7 @@ pub fn run(opts: &BenchOptions) -> anyhow::Result<BenchResult> {
         lr: 0.05,
         ..TrainConfig::default()
     };
-    cfg.data.dataset = DatasetKind::Mnist;
+    cfg.data.dataset = Some(DatasetKind::Mnist);
     cfg.data.path = opts.data_dir.clone();
     cfg.data.validation_fraction = Some(0.0);
     cfg.data.transform = TransformKind::ScaleByMax;

@@ -7,6 +7,21 @@
 //! be bit-identical. Bit-for-bit comparisons canonicalise NaNs first ([`same_bits`]): x86-64 and
 //! ARM produce different default NaNs (0xffc0_0000 and 0x7fc0_0000) for the same invalid
 //! operation, and either way the output is "not a number".
+//!
+//! # A link that survives its line
+//!
+//! [`Link`] never waits without a deadline: every request, and the wait for the device's hello,
+//! ends with its answer or [`DeviceError::Timeout`] within the answer timeout (twice it when the
+//! request is retried). Every request starts with a frame delimiter (`0x00`), which ends any
+//! partial frame the device holds (a stale byte on a real port, a host killed mid-frame); the
+//! device answers those stale bytes with an error frame of sequence number 0, which the host
+//! skips, as it skips the device's hello and late answers to earlier requests. When no answer
+//! comes, or it comes corrupted, or the device says it received a corrupted frame and no answer
+//! follows, the request is sent once more (with a new sequence number); [`Link::retries`]
+//! counts those.
+//!
+//! [`mc`] asks the device for Monte-Carlo dropout passes and compares them with the core
+//! running the same passes on the host.
 
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
@@ -41,8 +56,16 @@ pub fn same_bits(a: f32, b: f32) -> bool {
     canonical_bits(a) == canonical_bits(b)
 }
 
-/// Largest decoded frame the host accepts (a RESULT with 4096 outputs).
+pub mod mc;
+
+/// Largest decoded frame the host accepts (a RESULT with 4096 outputs, an MC_RESULT with 2048).
 const MAX_FRAME: usize = link::decoder_capacity(16 * 1024 + 64);
+
+/// After the device reported a frame it could not decode (sequence number 0), how long the host
+/// still waits for the answer to its request before sending it again: the bad frame may have
+/// been stale bytes before the request (the answer follows) or the request itself (no answer
+/// will come).
+const GARBLED_GRACE: Duration = Duration::from_secs(2);
 
 /// Errors talking to a device.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +76,12 @@ pub enum DeviceError {
     /// No complete answer before the deadline.
     #[error("no answer from the device within {0:?}")]
     Timeout(Duration),
+    /// A frame from the device failed its checks (COBS, CRC, length).
+    #[error("undecodable frame from the device: {0}")]
+    Undecodable(ErrorCode),
+    /// The other end closed the byte stream (the emulator exited, the port went away).
+    #[error("the device closed the link")]
+    Closed,
     /// The device answered with an error frame.
     #[error("the device rejected the request: {code} (detail {detail})")]
     Rejected {
@@ -80,7 +109,8 @@ pub struct Answer {
     pub outputs: Vec<f32>,
 }
 
-/// A request/response client over any byte stream.
+/// A request/response client over any byte stream (see the [module docs](self) for how it
+/// resynchronises).
 pub struct Link<T: Read + Write> {
     io: T,
     seq: u8,
@@ -89,11 +119,31 @@ pub struct Link<T: Read + Write> {
     tx: Vec<u8>,
     rx: Vec<u8>,
     pending: std::collections::VecDeque<u8>,
+    retries: u64,
+}
+
+/// Why one attempt at a request failed in a way that sending it again may fix.
+enum Attempt {
+    /// The answer.
+    Answer(u8, Vec<u8>),
+    /// No answer before the deadline; `garbled`: the last corrupted frame seen meanwhile.
+    NoAnswer { garbled: Option<Garbled> },
+}
+
+/// A frame that went wrong while the host waited for an answer.
+#[derive(Clone, Copy, Debug)]
+enum Garbled {
+    /// The device answered a frame it could not decode (sequence number 0) with this code and
+    /// detail.
+    Device(ErrorCode, u16),
+    /// The host could not decode a frame from the device.
+    Host(ErrorCode),
 }
 
 impl<T: Read + Write> Link<T> {
-    /// A client over `io`; each request waits at most `timeout` for its answer. `io` should
-    /// return from `read` periodically (a read timeout), so the deadline can be enforced.
+    /// A client over `io`; each request waits at most `timeout` for its answer (and, when it is
+    /// sent a second time, as long again). `io` should return from `read` periodically (a read
+    /// timeout), so the deadline can be enforced.
     pub fn new(io: T, timeout: Duration) -> Self {
         Self {
             io,
@@ -103,7 +153,23 @@ impl<T: Read + Write> Link<T> {
             tx: vec![0; link::max_encoded_len(16 * 1024 + 64)],
             rx: vec![0; 4096],
             pending: std::collections::VecDeque::new(),
+            retries: 0,
         }
+    }
+
+    /// The answer timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Changes the answer timeout (e.g. for Monte-Carlo requests of many passes).
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// Requests sent a second time because the first attempt got no usable answer.
+    pub fn retries(&self) -> u64 {
+        self.retries
     }
 
     /// Sends raw bytes (tests use it to send garbage).
@@ -113,33 +179,46 @@ impl<T: Read + Write> Link<T> {
         Ok(())
     }
 
-    /// Sends one frame and returns the sequence number used.
-    pub fn send(&mut self, kind: u8, payload: &[u8]) -> Result<u8, DeviceError> {
-        self.seq = self.seq.wrapping_add(1);
-        let n = link::encode_frame(kind, self.seq, payload, &mut self.tx)
-            .map_err(|e| DeviceError::Protocol(e.to_string()))?;
-        self.io.write_all(&self.tx[..n])?;
-        self.io.flush()?;
-        Ok(self.seq)
+    /// The next sequence number: 1 to 255 (0 marks the hello and answers to corrupted frames).
+    fn next_seq(&mut self) -> u8 {
+        self.seq = self.seq.wrapping_add(1).max(1);
+        self.seq
     }
 
-    /// Waits for the next frame: `(kind, seq, payload)`. Frames the host cannot decode are
-    /// reported as [`DeviceError::Protocol`]; bytes after a frame are kept for the next call.
+    /// Sends one frame, after a frame delimiter that ends whatever partial frame the device
+    /// holds, and returns the sequence number used.
+    pub fn send(&mut self, kind: u8, payload: &[u8]) -> Result<u8, DeviceError> {
+        let seq = self.next_seq();
+        self.tx[0] = 0;
+        let n = link::encode_frame(kind, seq, payload, &mut self.tx[1..])
+            .map_err(|e| DeviceError::Protocol(e.to_string()))?;
+        self.io.write_all(&self.tx[..n + 1])?;
+        self.io.flush()?;
+        Ok(seq)
+    }
+
+    /// Waits for the next frame: `(kind, seq, payload)`, at most the answer timeout. Frames the
+    /// host cannot decode are reported as [`DeviceError::Undecodable`]; bytes after a frame are
+    /// kept for the next call.
     pub fn receive(&mut self) -> Result<(u8, u8, Vec<u8>), DeviceError> {
-        let deadline = Instant::now() + self.timeout;
+        self.receive_until(Instant::now() + self.timeout)
+    }
+
+    /// [`Link::receive`] with a deadline ([`DeviceError::Timeout`] after it).
+    fn receive_until(&mut self, deadline: Instant) -> Result<(u8, u8, Vec<u8>), DeviceError> {
         loop {
             while let Some(b) = self.pending.pop_front() {
                 if let Some(r) = self.decoder.push(b) {
                     return r
                         .map(|f| (f.kind, f.seq, f.payload.to_vec()))
-                        .map_err(|e| DeviceError::Protocol(format!("undecodable frame: {e}")));
+                        .map_err(DeviceError::Undecodable);
                 }
             }
             if Instant::now() > deadline {
                 return Err(DeviceError::Timeout(self.timeout));
             }
             match self.io.read(&mut self.rx) {
-                Ok(0) => return Err(DeviceError::Protocol("the device closed the link".into())),
+                Ok(0) => return Err(DeviceError::Closed),
                 Ok(n) => self.pending.extend(&self.rx[..n]),
                 Err(e)
                     if matches!(
@@ -153,21 +232,36 @@ impl<T: Read + Write> Link<T> {
         }
     }
 
-    /// Sends a request and waits for the answer with the same sequence number.
+    /// Sends a request and waits for the answer with its sequence number; sends it once more if
+    /// no usable answer came (see the [module docs](self)). An error frame answering it is
+    /// [`DeviceError::Rejected`].
     fn request(&mut self, kind: u8, payload: &[u8]) -> Result<(u8, Vec<u8>), DeviceError> {
-        let seq = self.send(kind, payload)?;
-        let (mut k, mut s, mut p) = self.receive()?;
-        // A hello sent at boot may still be waiting (a board that started before the host
-        // connected): it is not an answer.
-        while k == kind::PONG && s == 0 && p == HELLO && seq != 0 {
-            (k, s, p) = self.receive()?;
-        }
-        // A frame the device could not decode is answered with sequence number 0.
-        if s != seq && !(k == kind::ERROR && s == 0) {
-            return Err(DeviceError::Protocol(format!(
-                "answer to request {s}, expected {seq}"
-            )));
-        }
+        let (k, p) = match self.attempt(kind, payload)? {
+            Attempt::Answer(k, p) => (k, p),
+            Attempt::NoAnswer { .. } => {
+                self.retries += 1;
+                match self.attempt(kind, payload)? {
+                    Attempt::Answer(k, p) => (k, p),
+                    Attempt::NoAnswer { garbled: None } => {
+                        return Err(DeviceError::Timeout(self.timeout))
+                    }
+                    // Twice, the device could not decode a frame and the answer never came: the
+                    // request itself is what it rejects (too long for its buffer, or corrupted
+                    // on the way: a wrong baud rate).
+                    Attempt::NoAnswer {
+                        garbled: Some(Garbled::Device(code, detail)),
+                    } => return Err(DeviceError::Rejected { code, detail }),
+                    Attempt::NoAnswer {
+                        garbled: Some(Garbled::Host(code)),
+                    } => {
+                        return Err(DeviceError::Protocol(format!(
+                            "the device's answers arrived corrupted twice ({code}): is the baud \
+                             rate right?"
+                        )))
+                    }
+                }
+            }
+        };
         if k == kind::ERROR {
             let code = p.first().and_then(|&c| ErrorCode::from_u8(c));
             let detail = p
@@ -184,19 +278,47 @@ impl<T: Read + Write> Link<T> {
         Ok((k, p))
     }
 
+    /// One attempt: send, then wait for the frame with this sequence number, skipping the
+    /// device's hello, late answers to earlier requests and error frames for stale bytes.
+    fn attempt(&mut self, kind: u8, payload: &[u8]) -> Result<Attempt, DeviceError> {
+        let seq = self.send(kind, payload)?;
+        let end = Instant::now() + self.timeout;
+        let mut deadline = end;
+        let mut garbled = None;
+        loop {
+            match self.receive_until(deadline) {
+                Ok((k, s, p)) if s == seq => return Ok(Attempt::Answer(k, p)),
+                // The device could not decode a frame: stale bytes (the answer follows) or this
+                // request (it will not): wait a little longer, then send it again. Each such
+                // frame shows the device is still working through bytes: the wait restarts.
+                Ok((kind::ERROR, 0, p)) => {
+                    let code = p.first().and_then(|&c| ErrorCode::from_u8(c));
+                    let detail = p.get(2..4).map_or(0, |d| u16::from_le_bytes([d[0], d[1]]));
+                    garbled = code.map(|c| Garbled::Device(c, detail)).or(garbled);
+                    deadline = end.min(Instant::now() + GARBLED_GRACE);
+                }
+                Err(DeviceError::Undecodable(code)) => {
+                    garbled = Some(Garbled::Host(code));
+                    deadline = end.min(Instant::now() + GARBLED_GRACE);
+                }
+                // The hello of a board that restarted, or a late answer to an earlier request.
+                Ok(_) => {}
+                Err(DeviceError::Timeout(_)) => return Ok(Attempt::NoAnswer { garbled }),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Waits for the device's hello frame (sent once when it starts listening), ignoring
-    /// anything before it.
+    /// anything before it; [`DeviceError::Timeout`] after the answer timeout.
     pub fn wait_for_hello(&mut self) -> Result<(), DeviceError> {
         let deadline = Instant::now() + self.timeout;
         loop {
-            if Instant::now() > deadline {
-                return Err(DeviceError::Timeout(self.timeout));
-            }
-            match self.receive() {
+            match self.receive_until(deadline) {
                 Ok((kind::PONG, 0, p)) if p == HELLO => return Ok(()),
                 // Boot noise: another frame, or bytes that do not decode.
                 Ok(_) => continue,
-                Err(DeviceError::Protocol(m)) if m.starts_with("undecodable") => continue,
+                Err(DeviceError::Undecodable(_)) => continue,
                 Err(e) => return Err(e),
             }
         }
@@ -429,6 +551,8 @@ pub struct EvalReport {
     pub instructions_max: u64,
     /// Examples where host and device predict different classes.
     pub class_disagreements: usize,
+    /// The device's peak stack after the evaluation (INFO), if it reports one.
+    pub stack_peak_bytes: Option<u32>,
 }
 
 /// Streams `x` (row-major raw inputs) through the device and through the core on the host with
@@ -519,59 +643,91 @@ mod tests {
     use super::*;
     use std::collections::VecDeque;
 
-    /// An in-memory device: decodes requests and answers like the firmware would.
-    struct FakeDevice {
-        inbox: FrameDecoder<4096>,
-        outbox: VecDeque<u8>,
-        inputs: usize,
+    /// What the fake device does to the bytes it receives and sends.
+    #[derive(Default)]
+    struct Faults {
+        /// Requests whose frames are lost on the way in (the device never sees them).
+        drop_requests: usize,
+        /// Answers corrupted on the way out (one byte flipped).
+        corrupt_answers: usize,
+        /// The device never sends anything.
+        silent: bool,
+        /// Bytes the device sends on every read, forever (line noise without a delimiter, or
+        /// whole frames).
+        flood: Option<Vec<u8>>,
     }
 
-    impl Read for FakeDevice {
+    /// A device that sums its inputs (INFER) and answers the link like the firmware: the same
+    /// decoder and `respond`.
+    struct Summer {
+        y: [f32; 2],
+    }
+
+    impl link::Responder for Summer {
+        fn info(&self) -> DeviceInfo {
+            DeviceInfo {
+                inputs: 3,
+                outputs: 2,
+                ..Default::default()
+            }
+        }
+        fn infer(&mut self, x: &[f32]) -> (u16, u64, &[f32]) {
+            let s: f32 = x.iter().sum();
+            self.y = [s, -s];
+            (1, 42, &self.y)
+        }
+    }
+
+    /// An in-memory device: decodes requests and answers them with `link::respond`.
+    struct FakeDevice<R: link::Responder> {
+        responder: R,
+        inbox: FrameDecoder<4096>,
+        outbox: VecDeque<u8>,
+        faults: Faults,
+    }
+
+    impl<R: link::Responder> Read for FakeDevice<R> {
         fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if let Some(flood) = &self.faults.flood {
+                let n = flood.len().min(buf.len());
+                buf[..n].copy_from_slice(&flood[..n]);
+                return Ok(n);
+            }
             let n = buf.len().min(self.outbox.len()).min(7); // deliver in small pieces
+            if n == 0 || self.faults.silent {
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
             for b in buf.iter_mut().take(n) {
                 *b = self.outbox.pop_front().unwrap();
-            }
-            if n == 0 {
-                return Err(std::io::ErrorKind::WouldBlock.into());
             }
             Ok(n)
         }
     }
 
-    impl Write for FakeDevice {
+    impl<R: link::Responder> Write for FakeDevice<R> {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
             for &b in buf {
-                let reply = match self.inbox.push(b) {
-                    Some(Ok(f)) => match f.kind {
-                        kind::PING => Some((kind::PONG, f.seq, f.payload.to_vec())),
-                        kind::INFER if f.payload.len() == self.inputs * 4 => {
-                            let mut x = vec![0.0; self.inputs];
-                            link::read_f32s(f.payload, &mut x);
-                            let s: f32 = x.iter().sum();
-                            let mut p = vec![0u8; 64];
-                            let n = link::result_payload(1, 42, &[s, -s], &mut p).unwrap();
-                            Some((kind::RESULT, f.seq, p[..n].to_vec()))
-                        }
-                        kind::INFER => Some((
-                            kind::ERROR,
-                            f.seq,
-                            link::error_payload(ErrorCode::BadLength, self.inputs as u16).to_vec(),
-                        )),
-                        _ => Some((
-                            kind::ERROR,
-                            f.seq,
-                            link::error_payload(ErrorCode::UnknownKind, 0).to_vec(),
-                        )),
-                    },
-                    Some(Err(e)) => Some((kind::ERROR, 0, link::error_payload(e, 0).to_vec())),
-                    None => None,
+                let Some(received) = self.inbox.push(b) else {
+                    continue;
                 };
-                if let Some((k, s, p)) = reply {
-                    let mut out = vec![0u8; link::max_encoded_len(p.len())];
-                    let n = link::encode_frame(k, s, &p, &mut out).unwrap();
-                    self.outbox.extend(&out[..n]);
+                if received.is_ok() && self.faults.drop_requests > 0 {
+                    self.faults.drop_requests -= 1;
+                    continue;
                 }
+                let (mut inputs, mut payload, mut tx) =
+                    (vec![0.0; 1024], vec![0u8; 16 * 1024], vec![0u8; 20 * 1024]);
+                let n = link::respond(
+                    &mut self.responder,
+                    received,
+                    &mut inputs,
+                    &mut payload,
+                    &mut tx,
+                );
+                if self.faults.corrupt_answers > 0 && n > 3 {
+                    self.faults.corrupt_answers -= 1;
+                    tx[2] ^= 0x40;
+                }
+                self.outbox.extend(&tx[..n]);
             }
             Ok(buf.len())
         }
@@ -580,15 +736,20 @@ mod tests {
         }
     }
 
-    fn fake() -> Link<FakeDevice> {
+    fn fake_with<R: link::Responder>(responder: R, timeout: Duration) -> Link<FakeDevice<R>> {
         Link::new(
             FakeDevice {
+                responder,
                 inbox: FrameDecoder::new(),
                 outbox: VecDeque::new(),
-                inputs: 3,
+                faults: Faults::default(),
             },
-            Duration::from_secs(2),
+            timeout,
         )
+    }
+
+    fn fake() -> Link<FakeDevice<Summer>> {
+        fake_with(Summer { y: [0.0; 2] }, Duration::from_secs(2))
     }
 
     #[test]
@@ -604,6 +765,7 @@ mod tests {
                 outputs: vec![6.5, -6.5]
             }
         );
+        assert_eq!(l.retries(), 0);
     }
 
     #[test]
@@ -647,7 +809,107 @@ mod tests {
         }
         // Garbage on the line gets an error frame back, and the link keeps working.
         l.send_raw(&[0x13, 0x37, 0x00]).unwrap();
-        assert!(matches!(l.receive(), Ok((kind::ERROR, _, _))));
+        assert!(matches!(l.receive(), Ok((kind::ERROR, 0, _))));
         assert_eq!(l.ping(b"ok").unwrap(), b"ok");
+    }
+
+    #[test]
+    fn a_stale_partial_frame_does_not_break_the_next_request() {
+        // What a real port can hold: half a frame from a host that died mid-request, then
+        // nothing. Without the leading delimiter the device would glue it to the next request
+        // and reject both.
+        let mut l = fake();
+        let mut frame = vec![0u8; 64];
+        let n = link::encode_frame(kind::PING, 9, b"lost", &mut frame).unwrap();
+        l.io.write_all(&frame[..n / 2]).unwrap();
+        assert_eq!(l.ping(b"next").unwrap(), b"next");
+        assert_eq!(l.infer(&[1.0, 1.0, 1.0]).unwrap().outputs, vec![3.0, -3.0]);
+        assert_eq!(l.retries(), 0, "the answer to the stale bytes was skipped");
+    }
+
+    #[test]
+    fn a_lost_request_or_a_corrupted_answer_is_sent_again_once() {
+        let mut l = fake_with(Summer { y: [0.0; 2] }, Duration::from_millis(300));
+        l.io.faults.drop_requests = 1;
+        let t = Instant::now();
+        assert_eq!(l.ping(b"again").unwrap(), b"again");
+        assert_eq!(l.retries(), 1);
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        l.io.faults.corrupt_answers = 1;
+        assert_eq!(l.infer(&[1.0, 2.0, 3.0]).unwrap().outputs, vec![6.0, -6.0]);
+        assert_eq!(l.retries(), 2);
+        // Twice lost: a typed timeout, after two bounded waits.
+        l.io.faults.drop_requests = 2;
+        let t = Instant::now();
+        assert!(matches!(l.ping(b"x"), Err(DeviceError::Timeout(_))));
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        // Twice corrupted: said so.
+        l.io.faults.corrupt_answers = 2;
+        let e = l.ping(b"y").unwrap_err();
+        assert!(
+            matches!(&e, DeviceError::Protocol(m) if m.contains("corrupted twice")),
+            "{e}"
+        );
+        // A request the device cannot take (longer than its buffer: it answers with sequence
+        // number 0, as it cannot trust the frame's): after the retry, the device's reason.
+        let e = l.ping(&vec![7u8; 5000]).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                DeviceError::Rejected {
+                    code: ErrorCode::TooLong,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // And the link still works after all of it (late answers are skipped).
+        assert_eq!(l.ping(b"z").unwrap(), b"z");
+    }
+
+    #[test]
+    fn every_wait_ends_with_a_typed_timeout() {
+        let timeout = Duration::from_millis(200);
+        // Silence, line noise without a delimiter, and an endless stream of hellos and stale
+        // answers: each request and the wait for the hello end within twice the timeout (one
+        // retry) plus the grace after a corrupted frame.
+        let mut hellos = vec![0u8; 64];
+        let n = link::encode_frame(kind::PONG, 0, HELLO, &mut hellos).unwrap();
+        hellos.truncate(n);
+        let mut stale = vec![0u8; 64];
+        let n = link::encode_frame(kind::PONG, 200, b"old", &mut stale).unwrap();
+        hellos.extend(&stale[..n]);
+        for (name, flood, silent) in [
+            ("silence", None, true),
+            ("noise", Some(vec![0x55; 512]), false),
+            ("stale frames", Some(hellos), false),
+        ] {
+            let mut l = fake_with(Summer { y: [0.0; 2] }, timeout);
+            l.io.faults.flood = flood.clone();
+            l.io.faults.silent = silent;
+            let t = Instant::now();
+            let r = l.ping(b"anyone?");
+            assert!(matches!(r, Err(DeviceError::Timeout(_))), "{name}: {r:?}");
+            assert!(t.elapsed() < 3 * timeout, "{name}: {:?}", t.elapsed());
+            if flood.is_none() || name == "noise" {
+                let t = Instant::now();
+                assert!(matches!(l.wait_for_hello(), Err(DeviceError::Timeout(_))));
+                assert!(t.elapsed() < 2 * timeout, "{name}: {:?}", t.elapsed());
+            }
+        }
+        // Garbled frames forever (each decodes to an error): still two bounded waits.
+        let mut l = fake_with(Summer { y: [0.0; 2] }, timeout);
+        l.io.faults.flood = Some(vec![0x13, 0x37, 0x00]);
+        let t = Instant::now();
+        assert!(l.ping(b"?").is_err());
+        assert!(t.elapsed() < 3 * timeout, "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn sequence_numbers_skip_zero() {
+        let mut l = fake();
+        let seqs: Vec<u8> = (0..600).map(|_| l.next_seq()).collect();
+        assert!(!seqs.contains(&0));
+        assert_eq!((seqs[0], seqs[254], seqs[255]), (1, 255, 1));
     }
 }

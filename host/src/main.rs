@@ -45,8 +45,19 @@ enum Command {
     Lab(cli::lab::LabArgs),
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse().command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The error and its causes on one line: `error: preparing the data: FILE line 3: ...`.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Train(a) => cli::train::run_train(a),
         Command::Pretrain(a) => cli::train::run_pretrain(a),
         Command::Score(a) => cli::score::run_score(a),

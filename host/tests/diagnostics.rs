@@ -27,14 +27,17 @@ fn dead_fraction_and_activation_statistics_match_a_direct_computation() {
     let w1 = vec![1.0, 0.5, -1.0, -2.0, 0.3, -0.2, 1.0, 1.0];
     let b1 = vec![0.0, -0.1, 0.1, -100.0];
     let seq = Sequential::new(vec![
-        Layer::Linear(Linear::from_parts(2, 4, w1.clone(), b1.clone())),
+        Layer::Linear(Linear::from_parts(2, 4, w1.clone(), b1.clone()).unwrap()),
         Layer::Activation(Activation::Relu),
-        Layer::Linear(Linear::from_parts(
-            4,
-            2,
-            vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0],
-            vec![0.0, 0.0],
-        )),
+        Layer::Linear(
+            Linear::from_parts(
+                4,
+                2,
+                vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0],
+                vec![0.0, 0.0],
+            )
+            .unwrap(),
+        ),
     ]);
     let mut rng = rng_for(1, 0);
     let rows = 500;
@@ -92,14 +95,9 @@ fn unit0_input_percentiles_of_a_standard_normal() {
     // Unit 0 of a layer with weight row (1, 0) and bias 0 sees x0 ~ N(0, 1): percentiles
     // -1.0364, 0, 1.0364.
     let seq = Sequential::new(vec![
-        Layer::Linear(Linear::from_parts(
-            2,
-            2,
-            vec![1.0, 0.0, 0.0, 1.0],
-            vec![0.0; 2],
-        )),
+        Layer::Linear(Linear::from_parts(2, 2, vec![1.0, 0.0, 0.0, 1.0], vec![0.0; 2]).unwrap()),
         Layer::Activation(Activation::Sigmoid),
-        Layer::Linear(Linear::from_parts(2, 1, vec![1.0, 1.0], vec![0.0])),
+        Layer::Linear(Linear::from_parts(2, 1, vec![1.0, 1.0], vec![0.0]).unwrap()),
     ]);
     let mut rng = rng_for(2, 0);
     let x: Vec<f32> = (0..40_000).map(|_| normal(&mut rng)).collect();
@@ -155,12 +153,7 @@ fn deep_config(activation: &str, init: Init) -> TrainConfig {
 
 fn run(cfg: &TrainConfig, train: Dataset, val: Option<Dataset>) -> train::TrainOutcome {
     let f = train.features;
-    let data = PreparedData {
-        train,
-        val,
-        test: None,
-        transform: InputTransform::identity(f),
-    };
+    let data = PreparedData::new(train, val, None, InputTransform::identity(f));
     train::train(cfg, &data, &RunOptions::default()).unwrap()
 }
 
@@ -248,12 +241,7 @@ fn metrics_json_has_the_documented_diagnostics_schema() {
     cfg.epochs = 2;
     let dir = tempfile::tempdir().unwrap();
     let f = data.features;
-    let prepared = PreparedData {
-        train: data,
-        val: Some(val),
-        test: None,
-        transform: InputTransform::identity(f),
-    };
+    let prepared = PreparedData::new(data, Some(val), None, InputTransform::identity(f));
     let opts = RunOptions {
         out_dir: Some(dir.path().to_path_buf()),
         ..RunOptions::default()

@@ -11,7 +11,7 @@ fn linear(rng: &mut ChaCha8Rng, i: usize, o: usize) -> Layer {
     let a = (6.0 / (i + o) as f32).sqrt();
     let weight = (0..i * o).map(|_| rng.random_range(-a..a)).collect();
     let bias = (0..o).map(|_| rng.random_range(-0.2..0.2)).collect();
-    Layer::Linear(Linear::from_parts(i, o, weight, bias))
+    Layer::Linear(Linear::from_parts(i, o, weight, bias).unwrap())
 }
 
 fn batchnorm(rng: &mut ChaCha8Rng, n: usize) -> Layer {

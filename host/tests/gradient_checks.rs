@@ -80,6 +80,7 @@ fn linear(inp: usize, out: usize, seed: u64) -> Linear {
         rand_vec(inp * out, &mut rng, -0.8, 0.8),
         rand_vec(out, &mut rng, -0.3, 0.3),
     )
+    .unwrap()
 }
 
 #[test]
@@ -114,7 +115,7 @@ fn activation_gradients() {
         // gradient flowing through the activation into a layer with parameters).
         let mut eye = vec![0.0; 36];
         (0..6).for_each(|i| eye[i * 7] = 1.0);
-        let front = Linear::from_parts(6, 6, eye, vec![0.0; 6]);
+        let front = Linear::from_parts(6, 6, eye, vec![0.0; 6]).unwrap();
         let seq = Sequential::new(vec![Layer::Linear(front), Layer::Activation(act)]);
         check_network(seq, 4, x.clone(), act.name());
     }

@@ -22,28 +22,37 @@ fn net() -> Sequential {
     bn.running_var = rand_vec(40, 4, 0.5, 2.0);
     Sequential::new(vec![
         Layer::Dropout(0.2),
-        Layer::Linear(Linear::from_parts(
-            37,
-            40,
-            rand_vec(37 * 40, 5, -0.3, 0.3),
-            rand_vec(40, 6, -0.1, 0.1),
-        )),
+        Layer::Linear(
+            Linear::from_parts(
+                37,
+                40,
+                rand_vec(37 * 40, 5, -0.3, 0.3),
+                rand_vec(40, 6, -0.1, 0.1),
+            )
+            .unwrap(),
+        ),
         Layer::BatchNorm1d(bn),
         Layer::Activation(Activation::LeakyRelu { slope: 0.05 }),
         Layer::Dropout(0.5),
-        Layer::Linear(Linear::from_parts(
-            40,
-            19,
-            rand_vec(40 * 19, 7, -0.3, 0.3),
-            rand_vec(19, 8, -0.1, 0.1),
-        )),
+        Layer::Linear(
+            Linear::from_parts(
+                40,
+                19,
+                rand_vec(40 * 19, 7, -0.3, 0.3),
+                rand_vec(19, 8, -0.1, 0.1),
+            )
+            .unwrap(),
+        ),
         Layer::Activation(Activation::Tanh),
-        Layer::Linear(Linear::from_parts(
-            19,
-            7,
-            rand_vec(19 * 7, 9, -0.3, 0.3),
-            rand_vec(7, 10, -0.1, 0.1),
-        )),
+        Layer::Linear(
+            Linear::from_parts(
+                19,
+                7,
+                rand_vec(19 * 7, 9, -0.3, 0.3),
+                rand_vec(7, 10, -0.1, 0.1),
+            )
+            .unwrap(),
+        ),
     ])
 }
 

@@ -32,7 +32,8 @@ fn ae(tied: bool, enc: Activation, dec: Activation, seed: u64) -> Autoencoder {
         h,
         rand_vec(n * h, &mut rng, -1.0, 1.0),
         rand_vec(h, &mut rng, -0.5, 0.5),
-    );
+    )
+    .unwrap();
     let mut a = Autoencoder::new(&enc_layer, enc, dec, tied, &mut rng);
     a.c = rand_vec(n, &mut rng, -0.5, 0.5);
     a
@@ -230,7 +231,7 @@ fn encoders(cfg: &TrainConfig, n_in: usize) -> Vec<(Linear, Activation)> {
         .hidden
         .iter()
         .map(|&h| {
-            let mut l = Linear::from_parts(width, h, vec![0.0; width * h], vec![0.0; h]);
+            let mut l = Linear::from_parts(width, h, vec![0.0; width * h], vec![0.0; h]).unwrap();
             cfg.model.init.fill(&mut l.weight, width, h, &mut rng);
             width = h;
             (l, cfg.model.activation().unwrap())
@@ -399,7 +400,7 @@ fn pretrain_only_then_init_equals_train_with_pretraining() {
     });
     let data = train::prepare_data(&cfg).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (pre, report) = train::pretrain_only(&cfg, &data, Some(dir.path())).unwrap();
+    let (pre, report) = train::pretrain_only(&cfg, &data, Some(dir.path()), false).unwrap();
     assert_eq!(report.len(), 2);
     let loaded = microdnn_host::model::checkpoint::load_model(dir.path()).unwrap();
     assert_eq!(loaded.net, pre.net);

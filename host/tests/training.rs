@@ -2,8 +2,6 @@
 //! results across thread counts and across an interruption + resume; divergence handling; the
 //! loop as the public step on the documented random streams; what an observer sees.
 
-use std::time::Instant;
-
 use microdnn_host::data::{Dataset, InputTransform};
 use microdnn_host::model::checkpoint::{self, MODEL_FILE};
 use microdnn_host::model::{Layer, Model};
@@ -21,12 +19,7 @@ use microdnn_host::train::{
 
 fn prepared(train: Dataset, val: Option<Dataset>, test: Option<Dataset>) -> PreparedData {
     let f = train.features;
-    PreparedData {
-        train,
-        val,
-        test,
-        transform: InputTransform::identity(f),
-    }
+    PreparedData::new(train, val, test, InputTransform::identity(f))
 }
 
 fn accuracy(model: &Model, d: &Dataset) -> f64 {
@@ -131,9 +124,8 @@ fn digits_config() -> TrainConfig {
 }
 
 #[test]
-fn digits_reach_96_percent_on_the_stratified_test_split_in_seconds() {
+fn digits_reach_96_percent_on_the_stratified_test_split_in_a_bounded_number_of_steps() {
     let cfg = digits_config();
-    let t = Instant::now();
     let data = train::prepare_data(&cfg).unwrap();
     assert_eq!(data.test.as_ref().unwrap().len(), 360);
     let dir = tempfile::tempdir().unwrap();
@@ -146,11 +138,24 @@ fn digits_reach_96_percent_on_the_stratified_test_split_in_seconds() {
         },
     )
     .unwrap();
-    let secs = t.elapsed().as_secs_f64();
     let acc = out.metrics.test_accuracy.unwrap();
-    println!("digits: test accuracy {:.2}% in {secs:.2} s", 100.0 * acc);
+    // The cost in optimiser steps, not seconds (a wall-clock bound fails on a busy machine):
+    // validation accuracy first reaches 96% within 15 epochs of 41 steps (7 epochs, 287 steps,
+    // when this was written).
+    let steps_per_epoch = data.train.len().div_ceil(cfg.batch_size);
+    let first = out
+        .metrics
+        .epochs
+        .iter()
+        .position(|e| e.val_accuracy.unwrap() >= 0.96)
+        .map(|i| (i + 1) * steps_per_epoch);
+    println!(
+        "digits: test accuracy {:.2}%; validation accuracy 96% after {first:?} steps",
+        100.0 * acc
+    );
+    assert_eq!(steps_per_epoch, 41);
+    assert!(first.is_some_and(|s| s <= 15 * 41), "{first:?} steps");
     assert!(acc >= 0.96, "test accuracy {acc}");
-    assert!(secs < 10.0, "took {secs} s");
     // The run folder holds the checkpoint, metrics and config; the checkpoint reproduces the
     // test accuracy from raw pixels.
     for f in [
@@ -291,6 +296,7 @@ fn resume_is_bit_identical_to_an_uninterrupted_run() {
             &RunOptions {
                 out_dir: Some(dir.to_path_buf()),
                 resume,
+                force: false,
                 progress: false,
                 stop_after,
             },
@@ -298,9 +304,31 @@ fn resume_is_bit_identical_to_an_uninterrupted_run() {
         .unwrap()
     };
     let full = run(d1.path(), false, None);
+    let d3 = tempfile::tempdir().unwrap();
+    run(d3.path(), false, Some(1));
+    let state_bytes =
+        |d: &std::path::Path| std::fs::metadata(d.join(TRAIN_STATE_FILE)).unwrap().len() as i64;
     let half = run(d2.path(), false, Some(2));
     assert_eq!(half.metrics.epochs.len(), 2);
+    // The state does not grow with the epochs (it held every epoch's metrics); the history is a
+    // line per epoch.
+    assert!((state_bytes(d2.path()) - state_bytes(d3.path())).abs() < 64);
+    let history = std::fs::read_to_string(d2.path().join(train::HISTORY_FILE)).unwrap();
+    assert_eq!(history.lines().count(), 2);
+    // What a kill leaves behind: a history line appended for an epoch whose state was never
+    // saved, a model an epoch behind the state, a temporary file.
+    let last = history.lines().last().unwrap().to_string();
+    std::fs::write(
+        d2.path().join(train::HISTORY_FILE),
+        format!("{history}{last}\n"),
+    )
+    .unwrap();
+    std::fs::copy(d3.path().join(MODEL_FILE), d2.path().join(MODEL_FILE)).unwrap();
+    std::fs::write(d2.path().join(".train_state.safetensors.tmp77777"), b"part").unwrap();
     let resumed = run(d2.path(), true, None);
+    assert!(!d2.path().join(".train_state.safetensors.tmp77777").exists());
+    let history = std::fs::read_to_string(d2.path().join(train::HISTORY_FILE)).unwrap();
+    assert_eq!(history.lines().count(), 4);
     assert_eq!(weights_bits(&full.model), weights_bits(&resumed.model));
     let strip = |m: &train::RunMetrics| {
         m.epochs
@@ -326,30 +354,152 @@ fn resume_is_bit_identical_to_an_uninterrupted_run() {
 #[test]
 fn divergence_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint() {
     let data = prepared(synthetic(400, 20, 3, 3), None, None);
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = small_config(vec![16], "relu", 1, 0.01);
-    cfg.batch_size = 20;
-    let opts = RunOptions {
+    let opts = |dir: &tempfile::TempDir, stop_after| RunOptions {
         out_dir: Some(dir.path().to_path_buf()),
+        stop_after,
         ..Default::default()
     };
-    train::train(&cfg, &data, &opts).unwrap();
-    let good = std::fs::read(dir.path().join(MODEL_FILE)).unwrap();
-    cfg.lr = 1e30;
-    cfg.epochs = 3;
-    let err = train::train(&cfg, &data, &opts).unwrap_err();
-    assert!(matches!(err, TrainError::Diverged { .. }), "{err}");
+    // Epoch 1 at lr 0.01, epoch 2 at 1e10: it diverges in epoch 2.
+    let mut cfg = small_config(vec![16], "relu", 3, 0.01);
+    cfg.batch_size = 20;
+    cfg.schedule = Schedule::Exponential { gamma: 1e12 };
+    let good = tempfile::tempdir().unwrap();
+    train::train(&cfg, &data, &opts(&good, Some(1))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let err = train::train(&cfg, &data, &opts(&dir, None)).unwrap_err();
+    assert!(
+        matches!(err, TrainError::Diverged { epoch: 2, .. }),
+        "{err}"
+    );
     let msg = err.to_string();
     assert!(
-        msg.contains("smaller learning rate") && msg.contains("clip"),
+        msg.contains("smaller learning rate")
+            && msg.contains("clip")
+            && msg.contains("(learning rate 10000000000)")
+            && msg.contains("The run folder keeps the checkpoint of epoch 1."),
         "{msg}"
     );
-    // The failing run wrote no weights: the previous checkpoint is intact and finite.
-    assert_eq!(std::fs::read(dir.path().join(MODEL_FILE)).unwrap(), good);
+    // The failing run wrote nothing for epoch 2: its folder holds epoch 1's model, finite.
+    assert_eq!(
+        std::fs::read(dir.path().join(MODEL_FILE)).unwrap(),
+        std::fs::read(good.path().join(MODEL_FILE)).unwrap()
+    );
     let m = checkpoint::load_model(dir.path()).unwrap();
     assert!(weights_bits(&m)
         .iter()
         .all(|b| f32::from_bits(*b).is_finite()));
+    // Diverging in epoch 1 leaves no model, and says so (it claimed a "last good checkpoint").
+    cfg.lr = 1e30;
+    let first = tempfile::tempdir().unwrap();
+    let msg = train::train(&cfg, &data, &opts(&first, None))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("training diverged at epoch 1, batch ")
+            && msg.contains("(learning rate 1e30)")
+            && msg.contains("No epoch completed: the run folder holds no model."),
+        "{msg}"
+    );
+    assert!(!first.path().join(MODEL_FILE).exists());
+}
+
+#[test]
+fn a_nan_validation_loss_stops_the_run() {
+    // Finite weights, but validation inputs that overflow: the validation loss is NaN. The run
+    // finished "successfully" with NaN in its metrics.
+    let train_set = synthetic(200, 10, 3, 5);
+    let mut val = synthetic(60, 10, 3, 6);
+    val.x.iter_mut().for_each(|v| *v *= 3e38);
+    let data = prepared(train_set, Some(val), None);
+    let cfg = small_config(vec![8], "relu", 3, 0.01);
+    let err = train::train(&cfg, &data, &RunOptions::default()).unwrap_err();
+    assert!(
+        matches!(&err, TrainError::Diverged { epoch: 1, what, .. } if what.contains("validation loss is NaN")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_run_folder_is_never_replaced_silently() {
+    let data = prepared(synthetic(200, 10, 3, 5), None, None);
+    let cfg = small_config(vec![8], "relu", 1, 0.01);
+    let dir = tempfile::tempdir().unwrap();
+    let opts = |force| RunOptions {
+        out_dir: Some(dir.path().to_path_buf()),
+        force,
+        ..Default::default()
+    };
+    train::train(&cfg, &data, &opts(false)).unwrap();
+    let first = std::fs::read(dir.path().join(MODEL_FILE)).unwrap();
+    // A second run into the folder replaced it silently.
+    let mut other = cfg.clone();
+    other.seed = 9;
+    let err = train::train(&other, &data, &opts(false)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TrainError::RunFolder(train::RunFolderError::Exists { .. })
+        ),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(dir.path().join(MODEL_FILE)).unwrap(), first);
+    train::train(&other, &data, &opts(true)).unwrap();
+    assert_ne!(std::fs::read(dir.path().join(MODEL_FILE)).unwrap(), first);
+    let cfg_text = std::fs::read_to_string(dir.path().join(train::CONFIG_FILE)).unwrap();
+    assert!(cfg_text.contains("seed = 9"), "{cfg_text}");
+}
+
+#[test]
+fn resume_refuses_a_changed_setting_or_changed_data() {
+    let mut cfg = digits_config();
+    cfg.epochs = 3;
+    cfg.diagnostics = false;
+    let data = train::prepare_data(&cfg).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = |resume| RunOptions {
+        out_dir: Some(dir.path().to_path_buf()),
+        resume,
+        stop_after: Some(1),
+        ..Default::default()
+    };
+    train::train(&cfg, &data, &opts(false)).unwrap();
+    // A changed seed (the split changes with it) was accepted and mixed two runs.
+    let mut seed = cfg.clone();
+    seed.seed = 5;
+    let reseeded = train::prepare_data(&seed).unwrap();
+    let err = train::train(&seed, &reseeded, &opts(true))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cannot resume: seed was 0 when the run started and is 5 now"),
+        "{err}"
+    );
+    let mut lr = cfg.clone();
+    lr.lr = 0.5;
+    let err = train::train(&lr, &data, &opts(true))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("lr was 0.05 when the run started and is 0.5 now"),
+        "{err}"
+    );
+    // Other data under the same settings: the data record differs.
+    let mut other = data.clone();
+    if let Some(r) = other.record.as_mut() {
+        r.data_crc ^= 1;
+    }
+    let err = train::train(&cfg, &other, &opts(true))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("the data changed since the run started"),
+        "{err}"
+    );
+    // More epochs and another thread count are fine.
+    let mut more = cfg.clone();
+    more.epochs = 4;
+    more.threads = 2;
+    train::train(&more, &data, &opts(true)).unwrap();
 }
 
 #[test]

@@ -2,10 +2,17 @@
 //!
 //! The `eval` program (`firmware/src/bin/eval.rs`) keeps the model file in flash and, in RAM,
 //! one buffer per layer output, the input twice (the received values and the transformed copy),
-//! a frame decoder for one INFER frame, the answer's payload and encoded frame, a small receive
-//! buffer and the stack. [`eval_needs`] adds these up with the link's own size functions;
-//! [`EVAL_PROGRAM_FLASH`] and [`EVAL_PROGRAM_RAM`] bound the program itself (code, constants,
-//! runtime statics), measured on the largest build (see `cargo xtask bench-mcu`'s table).
+//! the output, the three Monte-Carlo vectors (mean, standard deviation, one pass), a frame
+//! decoder for the largest request (an MC frame with f32 inputs), the answer's payload and
+//! encoded frame, a small receive buffer, and the stack. [`eval_needs`] adds these up with the
+//! link's own size functions; [`EVAL_PROGRAM_FLASH`] and [`EVAL_RUNTIME_RAM`] bound the program
+//! itself (code, constants, runtime statics), measured on the largest build.
+//!
+//! The stack: every buffer sized by the model is a static (above), so the stack holds only the
+//! call chain's frames (serving loop, request, forward or Monte-Carlo pass, kernel, activations),
+//! whatever the model. [`EVAL_STACK_BYTES`] bounds it on every board; the firmware measures its
+//! own peak by stack painting and reports it in its INFO answer, and `cargo xtask demo` (part of
+//! `cargo xtask test`) fails if a board's peak exceeds the bound.
 
 use std::fmt;
 
@@ -17,9 +24,15 @@ use crate::Target;
 /// Upper bound of the `eval` program's flash without its model (code, constants, vector table).
 /// The largest measured is the soft-float Cortex-M0 build with libm and the STM32 HAL build.
 pub const EVAL_PROGRAM_FLASH: u64 = 40 * 1024;
+/// Upper bound of the `eval` program's static RAM besides the model's buffers (the logger,
+/// the instruction counter, the serial driver, the HAL).
+pub const EVAL_RUNTIME_RAM: u64 = 2 * 1024;
+/// Upper bound of the `eval` program's stack on every board, for any model (see the module
+/// docs).
+pub const EVAL_STACK_BYTES: u64 = 2 * 1024;
 /// Upper bound of the `eval` program's RAM besides the model's buffers: runtime statics plus the
-/// stack (a forward pass uses under 1 KiB; see `peak_stack_bytes` in `target/bench/mcu.json`).
-pub const EVAL_PROGRAM_RAM: u64 = 4 * 1024;
+/// stack.
+pub const EVAL_PROGRAM_RAM: u64 = EVAL_RUNTIME_RAM + EVAL_STACK_BYTES;
 
 /// Flash and RAM a model needs on a device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,10 +52,12 @@ pub fn eval_needs(model: &ModelView<'_>, file_bytes: usize) -> Needs {
     let inputs = model.inputs();
     let outputs = model.outputs();
     let activations: usize = model.layers().map(|l| l.outputs * 4).sum();
-    let payload = link::RESULT_HEADER_LEN + outputs * 4 + 64;
+    let payload = link::answer_payload_capacity(outputs) + 64;
     let buffers = activations
         + 2 * inputs * 4
-        + link::decoder_capacity(inputs * 4)
+        + outputs * 4
+        + 3 * outputs * 4
+        + link::decoder_capacity(link::request_payload_capacity(inputs))
         + payload
         + link::max_encoded_len(payload)
         + 64;
@@ -118,12 +133,51 @@ pub fn check(
     Ok(needs)
 }
 
-/// [`check`] for a model file on disk (read, validated, then sized).
+/// [`check`] for a model file on disk: its header and declared length are checked first, then
+/// it is read once into aligned memory, validated and sized.
 pub fn check_file(
     target: &Target,
     path: &std::path::Path,
 ) -> Result<Needs, Box<dyn std::error::Error + Send + Sync>> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    use std::io::Read;
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let invalid =
+        |e: microdnn::ModelError| format!("{}: not a valid microdnn model: {e}", path.display());
+    let mut f = std::fs::File::open(path).map_err(cannot)?;
+    let actual = f.metadata().map_err(cannot)?.len();
+    let mut header = Vec::with_capacity(microdnn::model::HEADER_LEN);
+    f.by_ref()
+        .take(microdnn::model::HEADER_LEN as u64)
+        .read_to_end(&mut header)
+        .map_err(cannot)?;
+    let declared = microdnn::model::declared_len(&header).map_err(invalid)? as u64;
+    if declared != actual {
+        return Err(format!(
+            "{}: not a valid microdnn model: its header declares {declared} bytes but the file \
+             has {actual}",
+            path.display()
+        )
+        .into());
+    }
+    let memory = target.memory()?;
+    if declared + EVAL_PROGRAM_FLASH > memory.flash_bytes {
+        // The file alone overflows the flash: said without reading it (a huge file costs
+        // nothing); the RAM is not examined.
+        return Err(Box::new(DoesNotFit {
+            target: target.name,
+            needs: Needs {
+                flash_bytes: declared + EVAL_PROGRAM_FLASH,
+                ram_bytes: 0,
+                model_bytes: declared,
+                buffer_bytes: 0,
+            },
+            flash_bytes: memory.flash_bytes,
+            ram_bytes: memory.ram_bytes,
+        }));
+    }
+    // At most the board's flash (a few MiB) from here on.
+    let mut bytes = header;
+    f.read_to_end(&mut bytes).map_err(cannot)?;
     // ModelView wants 16-byte-aligned bytes, as on the device.
     let mut words = vec![0u128; bytes.len().div_ceil(16)];
     for (w, c) in words.iter_mut().zip(bytes.chunks(16)) {
@@ -132,8 +186,7 @@ pub fn check_file(
         *w = u128::from_le_bytes(b);
     }
     let aligned: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-    let view = ModelView::new_checked(&aligned[..bytes.len()])
-        .map_err(|e| format!("{}: not a valid microdnn model: {e}", path.display()))?;
+    let view = ModelView::new_checked(&aligned[..bytes.len()]).map_err(invalid)?;
     check(target, &view, bytes.len())
 }
 
@@ -210,6 +263,49 @@ mod tests {
             "{e}"
         );
         assert!(!e.contains("flash:"), "{e}");
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn the_header_is_checked_before_the_file_is_read() {
+        let (path, len) = model_file("header", &[(8, 4), (4, 2)]);
+        let m4f = crate::find("cortex-m4f").unwrap();
+        // One byte more than the header declares: refused, naming both lengths.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.push(0);
+        std::fs::write(&path, &bytes).unwrap();
+        let e = check_file(m4f, &path).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!(
+                "declares {len} bytes but the file has {}",
+                len + 1
+            )),
+            "{e}"
+        );
+        // A 3 GB file whose header declares 3 GB (sparse: no disk used): refused from its
+        // header without reading it.
+        let huge = 3_000_000_000u64;
+        bytes.truncate(64);
+        bytes[16..20].copy_from_slice(&(huge as u32).to_le_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(huge)
+            .unwrap();
+        let e = check_file(m4f, &path).unwrap_err().to_string();
+        assert!(
+            e.contains("does not fit target `cortex-m4f`") && e.contains("model file 3000000000"),
+            "{e}"
+        );
+        std::fs::write(
+            &path,
+            b"not a model at all, not a model at all, not a model at all!!!!",
+        )
+        .unwrap();
+        let e = check_file(m4f, &path).unwrap_err().to_string();
+        assert!(e.contains("not a valid microdnn model"), "{e}");
         std::fs::remove_file(&path).unwrap();
     }
 }

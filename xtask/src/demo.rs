@@ -9,9 +9,14 @@
 //! 4. runs it in QEMU (`-icount`) and streams the whole held-out set through the emulated serial
 //!    port (`microdnn eval --device qemu --target NAME`), comparing every output with the core
 //!    running the same file on the host,
-//! 5. prints a summary line per target, machine-readable:
-//!    `demo: target=… host_acc=… device_acc=… identical=N/N instr_per_inference=… flash=… ram=…`,
-//!    and with several targets a table (the README's).
+//! 5. checks the peak stack the device reports (stack painting) against the bound of
+//!    `microdnn_targets::fit::EVAL_STACK_BYTES`,
+//! 6. with the digits (whose network has dropout), runs Monte-Carlo dropout requests on the
+//!    device (`microdnn eval --mc 10` on the first 20 test images; on the Cortex-M4F also 1, 5
+//!    and 20 passes), each summary bit-identical to the host's,
+//! 7. prints a summary line per target, machine-readable:
+//!    `demo: target=… host_acc=… device_acc=… identical=N/N instr_per_inference=… flash=… ram=… stack=…`,
+//!    and with several targets the tables of the README.
 
 use std::path::{Path, PathBuf};
 
@@ -118,7 +123,15 @@ struct TargetResult {
     flash: u64,
     ram: u64,
     ok: bool,
+    /// Monte-Carlo runs: passes and the `eval --mc` report.
+    mc: Vec<(u16, serde_json::Value)>,
 }
+
+/// Monte-Carlo passes run on every target (digits), and on the Cortex-M4F the cost per K.
+const MC_PASSES: u16 = 10;
+const MC_COST_PASSES: [u16; 4] = [1, 5, 10, 20];
+/// Test images per Monte-Carlo run.
+const MC_LIMIT: usize = 20;
 
 /// Runs the demo.
 pub fn run(o: &Options) -> Result<()> {
@@ -138,7 +151,8 @@ pub fn run(o: &Options) -> Result<()> {
     let mut train = vec!["train", "--config"];
     let config_s = path_arg(&config);
     train.push(&config_s);
-    train.extend(["--out", &run_s]);
+    // The demo replaces its previous run.
+    train.extend(["--out", &run_s, "--force"]);
     let data_s = o.data_dir.as_deref().map(path_arg);
     if let Some(d) = &data_s {
         train.extend(["--data", d]);
@@ -167,10 +181,11 @@ pub fn run(o: &Options) -> Result<()> {
             &device_s,
             data_s.as_deref(),
             o.limit,
+            o.dataset == Dataset::Digits,
         );
         match &result {
             Ok(r) => println!(
-                "\ndemo: target={} host_acc={:.4} device_acc={:.4} identical={}/{} instr_per_inference={:.0} flash={} ram={}",
+                "\ndemo: target={} host_acc={:.4} device_acc={:.4} identical={}/{} instr_per_inference={:.0} flash={} ram={} stack={}",
                 target.name,
                 num(&r.report, "host_accuracy"),
                 num(&r.report, "device_accuracy"),
@@ -178,7 +193,8 @@ pub fn run(o: &Options) -> Result<()> {
                 num(&r.report, "samples"),
                 num(&r.report, "instructions_mean"),
                 r.flash,
-                r.ram
+                r.ram,
+                num(&r.report, "stack_peak_bytes")
             ),
             Err(why) => println!("\ndemo: target={} skipped: {why}", target.name),
         }
@@ -187,6 +203,7 @@ pub fn run(o: &Options) -> Result<()> {
     if rows.len() > 1 {
         print_table(&rows, name);
     }
+    print_mc_tables(&rows);
     let failed: Vec<&str> = rows
         .iter()
         .filter(|r| matches!(&r.result, Ok(t) if !t.ok))
@@ -216,6 +233,7 @@ fn run_target(
     device_s: &str,
     data_s: Option<&str>,
     limit: Option<usize>,
+    monte_carlo: bool,
 ) -> std::result::Result<TargetResult, String> {
     microdnn_targets::fit::check_file(target, model).map_err(|e| e.to_string())?;
     let fail = |e: anyhow::Error| TargetResult {
@@ -223,6 +241,7 @@ fn run_target(
         flash: 0,
         ram: 0,
         ok: false,
+        mc: Vec::new(),
     };
     let elf = match firmware::build(
         target,
@@ -235,6 +254,9 @@ fn run_target(
         Ok(mut e) => e.remove(0),
         Err(e) => return Ok(fail(anyhow::anyhow!(e))),
     };
+    if let Err(e) = crate::panic_check::check([elf.as_path()]) {
+        return Ok(fail(e));
+    }
     let fp = match elf_size::footprint(&elf) {
         Ok(f) => f,
         Err(e) => return Ok(fail(e)),
@@ -250,51 +272,159 @@ fn run_target(
         target.qemu_machine().map(|m| m.0).unwrap_or("?"),
         target.core
     );
-    let report_path = run_dir.join(format!("eval-{}.json", target.name));
-    let _ = std::fs::remove_file(&report_path);
-    let elf_s = path_arg(&elf);
-    let report_s = path_arg(&report_path);
-    let mut eval = vec![
-        "eval",
-        "--device",
-        "qemu",
-        "--target",
-        target.name,
-        "--model",
+    let eval = Eval {
+        target,
+        run_dir,
         device_s,
-        "--firmware",
-        &elf_s,
-        "--json",
-        &report_s,
-    ];
-    if let Some(d) = data_s {
-        eval.extend(["--data", d]);
+        elf: &elf,
+        data_s,
+    };
+    let (report, mut ok) = eval.run("eval", limit, &[]);
+    let stack = report
+        .get("stack_peak_bytes")
+        .and_then(serde_json::Value::as_u64);
+    match stack {
+        Some(s) if s <= microdnn_targets::fit::EVAL_STACK_BYTES => {}
+        other => {
+            println!(
+                "xtask: {}: the device's peak stack {other:?} is not within the bound of {} bytes (microdnn_targets::fit::EVAL_STACK_BYTES)",
+                target.name,
+                microdnn_targets::fit::EVAL_STACK_BYTES
+            );
+            ok = false;
+        }
     }
-    let limit_s = limit.map(|l| l.to_string());
-    if let Some(l) = &limit_s {
-        eval.extend(["--limit", l]);
-    }
-    let eval_result = microdnn(&eval);
-    let report: serde_json::Value = std::fs::read_to_string(&report_path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_else(|| serde_json::json!({}));
-    if let Err(e) = &eval_result {
-        println!("xtask: eval on {}: {e:#}", target.name);
+    let mut mc = Vec::new();
+    if monte_carlo {
+        let passes: &[u16] = if target.name == "cortex-m4f" {
+            &MC_COST_PASSES
+        } else {
+            &[MC_PASSES]
+        };
+        for &k in passes {
+            let k_s = k.to_string();
+            let (r, good) = eval.run(
+                &format!("eval-mc{k}"),
+                Some(MC_LIMIT),
+                &["--mc", &k_s, "--seed", "1"],
+            );
+            ok &= good;
+            mc.push((k, r));
+        }
     }
     Ok(TargetResult {
         report,
         flash: fp.flash_bytes(),
         ram: fp.static_ram_bytes(),
-        ok: eval_result.is_ok(),
+        ok,
+        mc,
     })
+}
+
+/// `microdnn eval` on one target's firmware.
+struct Eval<'a> {
+    target: &'static Target,
+    run_dir: &'a Path,
+    device_s: &'a str,
+    elf: &'a Path,
+    data_s: Option<&'a str>,
+}
+
+impl Eval<'_> {
+    /// Runs `microdnn eval` with `extra` arguments; returns its JSON report (written to
+    /// `RUN_DIR/NAME-TARGET.json`) and whether it succeeded.
+    fn run(&self, name: &str, limit: Option<usize>, extra: &[&str]) -> (serde_json::Value, bool) {
+        let report_path = self
+            .run_dir
+            .join(format!("{name}-{}.json", self.target.name));
+        let _ = std::fs::remove_file(&report_path);
+        let elf_s = path_arg(self.elf);
+        let report_s = path_arg(&report_path);
+        let mut args = vec![
+            "eval",
+            "--device",
+            "qemu",
+            "--target",
+            self.target.name,
+            "--model",
+            self.device_s,
+            "--firmware",
+            &elf_s,
+            "--json",
+            &report_s,
+        ];
+        if let Some(d) = self.data_s {
+            args.extend(["--data", d]);
+        }
+        let limit_s = limit.map(|l| l.to_string());
+        if let Some(l) = &limit_s {
+            args.extend(["--limit", l]);
+        }
+        args.extend(extra);
+        let result = microdnn(&args);
+        let report: serde_json::Value = std::fs::read_to_string(&report_path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_else(|| serde_json::json!({}));
+        if let Err(e) = &result {
+            println!("xtask: {name} on {}: {e:#}", self.target.name);
+        }
+        (report, result.is_ok())
+    }
+}
+
+/// The Monte-Carlo tables: every target at [`MC_PASSES`], and the Cortex-M4F's cost per K.
+fn print_mc_tables(rows: &[Row]) {
+    let with_mc: Vec<(&Row, &TargetResult)> = rows
+        .iter()
+        .filter_map(|r| r.result.as_ref().ok().map(|t| (r, t)))
+        .filter(|(_, t)| !t.mc.is_empty())
+        .collect();
+    if with_mc.is_empty() {
+        return;
+    }
+    println!("\nMonte-Carlo dropout on the device (`microdnn eval --mc {MC_PASSES}`, first {MC_LIMIT} test images; summaries compared bit for bit with the host's):\n");
+    println!("| target | passes | identical | instructions / request | per pass | one inference |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (r, t) in &with_mc {
+        for (k, mc) in t.mc.iter().filter(|(k, _)| *k == MC_PASSES) {
+            let per_request = num(mc, "instructions_mean");
+            println!(
+                "| {} | {k} | {}/{} | {per_request:.0} | {:.0} | {:.0} |",
+                r.target.name,
+                num(mc, "identical"),
+                num(mc, "samples"),
+                per_request / f64::from(*k),
+                num(&t.report, "instructions_mean")
+            );
+        }
+    }
+    for (r, t) in with_mc.iter().filter(|(_, t)| t.mc.len() > 1) {
+        let one = num(&t.report, "instructions_mean");
+        println!(
+            "\nMonte-Carlo cost on {} ({}), per request of K passes (QEMU -icount; one plain inference: {one:.0}):\n",
+            r.target.name, r.target.core
+        );
+        println!("| K | instructions / request | per pass | vs one inference | identical |");
+        println!("|---:|---:|---:|---:|---:|");
+        for (k, mc) in &t.mc {
+            let per_request = num(mc, "instructions_mean");
+            println!(
+                "| {k} | {per_request:.0} | {:.0} | {:.2}x | {}/{} |",
+                per_request / f64::from(*k),
+                per_request / one,
+                num(mc, "identical"),
+                num(mc, "samples")
+            );
+        }
+    }
 }
 
 /// The README's table: one row per target.
 fn print_table(rows: &[Row], dataset: &str) {
     println!("\n{dataset} model on every target (`eval` firmware with the model; executed instructions, QEMU -icount):\n");
-    println!("| target | core | board (QEMU machine) | flash | RAM | instructions / inference | per MAC | identical |");
-    println!("|---|---|---|---:|---:|---:|---:|---:|");
+    println!("| target | core | board (QEMU machine) | flash | RAM | peak stack | instructions / inference | per MAC | identical |");
+    println!("|---|---|---|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let t = r.target;
         let machine = t.qemu_machine().map(|m| m.0).unwrap_or("-");
@@ -303,12 +433,13 @@ fn print_table(rows: &[Row], dataset: &str) {
                 let macs = num(&res.report, "macs");
                 let ipi = num(&res.report, "instructions_mean");
                 println!(
-                    "| {} | {} | {} (`{machine}`) | {} | {} | {:.0} | {:.2} | {}/{} |",
+                    "| {} | {} | {} (`{machine}`) | {} | {} | {} | {:.0} | {:.2} | {}/{} |",
                     t.name,
                     t.core,
                     t.board_name,
                     res.flash,
                     res.ram,
+                    num(&res.report, "stack_peak_bytes"),
                     ipi,
                     ipi / macs,
                     num(&res.report, "identical"),
@@ -316,7 +447,7 @@ fn print_table(rows: &[Row], dataset: &str) {
                 );
             }
             Err(why) => println!(
-                "| {} | {} | {} (`{machine}`) | - | - | - | - | does not fit: {why} |",
+                "| {} | {} | {} (`{machine}`) | - | - | - | - | - | does not fit: {why} |",
                 t.name, t.core, t.board_name
             ),
         }

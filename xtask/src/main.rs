@@ -8,6 +8,7 @@
 //! | `bench-train [args]` | `cargo run --release -p microdnn-host -- bench-train [args]` |
 //! | `lab [--quick\|--full] [--report-only] [--out DIR] [--mnist DIR] [--threads N] [NAME...]` | the lecture's experiments (`microdnn lab`), with the Cortex-M4F activation costs measured under QEMU `-icount` first; reports in `target/lab/` |
 //! | `run <bin> [--target NAME] [--model FILE]` | builds and runs any firmware program (`demo`, `selftest`, `bench`, `eval`) in QEMU with its decoded log, or flashes it to a real board with `probe-rs run` |
+//! | `panic-check ELF...` | lists the panic-path functions (`core::panicking::*`, `panic_bounds_check`, the panic handler, ...) linked into firmware ELFs, with their callers; fails if there is one (`test` runs it on every program of every board) |
 //! | `mutate [--cases N] [--release]` | the model-file mutation test with `N` cases (default 1,000,000), in debug (overflow checks) |
 //! | `fuzz [--seconds N] [TARGET...]` | cargo-fuzz on the core's targets (`model_view`, `link_decoder`) for `N` s each (nightly) |
 //!
@@ -24,6 +25,7 @@ mod demo;
 mod elf_size;
 mod fuzz;
 mod lab;
+mod panic_check;
 mod qemu;
 mod setup;
 
@@ -49,6 +51,8 @@ commands:
   run <bin> [--target NAME] [--model FILE]
                        build and run a firmware program (demo, selftest, bench, eval) in QEMU,
                        or flash and run it on a real board with probe-rs (--target nucleo-f446re)
+  panic-check ELF...   list the panic-path functions linked into firmware ELFs and their
+                       callers; fails if there is one (`test` checks every program)
   mutate [--cases N] [--release]
                        the model-file mutation test with N cases (default 1000000), in debug
   fuzz [--seconds N] [model_view|link_decoder]...
@@ -73,6 +77,9 @@ fn main() -> ExitCode {
         Some("bench-train") => bench_train(&rest),
         Some("lab") => lab::run(&rest),
         Some("mutate") => fuzz::mutate(&rest),
+        Some("panic-check") if !rest.is_empty() => {
+            panic_check::check(rest.iter().map(std::path::Path::new))
+        }
         Some("fuzz") => fuzz::fuzz(&rest),
         Some("help" | "-h" | "--help") => {
             print!("{USAGE}");

@@ -819,6 +819,113 @@ impl<'a> ModelView<'a> {
         let out: &'b [f32] = cur;
         Ok(out.get(..width).unwrap_or_default())
     }
+
+    /// One Monte-Carlo pass with run-time shapes: like [`ModelView::run`] on an input that is
+    /// already transformed (`x` is not modified), with each layer's dropout rate applied to its
+    /// output after the activation, exactly as a [`network!`](macro@crate::network) type's
+    /// `forward_mc` does ([`Layer::forward_mc`](crate::Layer::forward_mc): the same masks from
+    /// the same `rng` state, so the same bits). Returns the output slice (inside `a` or `b`).
+    pub fn run_mc<'b>(
+        &self,
+        x: &[f32],
+        a: &'b mut [f32],
+        b: &'b mut [f32],
+        rng: &mut crate::Rng,
+    ) -> Result<&'b mut [f32], crate::Error> {
+        if x.len() != self.inputs {
+            return Err(crate::Error::Shape {
+                what: "input",
+                expected: self.inputs,
+                found: x.len(),
+            });
+        }
+        let need = self.max_width();
+        for buf in [&*a, &*b] {
+            if buf.len() < need {
+                return Err(crate::Error::Shape {
+                    what: "activation buffer",
+                    expected: need,
+                    found: buf.len(),
+                });
+            }
+        }
+        let (mut cur, mut next) = (a, b);
+        let mut width = 0;
+        for (k, l) in self.layers().enumerate() {
+            let (src, dst) = if k == 0 {
+                (x, cur.get_mut(..l.outputs).unwrap_or_default())
+            } else {
+                core::mem::swap(&mut cur, &mut next);
+                (
+                    next.get(..width).unwrap_or_default(),
+                    cur.get_mut(..l.outputs).unwrap_or_default(),
+                )
+            };
+            crate::kernel::dense(l.weights, l.bias, src, dst)?;
+            l.activation.apply(dst);
+            if l.dropout_rate > 0.0 {
+                if let Ok(d) = crate::McDropout::new(l.dropout_rate) {
+                    d.apply(dst, rng);
+                }
+            }
+            width = l.outputs;
+        }
+        Ok(cur.get_mut(..width).unwrap_or_default())
+    }
+
+    /// The Monte-Carlo summary of `passes` dropout passes on the raw input `x` from `seed`
+    /// ([`crate::mc::run`]): the input transform is applied to `x` in place, then each pass
+    /// runs [`ModelView::run_mc`]. `a` and `b` are activation buffers of at least
+    /// [`ModelView::max_width`] floats; `mean` and `std` get one value per class, and `pass`
+    /// (one value per class) is scratch for a pass's probabilities. What the `eval` firmware
+    /// answers to the link's `MC` request, bit for bit.
+    ///
+    /// Fails with [`Error::NotADistribution`](crate::Error::NotADistribution) unless the last
+    /// layer ends in softmax or the identity (logits, turned into probabilities per pass).
+    #[allow(clippy::too_many_arguments)]
+    pub fn mc(
+        &self,
+        x: &mut [f32],
+        a: &mut [f32],
+        b: &mut [f32],
+        passes: core::num::NonZeroU32,
+        seed: u64,
+        mean: &mut [f32],
+        std: &mut [f32],
+        pass: &mut [f32],
+    ) -> Result<crate::mc::McSummary, crate::Error> {
+        let last = self
+            .layer(self.layers.saturating_sub(1))
+            .map(|l| l.activation)
+            .unwrap_or(Activation::Identity);
+        let outputs =
+            crate::mc::McOutputs::for_activation(last).ok_or(crate::Error::NotADistribution {
+                activation: last.name(),
+            })?;
+        for (what, v) in [("mean", &*mean), ("std", &*std), ("pass", &*pass)] {
+            if v.len() != self.outputs {
+                return Err(crate::Error::Shape {
+                    what,
+                    expected: self.outputs,
+                    found: v.len(),
+                });
+            }
+        }
+        if x.len() != self.inputs {
+            return Err(crate::Error::Shape {
+                what: "input",
+                expected: self.inputs,
+                found: x.len(),
+            });
+        }
+        self.transform_input(x);
+        let x: &[f32] = x;
+        crate::mc::run(outputs, passes, seed, mean, std, pass, |rng, out| {
+            let y = self.run_mc(x, a, b, rng)?;
+            out.iter_mut().zip(y.iter()).for_each(|(o, v)| *o = *v);
+            Ok(())
+        })
+    }
 }
 
 /// Logs the shape and activation, not the parameters.
@@ -876,6 +983,45 @@ impl defmt::Format for ModelSpec<'_> {
             self.layers.len()
         )
     }
+}
+
+/// The file length a model file's header declares, after checking what the header alone can
+/// say (magic, byte order, major version). Reads only the first [`HEADER_LEN`] bytes of
+/// `header` (more are ignored), so a reader can refuse a file before loading it: compare the
+/// result with the file's size, then read exactly that many bytes and validate them with
+/// [`ModelView::new_checked`].
+///
+/// ```
+/// use microdnn::model::{declared_len, ModelError, HEADER_LEN};
+/// assert_eq!(declared_len(b"not a model file, not a model file, not a model file, not a model"),
+///            Err(ModelError::BadMagic));
+/// assert!(matches!(declared_len(b"uDNN"), Err(ModelError::Truncated { .. })));
+/// ```
+pub fn declared_len(header: &[u8]) -> Result<usize, ModelError> {
+    if header.get(..4).is_some_and(|m| m != MAGIC) {
+        return Err(ModelError::BadMagic);
+    }
+    let truncated = ModelError::Truncated {
+        needed: HEADER_LEN,
+        found: header.len(),
+    };
+    let header = header.get(..HEADER_LEN).ok_or(truncated)?;
+    let bom = u32_at(header, header::BYTE_ORDER).ok_or(truncated)?;
+    if bom != BYTE_ORDER_MARK {
+        return Err(if bom == BYTE_ORDER_MARK.swap_bytes() {
+            ModelError::WrongEndianness
+        } else {
+            ModelError::BadHeader {
+                field: "byte-order mark",
+            }
+        });
+    }
+    let major = u16_at(header, header::VERSION_MAJOR).ok_or(truncated)?;
+    let minor = u16_at(header, header::VERSION_MINOR).ok_or(truncated)?;
+    if major != VERSION_MAJOR {
+        return Err(ModelError::UnsupportedVersion { major, minor });
+    }
+    Ok(u32_at(header, header::FILE_LEN).ok_or(truncated)? as usize)
 }
 
 /// CRC-32 of a model file with its CRC field taken as zero.

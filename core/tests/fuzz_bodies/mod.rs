@@ -7,7 +7,7 @@
 
 #![allow(dead_code)] // each includer uses some of the bodies
 
-use microdnn::link::{self, DeviceInfo, FrameDecoder, InferResult, Responder};
+use microdnn::link::{self, DeviceInfo, FrameDecoder, InferResult, McAnswer, McResult, Responder};
 use microdnn::model::{self, header, record, ModelView};
 
 microdnn::network! {
@@ -169,6 +169,9 @@ fn model_view_once(data: &[u8]) {
 struct Echo {
     inputs: u32,
     y: [f32; 4],
+    mean: [f32; 4],
+    std: [f32; 4],
+    pass: [f32; 4],
 }
 
 impl Responder for Echo {
@@ -196,6 +199,40 @@ impl Responder for Echo {
         }
         (microdnn::argmax(x) as u16, 7, &self.y)
     }
+    fn mc(
+        &mut self,
+        x: &[f32],
+        passes: core::num::NonZeroU16,
+        seed: u64,
+    ) -> Result<McAnswer<'_>, link::ErrorCode> {
+        assert_eq!(x.len(), self.inputs as usize);
+        assert!(x.iter().all(|v| v.is_finite()));
+        assert!(
+            passes.get() <= link::MAX_MC_PASSES,
+            "respond checks the passes"
+        );
+        // Logits from the inputs and the generator: softmax per pass, as for a logits model.
+        let summary = microdnn::mc::run::<link::ErrorCode>(
+            microdnn::mc::McOutputs::Logits,
+            passes.into(),
+            seed,
+            &mut self.mean,
+            &mut self.std,
+            &mut self.pass,
+            |rng, out| {
+                for (o, x) in out.iter_mut().zip(x.iter().chain([0.0; 4].iter())) {
+                    *o = *x * rng.next_f32();
+                }
+                Ok(())
+            },
+        )?;
+        Ok(McAnswer {
+            summary,
+            instructions: u64::from(passes.get()),
+            mean: &self.mean,
+            std: &self.std,
+        })
+    }
 }
 
 /// Any byte stream fed to the link's frame decoder and `respond` produces exactly one
@@ -214,6 +251,9 @@ pub fn link_decoder(data: &[u8]) {
     let mut dev = Echo {
         inputs,
         y: [0.0; 4],
+        mean: [0.0; 4],
+        std: [0.0; 4],
+        pass: [0.0; 4],
     };
     let mut dec = FrameDecoder::<{ link::decoder_capacity(64) }>::new();
     let (mut scratch, mut payload, mut tx) = ([0.0f32; 16], [0u8; 64], [0u8; 256]);
@@ -248,4 +288,8 @@ pub fn link_decoder(data: &[u8]) {
         );
     }
     let _ = DeviceInfo::from_bytes(stream);
+    if let Some(r) = McResult::parse(stream) {
+        assert_eq!(r.mean.len(), r.std.len());
+    }
+    let _ = link::McRequest::parse(stream);
 }

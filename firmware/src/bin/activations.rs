@@ -34,9 +34,7 @@ fn main() -> ! {
     static mut X: [f32; N] = [0.0; N];
     static mut Y: [f32; N] = [0.0; N];
 
-    let Some(p) = cortex_m::Peripherals::take() else {
-        defmt::panic!("peripherals already taken")
-    };
+    let p = runtime::take_peripherals();
     let counter = InstructionCounter::start(p.SYST);
     let x: &mut [f32; N] = X;
     let y: &mut [f32; N] = Y;
@@ -48,7 +46,7 @@ fn main() -> ! {
         let counts = [(); 3].map(|()| {
             counter
                 .measure(|| {
-                    y.copy_from_slice(black_box(&x[..]));
+                    *y = *black_box(&*x);
                     if let Some(a) = act {
                         a.apply(black_box(&mut y[..]));
                     }

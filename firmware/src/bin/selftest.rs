@@ -83,20 +83,43 @@ impl Scratch {
     /// Inputs span several binades so that rounding is exercised.
     fn random_layer(&mut self, inputs: usize, outputs: usize) -> Result<(), &'static str> {
         let mut rng = Rng::new(((inputs as u64) << 32) ^ outputs as u64);
-        let n = inputs * outputs;
-        self.rows[..n]
-            .iter_mut()
-            .for_each(|w| *w = rng.uniform(-1.0, 1.0));
-        self.bias[..outputs]
-            .iter_mut()
-            .for_each(|b| *b = rng.uniform(-1.0, 1.0));
-        for (c, x) in self.x[..inputs].iter_mut().enumerate() {
-            let scale = [0.125, 0.5, 1.0, 2.0, 8.0, 0.25, 4.0][c % 7];
+        let v = self.layer(inputs, outputs)?;
+        v.rows.iter_mut().for_each(|w| *w = rng.uniform(-1.0, 1.0));
+        v.bias.iter_mut().for_each(|b| *b = rng.uniform(-1.0, 1.0));
+        for (x, scale) in
+            v.x.iter_mut()
+                .zip([0.125, 0.5, 1.0, 2.0, 8.0, 0.25, 4.0].into_iter().cycle())
+        {
             *x = rng.uniform(-1.0, 1.0) * scale;
         }
-        kernel::pack(&self.rows[..n], inputs, outputs, &mut self.packed[..n])
+        kernel::pack(v.rows, inputs, outputs, v.packed)
             .map_err(|_| "kernel::pack rejected a valid shape")
     }
+
+    /// The scratch memory of one layer shape, or an error if it is larger than the scratch
+    /// (`get`, not indexing: the program links no panic path).
+    fn layer(&mut self, inputs: usize, outputs: usize) -> Result<LayerScratch<'_>, &'static str> {
+        let n = inputs.checked_mul(outputs).ok_or("shape overflows")?;
+        let too_big = "shape larger than the scratch memory";
+        Ok(LayerScratch {
+            rows: self.rows.get_mut(..n).ok_or(too_big)?,
+            packed: self.packed.get_mut(..n).ok_or(too_big)?,
+            bias: self.bias.get_mut(..outputs).ok_or(too_big)?,
+            x: self.x.get_mut(..inputs).ok_or(too_big)?,
+            fast: self.fast.get_mut(..outputs).ok_or(too_big)?,
+            other: self.other.get_mut(..outputs).ok_or(too_big)?,
+        })
+    }
+}
+
+/// [`Scratch`] cut to one layer shape.
+struct LayerScratch<'a> {
+    rows: &'a mut [f32],
+    packed: &'a mut [f32],
+    bias: &'a mut [f32],
+    x: &'a mut [f32],
+    fast: &'a mut [f32],
+    other: &'a mut [f32],
 }
 
 /// A test fails with a short reason (details are logged by the test itself).
@@ -128,6 +151,10 @@ const TESTS: &[(&str, Test)] = &[
         sigmoid_tanh_bounded,
     ),
     ("relu and leaky relu", relu_and_leaky_relu),
+    (
+        "a log statement leaves the interrupt mask as it found it",
+        logging_restores_the_interrupt_mask,
+    ),
     ("softmax sums to 1 and is stable", softmax_stable),
     (
         "batch norm folded into dense equals dense then batch norm",
@@ -222,17 +249,39 @@ fn nan_comparison(s: &mut Scratch) -> TestResult {
     Ok(())
 }
 
+fn logging_restores_the_interrupt_mask(_: &mut Scratch) -> TestResult {
+    use cortex_m::register::primask;
+    // PRIMASK bit 0 set: interrupts masked. The logger masks them while it writes a frame and
+    // must restore what it found (SysTick's wrap count, and so every instruction count, depends
+    // on interrupts staying enabled).
+    let masked = || primask::read_raw() & 1 == 1;
+    if masked() {
+        return Err("interrupts are masked before the test");
+    }
+    defmt::info!("  a log line with interrupts enabled");
+    if masked() {
+        return Err("a log statement left the interrupts masked");
+    }
+    let inside = cortex_m::interrupt::free(|_| {
+        defmt::info!("  a log line inside a critical section");
+        masked()
+    });
+    if !inside || masked() {
+        return Err("a log statement inside a critical section changed the mask");
+    }
+    Ok(())
+}
+
 fn dense_matches_spec(s: &mut Scratch) -> TestResult {
     for (inputs, outputs) in SHAPES.into_iter().filter(|&(i, o)| fits(i, o)) {
         s.random_layer(inputs, outputs)?;
-        let n = inputs * outputs;
-        let (x, bias) = (&s.x[..inputs], &s.bias[..outputs]);
-        kernel::dense(&s.packed[..n], bias, x, &mut s.fast[..outputs]).map_err(|_| "dense")?;
-        kernel::dense_spec(&s.rows[..n], bias, x, &mut s.other[..outputs])
-            .map_err(|_| "dense_spec")?;
-        let differing = s.fast[..outputs]
+        let v = s.layer(inputs, outputs)?;
+        kernel::dense(v.packed, v.bias, v.x, v.fast).map_err(|_| "dense")?;
+        kernel::dense_spec(v.rows, v.bias, v.x, v.other).map_err(|_| "dense_spec")?;
+        let differing = v
+            .fast
             .iter()
-            .zip(&s.other[..outputs])
+            .zip(v.other.iter())
             .filter(|(a, b)| !bits::same(**a, **b))
             .count();
         if differing > 0 {
@@ -260,32 +309,32 @@ fn dense_within_bound_of_reference(s: &mut Scratch) -> TestResult {
     let mut worst = 0.0f64; // largest |fast - reference| / tolerance seen
     for (inputs, outputs) in SHAPES.into_iter().filter(|&(i, o)| fits(i, o)) {
         s.random_layer(inputs, outputs)?;
-        let n = inputs * outputs;
-        let (x, bias) = (&s.x[..inputs], &s.bias[..outputs]);
-        kernel::dense(&s.packed[..n], bias, x, &mut s.fast[..outputs]).map_err(|_| "dense")?;
-        kernel::dense_reference(&s.rows[..n], bias, x, &mut s.other[..outputs])
-            .map_err(|_| "dense_reference")?;
+        let v = s.layer(inputs, outputs)?;
+        let (x, bias) = (&*v.x, &*v.bias);
+        kernel::dense(v.packed, bias, x, v.fast).map_err(|_| "dense")?;
+        kernel::dense_reference(v.rows, bias, x, v.other).map_err(|_| "dense_reference")?;
         // Both results are within their forward error bounds of the exact value, so they are
         // within the sum of the bounds of each other (see `kernel` docs).
         let factor = kernel::error_bound(inputs) + kernel::reference_error_bound(inputs);
-        for (o, row) in s.rows[..n].chunks(inputs).enumerate() {
+        let width = core::num::NonZeroUsize::new(inputs).ok_or("a layer without inputs")?;
+        let rows = v.rows.chunks(width.get());
+        for (((row, b), fast), other) in rows.zip(bias).zip(v.fast.iter()).zip(v.other.iter()) {
             let magnitude: f64 = row
                 .iter()
                 .zip(x)
                 .map(|(w, x)| f64::from(w * x).abs())
                 .sum::<f64>()
-                + f64::from(bias[o]).abs();
+                + f64::from(*b).abs();
             // Products are rounded to f32 by both kernels: that error is common to both.
             let tolerance = factor * magnitude;
-            let diff = f64::from(s.fast[o] - s.other[o]).abs();
+            let diff = f64::from(fast - other).abs();
             if diff > tolerance {
                 defmt::error!(
-                    "{=usize}x{=usize} row {=usize}: fast {=f32} reference {=f32}, difference {=f64} > bound {=f64}",
+                    "{=usize}x{=usize}: fast {=f32} reference {=f32}, difference {=f64} > bound {=f64}",
                     inputs,
                     outputs,
-                    o,
-                    s.fast[o],
-                    s.other[o],
+                    fast,
+                    other,
                     diff,
                     tolerance
                 );
@@ -495,7 +544,7 @@ fn softmax_stable(_: &mut Scratch) -> TestResult {
     let mut rng = Rng::new(11);
     for n in [1usize, 2, 10, 64, 128] {
         let mut y = [0.0f32; 128];
-        let y = &mut y[..n];
+        let y = y.get_mut(..n).ok_or("softmax test: length")?;
         y.iter_mut().for_each(|v| *v = rng.uniform(-20.0, 20.0));
         let before = microdnn::argmax(y);
         math::softmax(y);

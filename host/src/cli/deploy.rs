@@ -12,10 +12,11 @@ use microdnn::ModelView;
 use microdnn_host::device::{self, EvalReport};
 use microdnn_host::export::{self, AlignedModel, Equivalence, OutputActivation, Summary};
 use microdnn_host::import::pytorch;
+use microdnn_host::model::checkpoint::CheckpointError;
 use microdnn_host::model::Model;
 use microdnn_host::model::{checkpoint, metrics};
 use microdnn_host::train::config::DatasetKind;
-use microdnn_host::train::test_data;
+use microdnn_host::train::{data_record, scoring_data, test_data, DataRecord};
 use microdnn_host::InputTransform;
 
 /// File name of the device model inside an export folder.
@@ -47,9 +48,22 @@ pub struct ExportArgs {
     /// What the last layer outputs.
     #[arg(long, value_enum, default_value_t = OutputActivation::Softmax)]
     output: OutputActivation,
-    /// Inputs used to check that the exported file computes what the trained network computes.
-    #[arg(long, default_value_t = 500)]
+    /// Inputs used to check that the exported file computes what the trained network computes
+    /// (1 to 1,000,000).
+    #[arg(long, default_value_t = 500, value_parser = check_samples_in_range)]
     check_samples: usize,
+}
+
+/// The most inputs `--check-samples` may ask for.
+const MAX_CHECK_SAMPLES: usize = 1_000_000;
+
+fn check_samples_in_range(s: &str) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|e| format!("{e}"))?;
+    if (1..=MAX_CHECK_SAMPLES).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("{n} is not in 1..={MAX_CHECK_SAMPLES}"))
+    }
 }
 
 /// What `export` writes to model.json.
@@ -57,8 +71,14 @@ pub struct ExportArgs {
 pub struct ExportRecord {
     /// The checkpoint or state dict exported (absolute path).
     pub source: PathBuf,
+    /// The same, relative to the export folder (found again when both folders moved together).
+    #[serde(default)]
+    pub source_relative: Option<PathBuf>,
     /// Whether the source was a microdnn checkpoint (so its run's test split is known).
     pub microdnn_checkpoint: bool,
+    /// How to rebuild the run's test split (from the checkpoint): what `eval` scores on.
+    #[serde(default)]
+    pub data: Option<DataRecord>,
     /// Summary of the device model.
     pub summary: serde_json::Value,
     /// The equivalence check.
@@ -103,7 +123,14 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<()> {
         )
     } else {
         let path = checkpoint::resolve_model_path(&a.source);
-        let model = checkpoint::load_model(&path)?;
+        let model = checkpoint::load_model(&path).map_err(|e| match e {
+            CheckpointError::NotACheckpoint { .. } => anyhow::anyhow!(
+                "{e}: to export a PyTorch state dict, pass its architecture with --arch (e.g. \
+                 --arch \"Linear(64, 32) ReLU() Linear(32, 10)\", or --arch @FILE with what \
+                 print(model) shows)"
+            ),
+            e => e.into(),
+        })?;
         let samples = match test_data(Some(&path), None, None, false) {
             Ok(d) if d.features == model.transform.features() => {
                 let n = d.len().min(a.check_samples);
@@ -136,8 +163,13 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<()> {
     let model_path = a.out.join(MODEL_FILE);
     export::write_atomic(&model_path, &bytes)?;
     let summary = export::summarize(&view);
+    let source = std::fs::canonicalize(&source).unwrap_or(source);
     let record = ExportRecord {
-        source: std::fs::canonicalize(&source).unwrap_or(source),
+        source_relative: std::fs::canonicalize(&a.out)
+            .ok()
+            .and_then(|out| relative_to(&source, &out)),
+        data: if is_ckpt { data_record(&source)? } else { None },
+        source,
         microdnn_checkpoint: is_ckpt,
         summary: serde_json::to_value(&summary)?,
         equivalence: serde_json::to_value(eq)?,
@@ -149,6 +181,23 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<()> {
     print_summary(&model_path, &summary);
     print_equivalence(&eq);
     Ok(())
+}
+
+/// `path` relative to the folder `base` (both absolute): `../run/model.safetensors`.
+fn relative_to(path: &Path, base: &Path) -> Option<PathBuf> {
+    let (p, b): (Vec<_>, Vec<_>) = (path.components().collect(), base.components().collect());
+    let common = p.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    if common == 0 {
+        return None;
+    }
+    let mut rel = PathBuf::new();
+    for _ in common..b.len() {
+        rel.push("..");
+    }
+    for c in &p[common..] {
+        rel.push(c);
+    }
+    Some(rel)
 }
 
 fn print_summary(path: &Path, s: &Summary) {
@@ -180,20 +229,39 @@ pub struct InfoArgs {
     file: PathBuf,
 }
 
-fn model_file(p: &Path) -> PathBuf {
-    if p.is_dir() {
+/// The device model file of an export folder (or the file given). A training run's folder or
+/// checkpoint is an error saying to export it first.
+fn model_file(p: &Path) -> anyhow::Result<PathBuf> {
+    let path = if p.is_dir() {
         p.join(MODEL_FILE)
     } else {
         p.to_path_buf()
+    };
+    let checkpoint = if p.is_dir() {
+        p.join(checkpoint::MODEL_FILE)
+    } else {
+        p.to_path_buf()
+    };
+    if !path.is_file() || path == checkpoint {
+        let is_run =
+            checkpoint.is_file() && checkpoint.extension().is_some_and(|e| e == "safetensors");
+        if is_run {
+            bail!(
+                "{} is a trained model, not a device model file: export it first with \
+                 `microdnn export {} --out DIR`, then give DIR",
+                p.display(),
+                p.display()
+            );
+        }
     }
+    Ok(path)
 }
 
+/// Reads a model file (or an export folder's): its header and declared length are checked
+/// before the file is read, and it is read once, straight into aligned memory.
 fn read_model(p: &Path) -> anyhow::Result<(PathBuf, AlignedModel)> {
-    let path = model_file(p);
-    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let file = AlignedModel::new(&bytes);
-    file.view()
-        .with_context(|| format!("{} is not a valid device model", path.display()))?;
+    let path = model_file(p)?;
+    let file = AlignedModel::read(&path)?;
     Ok((path, file))
 }
 
@@ -216,7 +284,35 @@ pub fn run_info(a: InfoArgs) -> anyhow::Result<()> {
         microdnn::model::VERSION_MAJOR,
         view.version_minor()
     );
+    print_device_needs(&view, file.bytes().len());
     Ok(())
+}
+
+/// What the `eval` firmware needs for this model on any board: flash, static RAM and the stack
+/// bound, with how each is derived.
+fn print_device_needs(view: &ModelView<'_>, file_bytes: usize) {
+    use microdnn_targets::fit;
+    let n = fit::eval_needs(view, file_bytes);
+    println!(
+        "  on a device (the eval firmware): flash {} bytes (the file + at most {} of program); \
+         RAM {} bytes: {} of buffers sized by this model (activations, inputs, outputs, \
+         Monte-Carlo vectors, link frames) + at most {} of runtime statics + a stack bound of \
+         {} bytes",
+        n.flash_bytes,
+        fit::EVAL_PROGRAM_FLASH,
+        n.ram_bytes,
+        n.buffer_bytes,
+        fit::EVAL_RUNTIME_RAM,
+        fit::EVAL_STACK_BYTES
+    );
+    println!(
+        "  stack: the eval program keeps every buffer sized by the model in statics, so its stack \
+         is its call chain alone (serving loop, request, forward or Monte-Carlo pass, kernel, \
+         activations), the same for any model; {} bytes bounds the peak that stack painting \
+         measures on every board (`cargo xtask test` checks it; `microdnn eval` prints this \
+         model's peak from the device)",
+        fit::EVAL_STACK_BYTES
+    );
 }
 
 #[derive(clap::Args)]
@@ -251,6 +347,14 @@ pub struct DeviceEvalArgs {
     /// Write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Monte-Carlo dropout: K stochastic passes per example on the device (1 to 1024), compared
+    /// bit for bit with the same passes on the host; reports the class of the mean
+    /// probabilities, the entropies and the instructions per request.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u16).range(1..=microdnn::link::MAX_MC_PASSES as i64))]
+    mc: Option<u16>,
+    /// Seed of the Monte-Carlo dropout masks (example i uses seed + i).
+    #[arg(long, default_value_t = 0, requires = "mc")]
+    seed: u64,
 }
 
 /// Builds the firmware's `eval` program for `target` with `model` compiled in; returns the ELF.
@@ -295,27 +399,15 @@ pub fn run_eval(a: DeviceEvalArgs) -> anyhow::Result<()> {
             target.name, needs.flash_bytes, memory.flash_bytes, needs.ram_bytes, memory.ram_bytes
         );
     }
-    let record: Option<ExportRecord> = path
-        .parent()
-        .map(|d| d.join(SUMMARY_FILE))
-        .and_then(|p| std::fs::read_to_string(p).ok())
+    let export_dir = path.parent().unwrap_or(Path::new("."));
+    let record: Option<ExportRecord> = std::fs::read_to_string(export_dir.join(SUMMARY_FILE))
+        .ok()
         .and_then(|t| serde_json::from_str(&t).ok());
-    let checkpoint = record
-        .as_ref()
-        .filter(|r| r.microdnn_checkpoint)
-        .map(|r| r.source.clone());
-    let data = match &checkpoint {
-        Some(c) => test_data(Some(c), a.dataset, a.data.clone(), false)?,
-        None => {
-            if a.dataset.is_none() && a.data.is_none() {
-                bail!(
-                    "{} was not exported from a microdnn run: give --dataset and --data",
-                    path.display()
-                );
-            }
-            test_data(None, a.dataset, a.data.clone(), true)?
-        }
-    };
+    let run_data = record.as_ref().and_then(|r| r.data.as_ref());
+    let scoring = scoring_data(run_data, a.dataset, a.data.clone(), run_data.is_none())
+        .with_context(|| format!("choosing the data to evaluate {} on", path.display()))?;
+    println!("evaluating on {}", scoring.what);
+    let data = scoring.data;
     if data.features != view.inputs() {
         bail!(
             "the data has {} inputs but the model takes {}",
@@ -326,14 +418,37 @@ pub fn run_eval(a: DeviceEvalArgs) -> anyhow::Result<()> {
     let n = a.limit.unwrap_or(usize::MAX).min(data.len());
     let x = &data.x[..n * data.features];
     let y = &data.y[..n];
-    let trainer_accuracy = checkpoint
+    let nonfinite = nonfinite_outputs(&view, x)?;
+    if nonfinite > 0 {
+        bail!(
+            "{nonfinite} of {n} examples give NaN or infinite outputs on the host already: the \
+             model file computes nothing meaningful on this data (check the data and the input \
+             transform)"
+        );
+    }
+    let trainer_accuracy = record
         .as_ref()
-        .and_then(|c| checkpoint::load_model(c).ok())
-        .map(|m| {
-            let mut d = data.clone();
-            d.x.truncate(n * d.features);
-            d.y.truncate(n);
-            metrics::evaluate(&m, &d).accuracy
+        .filter(|r| r.microdnn_checkpoint)
+        .and_then(|r| {
+            let found = [
+                Some(r.source.clone()),
+                r.source_relative.as_ref().map(|p| export_dir.join(p)),
+            ]
+            .into_iter()
+            .flatten()
+            .find_map(|c| checkpoint::load_model(&c).ok());
+            if found.is_none() {
+                eprintln!(
+                    "note: the exported checkpoint {} is not found: no trainer accuracy",
+                    r.source.display()
+                );
+            }
+            found.map(|m| {
+                let mut d = data.clone();
+                d.x.truncate(n * d.features);
+                d.y.truncate(n);
+                metrics::evaluate(&m, &d).accuracy
+            })
         });
 
     let bar = indicatif::ProgressBar::new(n as u64).with_style(
@@ -343,45 +458,179 @@ pub fn run_eval(a: DeviceEvalArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let answer_timeout = Duration::from_secs(30);
-    let mut report: EvalReport = if a.device == "qemu" {
+    let (outcome, info) = if a.device == "qemu" {
         let elf = match &a.firmware {
             Some(e) => e.clone(),
-            None => build_eval_firmware(target, &path)?,
+            None => {
+                println!(
+                    "building the eval firmware for {} with this model (the first build of a \
+                     target takes up to a minute)...",
+                    target.name
+                );
+                build_eval_firmware(target, &path)?
+            }
         };
-        let mut q = device::Qemu::start(target, &elf, 600 + n as u64, answer_timeout)?;
-        check_device(&mut q.link, &view)?;
+        let per_example = 1 + u64::from(a.mc.unwrap_or(0)) / 4;
+        let mut q =
+            device::Qemu::start(target, &elf, 600 + n as u64 * per_example, answer_timeout)?;
         bar.set_prefix(format!(
             "device ({}, QEMU {})",
             target.name,
             target.qemu_machine().map(|m| m.0).unwrap_or("?")
         ));
-        device::evaluate(&mut q.link, &view, x, y, |i| bar.set_position(i as u64))?
+        evaluate_on(&mut q.link, &view, x, y, &a, &bar)?
     } else {
         let mut link = device::open_serial(&a.device, a.baud, answer_timeout)?;
-        check_device(&mut link, &view)?;
         bar.set_prefix(format!("device ({})", a.device));
-        device::evaluate(&mut link, &view, x, y, |i| bar.set_position(i as u64))?
+        evaluate_on(&mut link, &view, x, y, &a, &bar)?
     };
     bar.finish_and_clear();
-    report.trainer_accuracy = trainer_accuracy;
-    print_report(&report);
-    if let Some(j) = &a.json {
-        std::fs::write(j, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("writing {}", j.display()))?;
-    }
-    println!(
-        "eval: target={} host_acc={:.4} device_acc={:.4} identical={}/{} max_diff={:e} instr_per_inference={:.0}",
-        if a.device == "qemu" { target.name } else { a.device.as_str() },
-        report.host_accuracy, report.device_accuracy, report.identical, report.samples, report.max_abs_diff, report.instructions_mean
-    );
-    if report.identical != report.samples {
-        bail!(
-            "{} of {} outputs differ between host and device",
-            report.samples - report.identical,
-            report.samples
-        );
+    let name = if a.device == "qemu" {
+        target.name
+    } else {
+        a.device.as_str()
+    };
+    let stack = info.filter(|i| i.stack_peak_bytes > 0);
+    match outcome {
+        Outcome::Plain(mut report) => {
+            report.trainer_accuracy = trainer_accuracy;
+            report.stack_peak_bytes = stack.map(|i| i.stack_peak_bytes);
+            print_report(&report);
+            print_stack(stack);
+            write_json(a.json.as_deref(), &report)?;
+            println!(
+                "eval: target={name} host_acc={:.4} device_acc={:.4} identical={}/{} max_diff={:e} instr_per_inference={:.0}",
+                report.host_accuracy, report.device_accuracy, report.identical, report.samples, report.max_abs_diff, report.instructions_mean
+            );
+            if report.identical != report.samples {
+                bail!(
+                    "{} of {} outputs differ between host and device",
+                    report.samples - report.identical,
+                    report.samples
+                );
+            }
+        }
+        Outcome::Mc(mut report) => {
+            report.stack_peak_bytes = stack.map(|i| i.stack_peak_bytes);
+            print_mc_report(&report);
+            print_stack(stack);
+            write_json(a.json.as_deref(), &report)?;
+            println!(
+                "eval-mc: target={name} passes={} identical={}/{} max_diff={:e} device_acc={:.4} entropy_mean={:.4} mutual_information_mean={:.4} instr_per_request={:.0} instr_per_pass={:.0}",
+                report.passes, report.identical, report.samples, report.max_abs_diff, report.device_accuracy, report.entropy_mean, report.mutual_information_mean, report.instructions_mean, report.instructions_mean / f64::from(report.passes)
+            );
+            if report.identical != report.samples {
+                bail!(
+                    "{} of {} Monte-Carlo summaries differ between host and device",
+                    report.samples - report.identical,
+                    report.samples
+                );
+            }
+        }
     }
     Ok(())
+}
+
+/// What `eval` measured: plain inferences or Monte-Carlo requests.
+enum Outcome {
+    Plain(EvalReport),
+    Mc(device::mc::McEvalReport),
+}
+
+/// Checks the device's model, evaluates (plainly or with `--mc`), then asks the device for its
+/// peak stack, which by then covers every request of the evaluation.
+fn evaluate_on<T: std::io::Read + std::io::Write>(
+    link: &mut device::Link<T>,
+    view: &ModelView<'_>,
+    x: &[f32],
+    y: &[u32],
+    a: &DeviceEvalArgs,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<(Outcome, Option<microdnn::link::DeviceInfo>)> {
+    check_device(link, view)?;
+    let progress = |i: usize| bar.set_position(i as u64);
+    let outcome = match a.mc {
+        Some(passes) => {
+            // Each request runs `passes` inferences: give it time in proportion.
+            let t = link.timeout();
+            link.set_timeout(t * (1 + u32::from(passes) / 8));
+            Outcome::Mc(device::mc::evaluate_mc(
+                link, view, x, y, passes, a.seed, progress,
+            )?)
+        }
+        None => Outcome::Plain(device::evaluate(link, view, x, y, progress)?),
+    };
+    let info = link.info().ok();
+    Ok((outcome, info))
+}
+
+fn write_json(path: Option<&Path>, report: &impl Serialize) -> anyhow::Result<()> {
+    if let Some(j) = path {
+        std::fs::write(j, serde_json::to_string_pretty(report)?)
+            .with_context(|| format!("writing {}", j.display()))?;
+    }
+    Ok(())
+}
+
+fn print_stack(info: Option<microdnn::link::DeviceInfo>) {
+    match info {
+        Some(i) => println!(
+            "peak stack                   {} of {} bytes (stack painting on the device, after every request above; bound {} for any model)",
+            i.stack_peak_bytes,
+            i.stack_bytes,
+            microdnn_targets::fit::EVAL_STACK_BYTES
+        ),
+        None => println!("peak stack                   not reported by this device"),
+    }
+}
+
+fn print_mc_report(r: &device::mc::McEvalReport) {
+    println!("examples                     {}", r.samples);
+    println!(
+        "Monte-Carlo passes           {} per example (masks from seed {} + example index)",
+        r.passes, r.seed
+    );
+    println!(
+        "bit-identical summaries      {}/{} (mean and std per class, entropies, class)",
+        r.identical, r.samples
+    );
+    println!("largest |host - device|      {:e}", r.max_abs_diff);
+    println!(
+        "accuracy of the mean         {:.4} (device), {:.4} (host)",
+        r.device_accuracy, r.host_accuracy
+    );
+    println!(
+        "mean predictive entropy      {:.4} nats (mutual information {:.4})",
+        r.entropy_mean, r.mutual_information_mean
+    );
+    println!(
+        "instructions per request     {:.0} (min {}, max {}; {:.0} per pass; QEMU -icount)",
+        r.instructions_mean,
+        r.instructions_min,
+        r.instructions_max,
+        r.instructions_mean / f64::from(r.passes.max(1))
+    );
+    if r.retries > 0 {
+        println!("link retries                 {}", r.retries);
+    }
+}
+
+/// The examples of `x` for which the core, running the model file on the host, gives a NaN or
+/// infinite output.
+fn nonfinite_outputs(view: &ModelView<'_>, x: &[f32]) -> anyhow::Result<usize> {
+    let w = view.max_width();
+    let (mut a, mut b) = (vec![0.0f32; w], vec![0.0f32; w]);
+    let mut count = 0;
+    for row in x.chunks_exact(view.inputs().max(1)) {
+        let mut xi = row.to_vec();
+        let out = view
+            .run(&mut xi, &mut a, &mut b)
+            .map_err(|e| anyhow::anyhow!("running the model on the host: {e}"))?;
+        if out.iter().any(|v| !v.is_finite()) {
+            count += 1;
+        }
+    }
+    Ok(count)
 }
 
 /// Checks that the device runs a model of this file's shape.

@@ -13,13 +13,14 @@ pub struct ScoreArgs {
     /// Checkpoint file or run folder.
     #[arg(long)]
     pub model: PathBuf,
-    /// Data set (default: the one in the run folder's config.toml, else digits).
+    /// Data set (default: the one the checkpoint records; another one needs --all).
     #[arg(long, value_enum)]
     pub dataset: Option<DatasetKind>,
-    /// Data file or folder.
+    /// Data file or folder (default: the one the checkpoint records; give it if it moved: the
+    /// test split rebuilt from it must be the one the run held out).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Evaluate the whole file (CSV) instead of the run's test split.
+    /// Score every row of the data (CSV; MNIST: its test set) instead of the run's test split.
     #[arg(long)]
     pub all: bool,
     /// Write the evaluation as JSON here.
@@ -31,7 +32,10 @@ pub struct ScoreArgs {
 pub fn run_score(a: ScoreArgs) -> anyhow::Result<()> {
     let path = checkpoint::resolve_model_path(&a.model);
     let model = checkpoint::load_model(&path)?;
-    let data = train::test_data(Some(&path), a.dataset, a.data, a.all)?;
+    let record = train::data_record(&path)?;
+    let scoring = train::scoring_data(record.as_ref(), a.dataset, a.data, a.all)?;
+    eprintln!("scoring on {}", scoring.what);
+    let data = scoring.data;
     anyhow::ensure!(
         data.features == model.transform.features(),
         "the data has {} inputs but the model expects {}",

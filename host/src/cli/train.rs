@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use microdnn_host::model::checkpoint;
 use microdnn_host::train::config::{DatasetKind, TrainConfig};
 use microdnn_host::train::{self, RunOptions, CONFIG_FILE};
 
@@ -17,7 +16,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Base learning rate.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
     /// Mini-batch size.
     #[arg(long)]
@@ -37,10 +36,13 @@ pub struct TrainArgs {
     /// Run folder for the checkpoint, metrics and resolved config.
     #[arg(long, default_value = "runs/latest")]
     pub out: PathBuf,
-    /// Continue the run in --out from its last completed epoch (uses its config.toml; --epochs
-    /// may extend it).
+    /// Continue the run in --out from its last completed epoch, as it was configured (its
+    /// config.toml; --epochs may extend it, --threads and --data, for moved data, may change).
     #[arg(long)]
     pub resume: bool,
+    /// Replace the run already in --out (without it, a folder holding a run is refused).
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
     /// Start from this checkpoint or run folder (e.g. written by `microdnn pretrain`) and
     /// fine-tune it; [pretrain] is not run again.
     #[arg(long)]
@@ -67,13 +69,45 @@ pub struct PretrainArgs {
     /// Folder for model.safetensors, metrics.json (pretraining losses) and config.toml.
     #[arg(long, default_value = "runs/pretrained")]
     pub out: PathBuf,
+    /// Replace what is already in --out.
+    #[arg(long)]
+    pub force: bool,
 }
 
-/// `microdnn train`.
-pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
+/// The flags a resumed run refuses: it continues as it was configured.
+fn refuse_changes_on_resume(a: &TrainArgs) -> anyhow::Result<()> {
+    let changed = [
+        ("--config", a.config.is_some()),
+        ("--lr", a.lr.is_some()),
+        ("--batch-size", a.batch_size.is_some()),
+        ("--seed", a.seed.is_some()),
+        ("--dataset", a.dataset.is_some()),
+        ("--init", a.init.is_some()),
+    ];
+    let given: Vec<&str> = changed.iter().filter(|c| c.1).map(|c| c.0).collect();
+    anyhow::ensure!(
+        given.is_empty(),
+        "--resume continues the run in {} as it was configured (its {CONFIG_FILE}): {} cannot \
+         change it; start a new run (another --out, or --force) to change {}",
+        a.out.display(),
+        given.join(", "),
+        if given.len() == 1 { "it" } else { "them" }
+    );
+    Ok(())
+}
+
+/// The run's config: the folder's on resume, else the file given (or the defaults), with the
+/// flags applied.
+fn resolve_config(a: &TrainArgs) -> anyhow::Result<TrainConfig> {
     let mut cfg = if a.resume {
-        TrainConfig::from_file(&a.out.join(CONFIG_FILE))
-            .context("--resume needs the run's config.toml")?
+        refuse_changes_on_resume(a)?;
+        let path = a.out.join(CONFIG_FILE);
+        anyhow::ensure!(
+            path.exists(),
+            "{} holds no run to resume (no {CONFIG_FILE})",
+            a.out.display()
+        );
+        TrainConfig::from_file(&path)?
     } else if let Some(p) = &a.config {
         TrainConfig::from_file(p)?
     } else {
@@ -82,30 +116,54 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     if let Some(v) = a.epochs {
         cfg.epochs = v;
     }
-    if !a.resume {
-        if let Some(v) = a.lr {
-            cfg.lr = v;
-        }
-        if let Some(v) = a.batch_size {
-            cfg.batch_size = v;
-        }
-        if let Some(v) = a.seed {
-            cfg.seed = v;
-        }
-        if let Some(v) = a.dataset {
-            cfg.data.dataset = v;
-        }
+    if let Some(v) = a.lr {
+        cfg.lr = v;
+    }
+    if let Some(v) = a.batch_size {
+        cfg.batch_size = v;
+    }
+    if let Some(v) = a.seed {
+        cfg.seed = v;
+    }
+    if let Some(v) = a.dataset {
+        cfg.data.dataset = Some(v);
     }
     if let Some(v) = a.threads {
         cfg.threads = v;
     }
-    if let Some(v) = a.data {
-        cfg.data.path = Some(v);
+    if let Some(v) = &a.data {
+        cfg.data.path = Some(v.clone());
     }
-    if let Some(v) = a.init {
-        cfg.init = Some(v);
+    if let Some(v) = &a.init {
+        cfg.init = Some(v.clone());
     }
+    if cfg.data.dataset.is_none() {
+        if let Some(p) = &cfg.data.path {
+            eprintln!(
+                "note: dataset {:?}, inferred from {} ({}); --dataset or data.dataset to choose",
+                cfg.data.dataset(),
+                p.display(),
+                if p.is_dir() { "a folder" } else { "a file" }
+            );
+        }
+    }
+    Ok(cfg)
+}
+
+/// `microdnn train`.
+pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
+    let cfg = resolve_config(&a)?;
     let data = train::prepare_data(&cfg).context("preparing the data")?;
+    for n in &data.notes {
+        eprintln!(
+            "{}",
+            if n.starts_with("warning") {
+                n.clone()
+            } else {
+                format!("note: {n}")
+            }
+        );
+    }
     eprintln!(
         "data: {} train, {} validation, {} test examples, {} inputs, {} classes; {} threads",
         data.train.len(),
@@ -115,18 +173,22 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         data.train.classes,
         cfg.thread_count()
     );
+    if cfg.batch_size > data.train.len() {
+        eprintln!(
+            "note: batch_size {} is larger than the training split: one batch of {} per epoch",
+            cfg.batch_size,
+            data.train.len()
+        );
+    }
     let opts = RunOptions {
         out_dir: Some(a.out.clone()),
         resume: a.resume,
+        force: a.force,
         progress: !a.quiet,
         stop_after: None,
     };
     let t = std::time::Instant::now();
     let out = train::train(&cfg, &data, &opts)?;
-    if a.resume {
-        // Record the possibly extended epoch count.
-        checkpoint::atomic_write(&a.out.join(CONFIG_FILE), cfg.to_toml().as_bytes())?;
-    }
     let m = &out.metrics;
     let last = m.epochs.last();
     for l in &m.pretraining {
@@ -184,7 +246,7 @@ pub fn run_pretrain(a: PretrainArgs) -> anyhow::Result<()> {
     }
     let data = train::prepare_data(&cfg).context("preparing the data")?;
     let t = std::time::Instant::now();
-    let (_, report) = microdnn_host::train::pretrain_only(&cfg, &data, Some(&a.out))?;
+    let (_, report) = microdnn_host::train::pretrain_only(&cfg, &data, Some(&a.out), a.force)?;
     for l in &report {
         println!(
             "layer {}: reconstruction error {:.5} -> {:.5} ({} epochs)",

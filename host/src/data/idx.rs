@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{read_maybe_gz, DataError, Dataset};
+use super::{read_maybe_gz, DataError, Dataset, MAX_FEATURES};
 
 /// Magic number of an IDX file of `u8` images (3 dimensions).
 pub const IMAGES_MAGIC: u32 = 0x0000_0803;
@@ -48,31 +48,56 @@ fn parse_header(
     let dims: Vec<usize> = (0..ndim)
         .map(|d| be_u32(bytes, 4 + 4 * d) as usize)
         .collect();
-    let expected: usize = dims.iter().product();
+    // The product is checked: 4 x 2^31 x 2^31 must not wrap to a small number.
+    let Some(expected) = dims.iter().try_fold(1usize, |p, &d| p.checked_mul(d)) else {
+        return Err(DataError::Idx {
+            path: path.to_path_buf(),
+            detail: format!(
+                "offset 4: dimensions {} describe more bytes than a file can hold (found {})",
+                dims_text(&dims),
+                bytes.len() - header
+            ),
+        });
+    };
     if bytes.len() - header != expected {
         return Err(DataError::IdxSize {
             path: path.to_path_buf(),
             offset: header,
             expected,
             found: bytes.len() - header,
-            detail: format!(
-                "dimensions {}",
-                dims.iter()
-                    .map(|d| d.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" x ")
-            ),
+            detail: format!("dimensions {}", dims_text(&dims)),
         });
     }
     Ok(dims)
 }
 
+/// `60000 x 28 x 28`.
+fn dims_text(dims: &[usize]) -> String {
+    dims.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(" x ")
+}
+
 /// Loads IDX images (`u8`, `[n, rows, cols]`) as `f32` pixel values 0..255, row-major
 /// `[n, rows * cols]`. Returns the pixels and the number of images.
+/// Images of 0 rows or columns, no images, or more than [`crate::data::MAX_FEATURES`] pixels are
+/// errors.
 pub fn load_idx_images(path: &Path) -> Result<(Vec<f32>, usize, usize), DataError> {
     let bytes = read_maybe_gz(path)?;
     let dims = parse_header(path, &bytes, IMAGES_MAGIC, "images")?;
+    // The product fits (the data is present); each dimension is at least 1.
     let features = dims[1] * dims[2];
+    if dims.contains(&0) || features > MAX_FEATURES {
+        return Err(DataError::Idx {
+            path: path.to_path_buf(),
+            detail: format!(
+                "offset 4: dimensions {}: expected at least one image, row and column and at \
+                 most {MAX_FEATURES} pixels per image",
+                dims_text(&dims)
+            ),
+        });
+    }
     let x = bytes[16..].iter().map(|&b| b as f32).collect();
     Ok((x, dims[0], features))
 }
@@ -140,10 +165,19 @@ impl MnistFiles {
 }
 
 /// Loads MNIST's official training (60,000) and test (10,000) sets from a folder.
+/// The images of both sets must have the same number of pixels.
 pub fn load_mnist(dir: &Path) -> Result<(Dataset, Dataset), DataError> {
     let f = MnistFiles::in_dir(dir);
     let train = load_idx_pair(&f.train_images, &f.train_labels)?;
     let test = load_idx_pair(&f.test_images, &f.test_labels)?;
+    if test.features != train.features {
+        return Err(DataError::FeatureMismatch {
+            train: f.train_images,
+            train_features: train.features,
+            test: f.test_images,
+            test_features: test.features,
+        });
+    }
     Ok((train, test))
 }
 
@@ -223,5 +257,50 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn headers_that_describe_no_data_set_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("imgs");
+        // 4 x 2^31 x 2^31 wraps to 0 when multiplied unchecked: a 16-byte file passed.
+        std::fs::write(&p, idx(IMAGES_MAGIC, &[4, 1 << 31, 1 << 31], &[])).unwrap();
+        let e = load_idx_images(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("describe more bytes than a file can hold"),
+            "{e}"
+        );
+        // Zero rows or columns, or no images: the transform divided by zero features.
+        for dims in [[20, 0, 5], [20, 5, 0], [0, 100_000, 100_000]] {
+            std::fs::write(&p, idx(IMAGES_MAGIC, &dims, &[])).unwrap();
+            let e = load_idx_images(&p).unwrap_err().to_string();
+            assert!(
+                e.contains("expected at least one image, row and column"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn test_images_must_have_the_training_images_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = |name: &str, bytes: Vec<u8>| std::fs::write(dir.path().join(name), bytes).unwrap();
+        w(
+            "train-images-idx3-ubyte",
+            idx(IMAGES_MAGIC, &[2, 2, 2], &[0; 8]),
+        );
+        w("train-labels-idx1-ubyte", idx(LABELS_MAGIC, &[2], &[0, 1]));
+        w(
+            "t10k-images-idx3-ubyte",
+            idx(IMAGES_MAGIC, &[1, 3, 3], &[0; 9]),
+        );
+        w("t10k-labels-idx1-ubyte", idx(LABELS_MAGIC, &[1], &[1]));
+        // Training ran all its epochs and panicked when it came to the test set.
+        let e = load_mnist(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("t10k-images-idx3-ubyte has 9 inputs per example but")
+                && e.contains("train-images-idx3-ubyte has 4"),
+            "{e}"
+        );
     }
 }

@@ -10,10 +10,18 @@ pub mod transform;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-pub use csv::load_csv;
+pub use csv::{load_csv, load_csv_with, CsvOptions, CsvReport, Header};
 pub use idx::{load_idx_images, load_idx_labels, load_mnist, MnistFiles};
 pub use split::{stratified_split, Splits};
 pub use transform::InputTransform;
+
+/// The most classes a data set may have (labels are `0..MAX_CLASSES`): a confusion matrix is
+/// `classes²` counts.
+pub const MAX_CLASSES: usize = 1024;
+/// The most inputs per example: 2^24.
+pub const MAX_FEATURES: usize = 1 << 24;
+/// The largest data file read (after gzip decompression): 1 GiB.
+pub const MAX_FILE_BYTES: u64 = 1 << 30;
 
 /// Errors of the data loaders. Each names the file and, where it applies, the line or byte
 /// offset and what was expected.
@@ -81,6 +89,52 @@ pub enum DataError {
         /// The file.
         path: PathBuf,
     },
+    /// The file (or its decompressed content) is larger than [`MAX_FILE_BYTES`].
+    #[error("{path}: {what} more than the {limit} bytes a data file may hold")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// What is too large (`is`, `decompresses to`).
+        what: &'static str,
+        /// The limit.
+        limit: u64,
+    },
+    /// A label outside the classes: at or above the configured class count, or above the
+    /// largest class count supported when inferred.
+    #[error("{path} {at}: label {label} {why}")]
+    Label {
+        /// The file.
+        path: PathBuf,
+        /// Where (`line 57`, `offset 8`).
+        at: String,
+        /// The label.
+        label: u64,
+        /// Why it is refused.
+        why: String,
+    },
+    /// Two files of one data set disagree on the number of inputs per example.
+    #[error(
+        "{test} has {test_features} inputs per example but {train} has {train_features}: the \
+         test images must have the training images' size"
+    )]
+    FeatureMismatch {
+        /// The training file.
+        train: PathBuf,
+        /// Its inputs per example.
+        train_features: usize,
+        /// The test file.
+        test: PathBuf,
+        /// Its inputs per example.
+        test_features: usize,
+    },
+    /// An IDX file whose header cannot describe a data set.
+    #[error("{path}: {detail}")]
+    Idx {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
 }
 
 /// A labelled data set: `x` is row-major `[len, features]`.
@@ -130,15 +184,36 @@ impl Dataset {
 }
 
 /// Reads a whole file, transparently decompressing it if it starts with the gzip magic bytes.
+/// A file (or decompressed content) larger than [`MAX_FILE_BYTES`] is an error, found before
+/// it is all in memory.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
+    read_limited(path, MAX_FILE_BYTES)
+}
+
+/// [`read_maybe_gz`] with another limit.
+fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, DataError> {
     let io = |error| DataError::Io {
         path: path.to_path_buf(),
         error,
     };
-    let raw = std::fs::read(path).map_err(io)?;
+    let too_large = |what| DataError::TooLarge {
+        path: path.to_path_buf(),
+        what,
+        limit,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    if file.metadata().map_err(io)?.len() > limit {
+        return Err(too_large("is"));
+    }
+    let mut raw = Vec::new();
+    file.take(limit + 1).read_to_end(&mut raw).map_err(io)?;
+    if raw.len() as u64 > limit {
+        return Err(too_large("is"));
+    }
     if raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
-        let mut out = Vec::with_capacity(raw.len() * 4);
+        let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(1 << 26));
         flate2::read::MultiGzDecoder::new(&raw[..])
+            .take(limit + 1)
             .read_to_end(&mut out)
             .map_err(|e| {
                 io(std::io::Error::new(
@@ -146,8 +221,37 @@ pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
                     format!("corrupt gzip stream: {e}"),
                 ))
             })?;
+        if out.len() as u64 > limit {
+            return Err(too_large("decompresses to"));
+        }
         Ok(out)
     } else {
         Ok(raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_file_or_gzip_stream_larger_than_the_limit_is_refused_before_it_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain.csv");
+        std::fs::write(&plain, vec![b'1'; 2000]).unwrap();
+        let e = read_limited(&plain, 1000).unwrap_err().to_string();
+        assert!(e.contains("plain.csv: is more than the 1000 bytes"), "{e}");
+        // A gzip bomb: 30 bytes that decompress to 2000.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&[b'1'; 2000]).unwrap();
+        let bomb = dir.path().join("bomb.csv.gz");
+        std::fs::write(&bomb, gz.finish().unwrap()).unwrap();
+        let e = read_limited(&bomb, 1000).unwrap_err().to_string();
+        assert!(
+            e.contains("bomb.csv.gz: decompresses to more than the 1000 bytes"),
+            "{e}"
+        );
+        assert_eq!(read_limited(&bomb, 2000).unwrap().len(), 2000);
     }
 }

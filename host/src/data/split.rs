@@ -1,5 +1,7 @@
 //! Seeded train/validation/test splits.
 
+use std::collections::BTreeMap;
+
 use crate::random::{shuffle, TrainRng};
 
 use super::Dataset;
@@ -18,19 +20,32 @@ pub struct Splits {
 /// their sizes (floors first, then the largest remainders, ties to the smaller class index);
 /// which members of a class go is a seeded shuffle. Both parts are then shuffled, so classes
 /// are interleaved.
+///
+/// `fraction` is clamped to `[0, 1]` (NaN counts as 0); classes are the labels present, however
+/// large (nothing is allocated per label value).
 pub fn stratified_split(labels: &[u32], fraction: f64, rng: &mut TrainRng) -> Splits {
-    let classes = labels.iter().copied().max().map_or(0, |m| m as usize + 1);
-    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    let fraction = if fraction.is_nan() {
+        0.0
+    } else {
+        fraction.clamp(0.0, 1.0)
+    };
+    let mut groups: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
     for (i, &l) in labels.iter().enumerate() {
-        by_class[l as usize].push(i);
+        groups.entry(l).or_default().push(i);
     }
+    let by_class: Vec<Vec<usize>> = groups.into_values().collect();
+    let classes = by_class.len();
     let total = ((fraction * labels.len() as f64).ceil() as usize).min(labels.len());
     let exact: Vec<f64> = by_class.iter().map(|m| fraction * m.len() as f64).collect();
-    let mut take: Vec<usize> = exact.iter().map(|e| e.floor() as usize).collect();
+    let mut take: Vec<usize> = exact
+        .iter()
+        .zip(&by_class)
+        .map(|(e, m)| (e.floor() as usize).min(m.len()))
+        .collect();
     let mut order: Vec<usize> = (0..classes).collect();
     order.sort_by(|&a, &b| {
         let (ra, rb) = (exact[a] - exact[a].floor(), exact[b] - exact[b].floor());
-        rb.partial_cmp(&ra).unwrap().then(a.cmp(&b))
+        rb.total_cmp(&ra).then(a.cmp(&b))
     });
     let mut missing = total.saturating_sub(take.iter().sum());
     for &c in order.iter().cycle().take(classes * 2) {
@@ -56,6 +71,7 @@ pub fn stratified_split(labels: &[u32], fraction: f64, rng: &mut TrainRng) -> Sp
 /// Splits off the last `fraction` of the examples (in file order), without shuffling: MNIST's
 /// customary validation set is the last 5,000 training images.
 pub fn tail_split(len: usize, fraction: f64) -> Splits {
+    // A NaN or negative fraction takes nothing (`as` saturates); more than 1 takes everything.
     let k = ((fraction * len as f64).round() as usize).min(len);
     Splits {
         first: (0..len - k).collect(),
@@ -103,5 +119,18 @@ mod tests {
         let s = tail_split(10, 0.3);
         assert_eq!(s.second, vec![7, 8, 9]);
         assert_eq!(s.first.len(), 7);
+    }
+
+    #[test]
+    fn any_fraction_and_any_label_is_split_without_panicking() {
+        let labels = [0u32, 1, 0, 1, 3_000_000_000];
+        for f in [1.5, -0.1, f64::NAN, f64::INFINITY, 1.0] {
+            let s = stratified_split(&labels, f, &mut rng_for(0, 0));
+            assert_eq!(s.first.len() + s.second.len(), labels.len(), "{f}");
+        }
+        let s = stratified_split(&labels, 1.5, &mut rng_for(0, 0));
+        assert_eq!(s.second.len(), 5);
+        let s = tail_split(10, f64::NAN);
+        assert_eq!(s.second.len(), 0);
     }
 }

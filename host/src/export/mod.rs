@@ -37,7 +37,7 @@ mod aligned;
 mod equivalence;
 mod lower;
 
-pub use aligned::AlignedModel;
+pub use aligned::{AlignedModel, ReadModelError, MAX_MODEL_FILE_BYTES};
 pub use equivalence::{check_equivalence, reference_forward, Equivalence};
 pub use lower::lower;
 

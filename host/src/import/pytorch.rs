@@ -25,7 +25,7 @@ use std::path::Path;
 use microdnn::Activation;
 use safetensors::{Dtype, SafeTensors};
 
-use crate::model::{BatchNorm1d, Layer, Linear, Sequential};
+use crate::model::{ArchitectureError, BatchNorm1d, Layer, LayerSpec, Linear, Sequential};
 
 /// Errors importing a PyTorch network.
 #[derive(Debug, thiserror::Error)]
@@ -78,8 +78,8 @@ impl Item {
 }
 
 /// Splits architecture text into `Name(args)` items, skipping `Sequential(` wrappers and
-/// `(index):` labels.
-fn items(text: &str) -> Vec<Item> {
+/// `(index):` labels. A name without its parentheses, or an unclosed `(`, is an error.
+fn items(text: &str) -> Result<Vec<Item>, ImportError> {
     let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;
@@ -93,52 +93,65 @@ fn items(text: &str) -> Vec<Item> {
             }
             let name: String = chars[start..i].iter().collect();
             let name = name.rsplit('.').next().unwrap_or(&name).to_string(); // nn.Linear -> Linear
-            if i < chars.len() && chars[i] == '(' {
-                if name == "Sequential" {
-                    i += 1; // step inside
-                    continue;
-                }
-                let open = i;
-                let mut depth = 0;
-                while i < chars.len() {
-                    match chars[i] {
-                        '(' => depth += 1,
-                        ')' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                    i += 1;
-                }
-                let args: String = chars[open + 1..i.min(chars.len())].iter().collect();
-                let text: String = chars[start..(i + 1).min(chars.len())].iter().collect();
-                let (mut positional, mut named) = (Vec::new(), Vec::new());
-                for a in args.split(',').map(str::trim).filter(|a| !a.is_empty()) {
-                    match a.split_once('=') {
-                        Some((k, v)) => named.push((k.trim().to_string(), v.trim().to_string())),
-                        None => positional.push(a.to_string()),
-                    }
-                }
-                out.push(Item {
-                    name,
-                    positional,
-                    named,
-                    text,
+            if i >= chars.len() || chars[i] != '(' {
+                return Err(ImportError::Architecture {
+                    item: out.len(),
+                    text: name.clone(),
+                    why: format!("`{name}` without parentheses (write `{name}(...)`)"),
                 });
             }
+            if name == "Sequential" {
+                i += 1; // step inside
+                continue;
+            }
+            let open = i;
+            let mut depth = 0;
+            while i < chars.len() {
+                match chars[i] {
+                    '(' => depth += 1,
+                    ')' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            if depth != 0 {
+                return Err(ImportError::Architecture {
+                    item: out.len(),
+                    text: chars[start..].iter().take(60).collect(),
+                    why: "unterminated `(`: a `)` is missing".into(),
+                });
+            }
+            let args: String = chars[open + 1..i].iter().collect();
+            let text: String = chars[start..=i].iter().collect();
+            let (mut positional, mut named) = (Vec::new(), Vec::new());
+            for a in args.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+                match a.split_once('=') {
+                    Some((k, v)) => named.push((k.trim().to_string(), v.trim().to_string())),
+                    None => positional.push(a.to_string()),
+                }
+            }
+            out.push(Item {
+                name,
+                positional,
+                named,
+                text,
+            });
         }
         i += 1;
     }
-    out
+    Ok(out)
 }
 
-/// Parses the architecture text into layers with zero parameters.
-pub fn parse_architecture(text: &str) -> Result<Sequential, ImportError> {
+/// Parses the architecture text into layer specs (nothing is allocated: the sizes are checked
+/// against the state dict's tensors when it is read).
+pub fn parse_architecture(text: &str) -> Result<Vec<LayerSpec>, ImportError> {
     let mut layers = Vec::new();
-    for (idx, it) in items(text).into_iter().enumerate() {
+    for (idx, it) in items(text)?.into_iter().enumerate() {
         let err = |why: String| ImportError::Architecture {
             item: idx,
             text: it.text.clone(),
@@ -159,17 +172,22 @@ pub fn parse_architecture(text: &str) -> Result<Sequential, ImportError> {
                     .map_err(|_| err(format!("`{key}` = {v:?} is not a number"))),
             }
         };
+        let act = |a: Activation| Layer::Activation(a).spec();
         let layer = match it.name.as_str() {
             "Linear" => {
-                let inf = usize_arg(0, "in_features")?;
-                let outf = usize_arg(1, "out_features")?;
-                let mut l = Linear::from_parts(inf, outf, vec![0.0; inf * outf], vec![0.0; outf]);
-                l.dropconnect = 0.0;
+                let (inf, outf) = (usize_arg(0, "in_features")?, usize_arg(1, "out_features")?);
+                if inf == 0 || outf == 0 {
+                    return Err(err("a width of 0".into()));
+                }
                 // `bias=False` is handled when the tensors are read (no `bias` tensor).
-                Layer::Linear(l)
+                LayerSpec::Linear {
+                    in_features: inf,
+                    out_features: outf,
+                    dropconnect: 0.0,
+                }
             }
             "BatchNorm1d" => {
-                let n = usize_arg(0, "num_features")?;
+                let features = usize_arg(0, "num_features")?;
                 let eps = f32_arg(1, "eps", 1e-5)?;
                 let momentum = f32_arg(2, "momentum", 0.1)?;
                 if it.arg(usize::MAX, "affine") == Some("False") {
@@ -177,22 +195,29 @@ pub fn parse_architecture(text: &str) -> Result<Sequential, ImportError> {
                         "affine=False is not supported (no weight/bias tensors)".into(),
                     ));
                 }
-                Layer::BatchNorm1d(BatchNorm1d::new(n, eps, momentum))
+                if features == 0 || !(eps.is_finite() && eps > 0.0) {
+                    return Err(err("needs num_features >= 1 and eps > 0".into()));
+                }
+                LayerSpec::BatchNorm1d {
+                    features,
+                    eps,
+                    momentum,
+                }
             }
-            "ReLU" => Layer::Activation(Activation::Relu),
-            "LeakyReLU" => Layer::Activation(Activation::LeakyRelu {
+            "ReLU" => act(Activation::Relu),
+            "LeakyReLU" => act(Activation::LeakyRelu {
                 slope: f32_arg(0, "negative_slope", 0.01)?,
             }),
-            "Sigmoid" => Layer::Activation(Activation::Sigmoid),
-            "Tanh" => Layer::Activation(Activation::Tanh),
-            "Softmax" => Layer::Activation(Activation::Softmax),
-            "Identity" | "Flatten" => Layer::Activation(Activation::Identity),
+            "Sigmoid" => act(Activation::Sigmoid),
+            "Tanh" => act(Activation::Tanh),
+            "Softmax" => act(Activation::Softmax),
+            "Identity" | "Flatten" => act(Activation::Identity),
             "Dropout" => {
                 let p = f32_arg(0, "p", 0.5)?;
                 if !(0.0..1.0).contains(&p) {
                     return Err(err(format!("dropout rate {p} is not in [0, 1)")));
                 }
-                Layer::Dropout(p)
+                LayerSpec::Dropout { rate: p }
             }
             other => {
                 return Err(err(format!(
@@ -210,13 +235,45 @@ pub fn parse_architecture(text: &str) -> Result<Sequential, ImportError> {
             why: "no layers found".into(),
         });
     }
-    let seq = Sequential::new(layers);
-    seq.validate().map_err(|e| ImportError::Architecture {
-        item: 0,
-        text: "Sequential".into(),
-        why: e.to_string(),
-    })?;
-    Ok(seq)
+    check_widths(&layers)?;
+    Ok(layers)
+}
+
+/// Each `Linear` and `BatchNorm1d` receives the width the layer before it gives.
+fn check_widths(specs: &[LayerSpec]) -> Result<(), ImportError> {
+    let mut width: Option<usize> = None;
+    for (layer, s) in specs.iter().enumerate() {
+        let (expects, gives) = match *s {
+            LayerSpec::Linear {
+                in_features,
+                out_features,
+                ..
+            } => (in_features, out_features),
+            LayerSpec::BatchNorm1d { features, .. } => (features, features),
+            _ => continue,
+        };
+        if let Some(w) = width.filter(|&w| w != expects) {
+            let e = match s {
+                LayerSpec::Linear { .. } => ArchitectureError::InputMismatch {
+                    layer,
+                    expects,
+                    receives: w,
+                },
+                _ => ArchitectureError::FeatureMismatch {
+                    layer,
+                    features: expects,
+                    receives: w,
+                },
+            };
+            return Err(ImportError::Architecture {
+                item: layer,
+                text: "Sequential".into(),
+                why: e.to_string(),
+            });
+        }
+        width = Some(gives);
+    }
+    Ok(())
 }
 
 fn read_f32s(
@@ -263,10 +320,12 @@ fn read_f32s(
 }
 
 /// Loads a PyTorch state dict (safetensors) into the architecture `arch`; tensor names are
-/// `{prefix}{index}.{param}`.
+/// `{prefix}{index}.{param}`. Every tensor's shape is checked before its values are read, and
+/// every tensor under `prefix` must be used (BatchNorm's `num_batches_tracked` aside): a state
+/// dict with more layers than the architecture is an error, not a silently shorter network.
 pub fn load_state_dict(
     path: &Path,
-    arch: &Sequential,
+    arch: &[LayerSpec],
     prefix: &str,
 ) -> Result<Sequential, ImportError> {
     let bytes = std::fs::read(path).map_err(|source| ImportError::Io {
@@ -277,44 +336,94 @@ pub fn load_state_dict(
         path: path.to_path_buf(),
         why: format!("not a safetensors file: {e}"),
     })?;
-    let missing = |name: String| ImportError::Tensor {
-        path: path.to_path_buf(),
-        why: format!(
+    let mut names: Vec<String> = st.names().into_iter().map(|n| n.to_string()).collect();
+    names.sort();
+    let missing =
+        |name: String| ImportError::Tensor {
+            path: path.to_path_buf(),
+            why: format!(
             "tensor `{name}` is missing (names in the file: {}); is the architecture right, and \
              does the Sequential sit under a prefix (--prefix)?",
-            {
-                let mut names: Vec<String> =
-                    st.names().into_iter().map(|n| n.to_string()).collect();
-                names.sort();
-                names.truncate(12);
-                names.join(", ")
-            }
+            names.iter().take(12).cloned().collect::<Vec<_>>().join(", ")
         ),
-    };
-    let mut net = arch.clone();
-    for (i, l) in net.layers.iter_mut().enumerate() {
+        };
+    let mut used: Vec<String> = Vec::new();
+    let mut layers = Vec::with_capacity(arch.len());
+    for (i, spec) in arch.iter().enumerate() {
         let name = |p: &str| format!("{prefix}{i}.{p}");
-        match l {
-            Layer::Linear(lin) => {
-                let (o, n) = (lin.out_features, lin.in_features);
-                lin.weight = read_f32s(&st, path, &name("weight"), &[o, n])?
-                    .ok_or_else(|| missing(name("weight")))?;
-                lin.bias =
-                    read_f32s(&st, path, &name("bias"), &[o])?.unwrap_or_else(|| vec![0.0; o]);
+        let mut get = |p: &str, shape: &[usize]| {
+            used.push(name(p));
+            read_f32s(&st, path, &name(p), shape)
+        };
+        let layer = match *spec {
+            LayerSpec::Linear {
+                in_features: n,
+                out_features: o,
+                ..
+            } => {
+                let weight = get("weight", &[o, n])?.ok_or_else(|| missing(name("weight")))?;
+                let bias = get("bias", &[o])?.unwrap_or_else(|| vec![0.0; o]);
+                Layer::Linear(Linear::from_parts(n, o, weight, bias).map_err(|e| {
+                    ImportError::Tensor {
+                        path: path.to_path_buf(),
+                        why: e.to_string(),
+                    }
+                })?)
             }
-            Layer::BatchNorm1d(bn) => {
-                let f = [bn.features];
-                let get =
-                    |p: &str| read_f32s(&st, path, &name(p), &f)?.ok_or_else(|| missing(name(p)));
-                bn.weight = get("weight")?;
-                bn.bias = get("bias")?;
-                bn.running_mean = get("running_mean")?;
-                bn.running_var = get("running_var")?;
+            LayerSpec::BatchNorm1d {
+                features,
+                eps,
+                momentum,
+            } => {
+                let f = [features];
+                let mut bn = BatchNorm1d::new(features, eps, momentum);
+                for (p, dst) in [
+                    ("weight", &mut bn.weight),
+                    ("bias", &mut bn.bias),
+                    ("running_mean", &mut bn.running_mean),
+                    ("running_var", &mut bn.running_var),
+                ] {
+                    *dst = get(p, &f)?.ok_or_else(|| missing(name(p)))?;
+                }
+                used.push(name("num_batches_tracked"));
+                Layer::BatchNorm1d(bn)
             }
-            _ => {}
-        }
+            ref other => Layer::from_spec(other).map_err(|e| ImportError::Tensor {
+                path: path.to_path_buf(),
+                why: e.to_string(),
+            })?,
+        };
+        layers.push(layer);
     }
-    Ok(net)
+    let unused: Vec<&String> = names
+        .iter()
+        .filter(|n| n.starts_with(prefix) && !used.contains(n))
+        .collect();
+    if !unused.is_empty() {
+        return Err(ImportError::Tensor {
+            path: path.to_path_buf(),
+            why: format!(
+                "{} tensor{} the architecture does not use: {}{}; does --arch list every layer \
+                 of the Sequential?",
+                unused.len(),
+                if unused.len() == 1 { "" } else { "s" },
+                unused
+                    .iter()
+                    .take(8)
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if unused.len() > 8 { ", ..." } else { "" }
+            ),
+        });
+    }
+    let seq = Sequential::new(layers);
+    seq.validate().map_err(|e| ImportError::Architecture {
+        item: 0,
+        text: "Sequential".into(),
+        why: e.to_string(),
+    })?;
+    Ok(seq)
 }
 
 #[cfg(test)]
@@ -328,13 +437,13 @@ mod tests {
             "nn.Linear(64, 32), nn.BatchNorm1d(32), LeakyReLU(0.2), Dropout(0.25), Linear(32, 10)";
         let a = parse_architecture(printed).unwrap();
         let b = parse_architecture(compact).unwrap();
-        assert_eq!(a.specs(), b.specs());
-        assert_eq!(a.layers.len(), 5);
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 5);
         assert_eq!(
-            a.layers[2],
-            Layer::Activation(Activation::LeakyRelu { slope: 0.2 })
+            a[2],
+            Layer::Activation(Activation::LeakyRelu { slope: 0.2 }).spec()
         );
-        assert_eq!(a.layers[3], Layer::Dropout(0.25));
+        assert_eq!(a[3], LayerSpec::Dropout { rate: 0.25 });
     }
 
     #[test]
@@ -349,5 +458,43 @@ mod tests {
         let e = parse_architecture("Linear(4, 3) Linear(5, 2)").unwrap_err();
         assert!(e.to_string().contains("expects 5 inputs"), "{e}");
         assert!(parse_architecture("nothing here").is_err());
+        // An unclosed parenthesis was read to the end of the text and accepted.
+        let e = parse_architecture("Linear(64, 64").unwrap_err();
+        assert!(e.to_string().contains("unterminated `(`"), "{e}");
+        // A layer written without its parentheses was skipped: a ReLU silently missing.
+        let e = parse_architecture("Linear(4, 3) ReLU Linear(3, 2)").unwrap_err();
+        assert!(e.to_string().contains("`ReLU` without parentheses"), "{e}");
+        let e = parse_architecture("Linear(0, 3)").unwrap_err();
+        assert!(e.to_string().contains("a width of 0"), "{e}");
+    }
+
+    #[test]
+    fn the_state_dict_must_match_the_architecture_exactly() {
+        use crate::model::checkpoint::{state_dict, to_bytes};
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sd.safetensors");
+        let net = Sequential::new(vec![
+            Layer::Linear(Linear::from_parts(2, 3, vec![1.0; 6], vec![0.5; 3]).unwrap()),
+            Layer::Activation(Activation::Relu),
+            Layer::Linear(Linear::from_parts(3, 2, vec![2.0; 6], vec![0.0; 2]).unwrap()),
+        ]);
+        std::fs::write(&p, to_bytes(&state_dict(&net, ""), Default::default())).unwrap();
+        let full = parse_architecture("Linear(2, 3) ReLU() Linear(3, 2)").unwrap();
+        assert_eq!(load_state_dict(&p, &full, "").unwrap(), net);
+        // One layer of two: the rest of the state dict was ignored and a 2-3 network exported.
+        let part = parse_architecture("Linear(2, 3)").unwrap();
+        let e = load_state_dict(&p, &part, "").unwrap_err().to_string();
+        assert!(
+            e.contains("2 tensors the architecture does not use: `2.bias`, `2.weight`"),
+            "{e}"
+        );
+        // A huge layer is refused by the tensor's shape, before anything is allocated (it
+        // allocated 40 GB first).
+        let huge = parse_architecture("Linear(100000, 100000)").unwrap();
+        let e = load_state_dict(&p, &huge, "").unwrap_err().to_string();
+        assert!(
+            e.contains("shape [3, 2], the architecture needs [100000, 100000]"),
+            "{e}"
+        );
     }
 }

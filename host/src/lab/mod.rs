@@ -248,7 +248,7 @@ pub(crate) fn mnist(
     validation: bool,
 ) -> anyhow::Result<PreparedData> {
     let mut cfg = TrainConfig::default();
-    cfg.data.dataset = DatasetKind::Mnist;
+    cfg.data.dataset = Some(DatasetKind::Mnist);
     cfg.data.path = opts.mnist.clone();
     cfg.data.validation_fraction = Some(if validation { 5000.0 / 60000.0 } else { 0.0 });
     let mut d = crate::train::prepare_data(&cfg).context("loading MNIST")?;
@@ -267,12 +267,8 @@ pub(crate) fn prepared(
     val: Option<Dataset>,
     test: Option<Dataset>,
 ) -> PreparedData {
-    PreparedData {
-        transform: InputTransform::identity(train.features),
-        train,
-        val,
-        test,
-    }
+    let transform = InputTransform::identity(train.features);
+    PreparedData::new(train, val, test, transform)
 }
 
 /// `x` as a percentage with two decimals.

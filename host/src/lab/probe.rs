@@ -216,9 +216,9 @@ mod tests {
     fn dead_units_and_percentiles() {
         // Unit 0 passes x, unit 1 is -1 - |x|-ish: always negative for x >= 0.
         let seq = Sequential::new(vec![
-            Layer::Linear(Linear::from_parts(1, 2, vec![1.0, -1.0], vec![0.0, -1.0])),
+            Layer::Linear(Linear::from_parts(1, 2, vec![1.0, -1.0], vec![0.0, -1.0]).unwrap()),
             Layer::Activation(Activation::Relu),
-            Layer::Linear(Linear::from_parts(2, 1, vec![1.0, 1.0], vec![0.0])),
+            Layer::Linear(Linear::from_parts(2, 1, vec![1.0, 1.0], vec![0.0]).unwrap()),
         ]);
         let d = Dataset {
             features: 1,

@@ -202,7 +202,7 @@ pub fn row_config(row: &Row, seed: u64, b: &Budget, quick: bool) -> TrainConfig 
     if quick {
         cfg.model.hidden = vec![128, 128, 256];
     } else {
-        cfg.data.dataset = DatasetKind::Mnist;
+        cfg.data.dataset = Some(DatasetKind::Mnist);
         // All 60,000 training images: the paper merged its validation images back for the
         // final runs.
         cfg.data.validation_fraction = Some(0.0);
@@ -367,6 +367,9 @@ fn train_run(
         resume,
         progress: opts.verbose && !opts.quick,
         stop_after: opts.stop_after,
+        // No training state: whatever the folder holds is from a run killed before its first
+        // checkpoint.
+        force: !resume,
     };
     let (metrics, model, diverged) = match train(&run_cfg, data, &run_opts) {
         Ok(out) => (out.metrics, Some(out.model), None),

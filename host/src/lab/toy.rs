@@ -95,12 +95,9 @@ mod tests {
     #[test]
     fn raster_follows_a_linear_boundary() {
         // Logits (0, x - y): class 1 above... below the diagonal y = x.
-        let net = Sequential::new(vec![Layer::Linear(Linear::from_parts(
-            2,
-            2,
-            vec![0.0, 0.0, 1.0, -1.0],
-            vec![0.0, 0.0],
-        ))]);
+        let net = Sequential::new(vec![Layer::Linear(
+            Linear::from_parts(2, 2, vec![0.0, 0.0, 1.0, -1.0], vec![0.0, 0.0]).unwrap(),
+        )]);
         let r = rasterise(&net, (-1.0, 1.0, -1.0, 1.0), 10, 10);
         assert_eq!(r.prob.len(), 100);
         for j in 0..10 {

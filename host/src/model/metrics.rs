@@ -85,7 +85,8 @@ impl Evaluation {
     }
 }
 
-/// Scores `model` on raw (untransformed) `data` (`microdnn score`).
+/// Scores `model` on raw (untransformed) `data` (`microdnn score`). The confusion matrix covers
+/// the network's outputs and every label present.
 pub fn score(model: &Model, data: &Dataset) -> Evaluation {
     let batch = 256;
     let mut p = Predictor::new(&model.net, batch);
@@ -100,10 +101,20 @@ pub fn score(model: &Model, data: &Dataset) -> Evaluation {
             .chunks_exact_mut(f)
             .for_each(|r| model.transform.apply_row(r));
         let out = p.predict_batch(&x[..b * f], b);
-        predicted.extend(out.chunks_exact(model.classes).map(argmax));
+        // The network's own output width (a hand-built model may say another class count).
+        predicted.extend(out.chunks_exact((out.len() / b).max(1)).map(argmax));
         start += b;
     }
-    Evaluation::from_predictions(&data.y, &predicted, model.classes.max(data.classes))
+    // The classes the network can predict and the labels present (not `model.classes`, which
+    // a hand-built model may get wrong; a loaded checkpoint has it equal to the outputs).
+    let classes = data
+        .y
+        .iter()
+        .map(|&y| y as usize + 1)
+        .chain([model.net.out_features(), data.classes])
+        .max()
+        .unwrap_or(0);
+    Evaluation::from_predictions(&data.y, &predicted, classes)
 }
 
 /// The former name of [`score`].
@@ -112,6 +123,32 @@ pub use score as evaluate;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wrong_class_count_does_not_break_scoring() {
+        use crate::data::InputTransform;
+        use crate::model::{Layer, Linear, Sequential};
+        // Two outputs; the model claims 0 classes (chunks_exact(0) panicked) and then a huge
+        // count (a confusion matrix of classes² was allocated).
+        let net = Sequential::new(vec![Layer::Linear(
+            Linear::from_parts(1, 2, vec![1.0, -1.0], vec![0.0, 0.0]).unwrap(),
+        )]);
+        let data = Dataset {
+            features: 1,
+            classes: 2,
+            x: vec![1.0, -1.0, 2.0],
+            y: vec![0, 1, 1],
+        };
+        for classes in [0, 100_000_000] {
+            let m = Model {
+                net: net.clone(),
+                transform: InputTransform::identity(1),
+                classes,
+            };
+            let e = score(&m, &data);
+            assert_eq!(e.confusion, vec![vec![1, 0], vec![1, 1]]);
+        }
+    }
 
     #[test]
     fn confusion_precision_recall() {

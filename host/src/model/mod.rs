@@ -10,7 +10,7 @@
 //! use microdnn::Activation;
 //! use microdnn_host::model::{Layer, Linear, Sequential};
 //! let net = Sequential::new(vec![
-//!     Layer::Linear(Linear::from_parts(2, 1, vec![1.0, -1.0], vec![0.5])),
+//!     Layer::Linear(Linear::from_parts(2, 1, vec![1.0, -1.0], vec![0.5]).unwrap()),
 //!     Layer::Activation(Activation::Relu),
 //! ]);
 //! assert_eq!(net.predict(&[3.0, 1.0, 0.0, 2.0], 2), vec![2.5, 0.0]);
@@ -44,20 +44,40 @@ pub struct Linear {
 }
 
 impl Linear {
-    /// A layer from its weight (`[out, in]` row-major) and bias, without DropConnect.
+    /// A layer from its weight (`[out, in]` row-major) and bias, without DropConnect; an error if
+    /// their lengths do not match the shape.
     pub fn from_parts(
         in_features: usize,
         out_features: usize,
         weight: Vec<f32>,
         bias: Vec<f32>,
-    ) -> Self {
-        assert_eq!(weight.len(), in_features * out_features, "weight size");
-        assert_eq!(bias.len(), out_features, "bias size");
-        Self {
+    ) -> Result<Self, ArchitectureError> {
+        if in_features.checked_mul(out_features) != Some(weight.len()) || bias.len() != out_features
+        {
+            return Err(ArchitectureError::LinearSizes {
+                in_features,
+                out_features,
+                weights: weight.len(),
+                biases: bias.len(),
+            });
+        }
+        Ok(Self {
             in_features,
             out_features,
             weight,
             bias,
+            dropconnect: 0.0,
+        })
+    }
+
+    /// A layer of zero weights and biases. Allocates `in_features × out_features` values: check
+    /// sizes that come from outside first.
+    pub fn zeros(in_features: usize, out_features: usize) -> Self {
+        Self {
+            in_features,
+            out_features,
+            weight: vec![0.0; in_features.saturating_mul(out_features)],
+            bias: vec![0.0; out_features],
             dropconnect: 0.0,
         }
     }
@@ -169,6 +189,35 @@ pub enum ArchitectureError {
         /// Position in the `Sequential`.
         layer: usize,
     },
+    /// Weights and biases given for a `Linear` layer do not match its shape.
+    #[error(
+        "Linear({in_features}, {out_features}) needs {in_features} x {out_features} weights and \
+         {out_features} biases, got {weights} and {biases}"
+    )]
+    LinearSizes {
+        /// Inputs.
+        in_features: usize,
+        /// Outputs.
+        out_features: usize,
+        /// Weights given.
+        weights: usize,
+        /// Biases given.
+        biases: usize,
+    },
+    /// A layer of width zero.
+    #[error("layer {layer}: a width of 0")]
+    ZeroWidth {
+        /// Position in the `Sequential`.
+        layer: usize,
+    },
+    /// The layers would hold more parameters than the file (or the limit) has room for.
+    #[error("the layers declare {declared} parameters but {available}")]
+    TooLarge {
+        /// Parameters the architecture declares (saturated).
+        declared: u64,
+        /// What is there instead (`the file holds 1234 bytes of tensors`).
+        available: String,
+    },
     /// A `BatchNorm1d` layer's width differs from the width it receives.
     #[error("layer {layer}: BatchNorm1d has {features} features but receives {receives}")]
     FeatureMismatch {
@@ -254,6 +303,12 @@ impl Sequential {
         let mut width = self.in_features();
         for (layer, l) in self.layers.iter().enumerate() {
             match l {
+                Layer::Linear(l) if l.in_features == 0 || l.out_features == 0 => {
+                    return Err(E::ZeroWidth { layer });
+                }
+                Layer::BatchNorm1d(b) if b.features == 0 => {
+                    return Err(E::ZeroWidth { layer });
+                }
                 Layer::Linear(l) => {
                     if l.in_features != width {
                         return Err(E::InputMismatch {
@@ -333,3 +388,27 @@ impl Model {
 /// trainer, the exporter and the device share (first index on ties; NaNs never chosen unless
 /// every output is NaN, then 0).
 pub use microdnn::argmax;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linear_parts_of_the_wrong_size_are_an_error() {
+        // These were assert!s: a panic in library code.
+        let e = Linear::from_parts(2, 3, vec![0.0; 5], vec![0.0; 3]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Linear(2, 3) needs 2 x 3 weights and 3 biases, got 5 and 3"
+        );
+        assert!(Linear::from_parts(2, 3, vec![0.0; 6], vec![0.0; 2]).is_err());
+        assert!(Linear::from_parts(usize::MAX, 2, vec![], vec![0.0; 2]).is_err());
+        let l = Linear::from_parts(2, 1, vec![1.0, 2.0], vec![3.0]).unwrap();
+        assert_eq!(l.row(0), &[1.0, 2.0]);
+        let zero = Sequential::new(vec![Layer::Linear(Linear::zeros(3, 0))]);
+        assert_eq!(
+            zero.validate(),
+            Err(ArchitectureError::ZeroWidth { layer: 0 })
+        );
+    }
+}

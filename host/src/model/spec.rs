@@ -49,6 +49,24 @@ pub enum LayerSpec {
     },
 }
 
+impl LayerSpec {
+    /// The number of `f32` parameters (and running statistics) the layer holds; `None` on
+    /// overflow.
+    pub fn parameter_count(&self) -> Option<u64> {
+        match *self {
+            LayerSpec::Linear {
+                in_features,
+                out_features,
+                ..
+            } => (in_features as u64)
+                .checked_mul(out_features as u64)?
+                .checked_add(out_features as u64),
+            LayerSpec::BatchNorm1d { features, .. } => (features as u64).checked_mul(4),
+            LayerSpec::Activation { .. } | LayerSpec::Dropout { .. } => Some(0),
+        }
+    }
+}
+
 /// The flat form [`LayerSpec`] is read through: every field optional, checked per kind.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -202,7 +220,8 @@ mod layer_spec_tests {
     #[test]
     fn layer_stacks_that_do_not_fit_are_typed_errors() {
         use crate::model::Sequential;
-        let linear = |i, o| Layer::Linear(Linear::from_parts(i, o, vec![0.0; i * o], vec![0.0; o]));
+        let linear =
+            |i, o| Layer::Linear(Linear::from_parts(i, o, vec![0.0; i * o], vec![0.0; o]).unwrap());
         let seq = Sequential::new(vec![linear(4, 3), Layer::Dropout(0.5), linear(2, 1)]);
         assert_eq!(
             seq.validate(),
@@ -215,7 +234,7 @@ mod layer_spec_tests {
         let seq = Sequential::new(vec![linear(4, 3), Layer::Dropout(1.0)]);
         let e = seq.validate().unwrap_err();
         assert_eq!(e.to_string(), "layer 1: dropout rate 1 is not in [0, 1)");
-        let mut l = Linear::from_parts(2, 2, vec![0.0; 4], vec![0.0; 2]);
+        let mut l = Linear::from_parts(2, 2, vec![0.0; 4], vec![0.0; 2]).unwrap();
         l.dropconnect = -0.1;
         assert!(matches!(
             Sequential::new(vec![Layer::Linear(l)]).validate(),

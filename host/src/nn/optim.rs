@@ -18,7 +18,7 @@ use super::network::ParamMut;
 
 /// Optimiser choice and hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum OptimizerConfig {
     /// Mini-batch SGD: `v ← μ v + g`; `w ← w - lr (g + μ v)` with Nesterov, else `w ← w - lr v`.
     Sgd {

@@ -16,7 +16,7 @@ use super::sparsity::KlSparsity;
 
 /// Regularisation settings.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Regularization {
     /// L1 coefficient.
     pub l1: f32,

@@ -39,14 +39,11 @@ fn diag_series(m: &Value, key: &str) -> Vec<(i64, Vec<(f64, f64)>)> {
     out
 }
 
-/// Draws the charts of a run folder's `metrics.json` into `out` (default: the run folder) and
-/// returns the files written. Charts whose data the metrics lack are skipped.
+/// Draws the charts of a run folder's `metrics.json` (for a run still going, its
+/// `history.jsonl`) into `out` (default: the run folder) and returns the files written. Charts
+/// whose data the metrics lack are skipped.
 pub fn plot_run(run_dir: &Path, out: Option<&Path>) -> anyhow::Result<Vec<PathBuf>> {
-    let path = run_dir.join(crate::train::METRICS_FILE);
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let m: Value =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let m: Value = crate::train::read_run_metrics(run_dir)?;
     let out = out.unwrap_or(run_dir);
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     plot_metrics(&m, out)

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use microdnn::Activation;
 use serde::{Deserialize, Serialize};
 
+pub use crate::data::Header;
 use crate::model::{activation_from_name, BatchNorm1d, Layer, Linear, Sequential};
 use crate::nn::dropout::DropoutKind;
 use crate::nn::init::Init;
@@ -69,8 +70,8 @@ pub enum ConfigError {
         /// Hidden layers.
         hidden: usize,
     },
-    /// A zero batch size or an empty training split.
-    #[error("batch_size and the training set must be non-empty")]
+    /// An empty training split.
+    #[error("the training split is empty: nothing to train on")]
     NothingToTrain,
     /// The `init` checkpoint does not fit the configuration.
     #[error("init checkpoint {path} has another {what} than this configuration")]
@@ -117,7 +118,75 @@ pub enum ConfigError {
     /// `regularization.sparsity` that cannot be used.
     #[error("regularization.sparsity: {0}")]
     Sparsity(String),
+    /// A key the configuration does not have (a misspelling is never ignored).
+    #[error(
+        "{path} line {line}: unknown key `{key}`{}{}",
+        section.as_ref().map_or(String::new(), |s| format!(" in [{s}]")),
+        suggestion.as_ref().map_or(String::new(), |s| format!("; did you mean `{s}`?"))
+    )]
+    UnknownKey {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the key.
+        line: usize,
+        /// The key as written.
+        key: String,
+        /// The table it is in (`None`: the top level).
+        section: Option<String>,
+        /// The nearest valid key, if one is close.
+        suggestion: Option<String>,
+    },
+    /// A setting outside the values it can take.
+    #[error("{key} = {value}: expected {expected}")]
+    OutOfRange {
+        /// The setting (`data.test_fraction`, `model.hidden[1]`, ...).
+        key: String,
+        /// The value given.
+        value: String,
+        /// What it must be.
+        expected: &'static str,
+    },
+    /// The network or its training buffers would be larger than the trainer allows.
+    #[error(
+        "{what} would need {count} values ({}), more than the limit of {limit}: {advice}",
+        human_bytes(*count as f64 * 4.0)
+    )]
+    TooLarge {
+        /// What is too large (`the network's parameters`, ...).
+        what: &'static str,
+        /// What to change.
+        advice: &'static str,
+        /// Values (f32) needed (saturated at `u64::MAX`).
+        count: u64,
+        /// The largest count allowed.
+        limit: u64,
+    },
 }
+
+/// `1.5 GiB`, `512 MiB`: a byte count for messages.
+pub(crate) fn human_bytes(b: f64) -> String {
+    const UNITS: [&str; 6] = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = b;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{v:.0} bytes")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// The most parameters (f32 values) a network may have: 2^28 (1 GiB of weights; training keeps
+/// several copies: gradients, optimiser state, the best weights).
+pub const MAX_PARAMETERS: u64 = 1 << 28;
+/// The most values the per-batch training buffers may hold (`batch × Σ layer widths`, for
+/// activations and their gradients): 2^28.
+pub const MAX_BATCH_VALUES: u64 = 1 << 28;
+/// The most threads a run may ask for.
+pub const MAX_THREADS: usize = 1024;
 
 /// Which data set to train on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,15 +217,20 @@ pub enum TransformKind {
 
 /// Data settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
-    /// Data set kind.
-    pub dataset: DatasetKind,
+    /// Data set kind (see [`DataConfig::dataset`] when it is not given).
+    pub dataset: Option<DatasetKind>,
     /// File (digits, csv) or folder (mnist); default: the bundled digits file, or
     /// `../shared/data/mnist` next to the workspace for MNIST.
     pub path: Option<PathBuf>,
     /// CSV label column (negative counts from the end; -1 = last).
     pub label_column: i64,
+    /// Whether a CSV file starts with a header row.
+    pub header: Header,
+    /// Number of classes: labels must be below it (a larger one is an error naming its line).
+    /// Default: the largest label + 1, printed when training starts.
+    pub classes: Option<usize>,
     /// Share of a CSV data set held out for testing (stratified). MNIST uses its official test
     /// set.
     pub test_fraction: f64,
@@ -172,9 +246,20 @@ pub struct DataConfig {
 }
 
 impl DataConfig {
+    /// The data set kind in force: the one given; else, with a `path`, inferred from it (a
+    /// folder is MNIST, a file is CSV); else the bundled digits.
+    pub fn dataset(&self) -> DatasetKind {
+        match (self.dataset, &self.path) {
+            (Some(d), _) => d,
+            (None, Some(p)) if p.is_dir() => DatasetKind::Mnist,
+            (None, Some(_)) => DatasetKind::Csv,
+            (None, None) => DatasetKind::Digits,
+        }
+    }
+
     /// The validation share in force (see [`DataConfig::validation_fraction`]).
     pub fn validation_fraction(&self) -> f64 {
-        self.validation_fraction.unwrap_or(match self.dataset {
+        self.validation_fraction.unwrap_or(match self.dataset() {
             DatasetKind::Mnist => 5000.0 / 60000.0,
             _ => 0.1,
         })
@@ -184,9 +269,11 @@ impl DataConfig {
 impl Default for DataConfig {
     fn default() -> Self {
         Self {
-            dataset: DatasetKind::Digits,
+            dataset: None,
             path: None,
             label_column: -1,
+            header: Header::Auto,
+            classes: None,
             test_fraction: 0.2,
             validation_fraction: None,
             transform: TransformKind::ScaleByMax,
@@ -197,7 +284,7 @@ impl Default for DataConfig {
 
 /// Architecture settings: an MLP `inputs - hidden... - classes`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {
     /// Hidden layer widths.
     pub hidden: Vec<usize>,
@@ -279,10 +366,87 @@ impl ModelConfig {
             .ok_or_else(|| ConfigError::UnknownActivation(self.activation.clone()))
     }
 
+    /// The number of parameters of the network for `inputs` and `classes` (dense weights and
+    /// biases, batch-norm scales and shifts), saturating.
+    pub fn parameter_count(&self, inputs: usize, classes: usize) -> u64 {
+        let mut total = 0u64;
+        let mut width = inputs as u64;
+        for &h in self.hidden.iter().chain(std::iter::once(&classes)) {
+            let h = h as u64;
+            total = total
+                .saturating_add(width.saturating_mul(h))
+                .saturating_add(h);
+            width = h;
+        }
+        if self.batch_norm {
+            let widths: u64 = self
+                .hidden
+                .iter()
+                .map(|&h| h as u64)
+                .fold(0, u64::saturating_add);
+            total = total.saturating_add(widths.saturating_mul(2));
+        }
+        total
+    }
+
+    /// Checks that a network for `inputs` and `classes` stays within [`MAX_PARAMETERS`]
+    /// (before anything is allocated).
+    pub fn check_size(&self, inputs: usize, classes: usize) -> Result<(), ConfigError> {
+        let count = self.parameter_count(inputs, classes);
+        if count > MAX_PARAMETERS {
+            return Err(ConfigError::TooLarge {
+                what: "the network's parameters",
+                advice: "make the hidden layers narrower (model.hidden)",
+                count,
+                limit: MAX_PARAMETERS,
+            });
+        }
+        Ok(())
+    }
+
     /// The layer stack (zero weights) for `inputs` and `classes`, in PyTorch `Sequential` order:
     /// `[Dropout] (Linear [BatchNorm1d] Activation [Dropout])* Linear`.
     pub fn build(&self, inputs: usize, classes: usize) -> Result<Sequential, ConfigError> {
         let act = self.activation()?;
+        self.check_rates()?;
+        for (i, &h) in self.hidden.iter().enumerate() {
+            if h == 0 {
+                return Err(ConfigError::OutOfRange {
+                    key: format!("model.hidden[{i}]"),
+                    value: "0".into(),
+                    expected: "a width of at least 1",
+                });
+            }
+        }
+        self.check_size(inputs, classes)?;
+        let mut layers = Vec::new();
+        if self.input_dropout > 0.0 {
+            layers.push(Layer::Dropout(self.input_dropout));
+        }
+        let mut width = inputs;
+        for (i, &h) in self.hidden.iter().enumerate() {
+            let mut l = Linear::zeros(width, h);
+            l.dropconnect = self.dropconnect.rate(i);
+            layers.push(Layer::Linear(l));
+            if self.batch_norm {
+                layers.push(Layer::BatchNorm1d(BatchNorm1d::new(
+                    h,
+                    self.bn_eps,
+                    self.bn_momentum,
+                )));
+            }
+            layers.push(Layer::Activation(act));
+            if self.dropout.rate(i) > 0.0 {
+                layers.push(Layer::Dropout(self.dropout.rate(i)));
+            }
+            width = h;
+        }
+        layers.push(Layer::Linear(Linear::zeros(width, classes)));
+        Ok(Sequential::new(layers))
+    }
+
+    /// Dropout and DropConnect rates in `[0, 1)`, and per-layer lists as long as `hidden`.
+    fn check_rates(&self) -> Result<(), ConfigError> {
         let n = self.hidden.len();
         let rates = [self.input_dropout]
             .into_iter()
@@ -307,35 +471,7 @@ impl ModelConfig {
                 }
             }
         }
-        let mut layers = Vec::new();
-        if self.input_dropout > 0.0 {
-            layers.push(Layer::Dropout(self.input_dropout));
-        }
-        let mut width = inputs;
-        for (i, &h) in self.hidden.iter().enumerate() {
-            let mut l = Linear::from_parts(width, h, vec![0.0; width * h], vec![0.0; h]);
-            l.dropconnect = self.dropconnect.rate(i);
-            layers.push(Layer::Linear(l));
-            if self.batch_norm {
-                layers.push(Layer::BatchNorm1d(BatchNorm1d::new(
-                    h,
-                    self.bn_eps,
-                    self.bn_momentum,
-                )));
-            }
-            layers.push(Layer::Activation(act));
-            if self.dropout.rate(i) > 0.0 {
-                layers.push(Layer::Dropout(self.dropout.rate(i)));
-            }
-            width = h;
-        }
-        layers.push(Layer::Linear(Linear::from_parts(
-            width,
-            classes,
-            vec![0.0; width * classes],
-            vec![0.0; classes],
-        )));
-        Ok(Sequential::new(layers))
+        Ok(())
     }
 }
 
@@ -353,7 +489,7 @@ pub enum StopMetric {
 /// Early stopping: stop after `patience` epochs without improvement and restore the best
 /// weights.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct EarlyStopping {
     /// Watched metric.
     pub metric: StopMetric,
@@ -375,7 +511,7 @@ impl Default for EarlyStopping {
 
 /// Everything a training run needs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
     /// Seed of every random choice (split, initialisation, shuffles, masks).
     pub seed: u64,
@@ -477,7 +613,7 @@ pub enum DecoderActivation {
 
 /// Pretraining settings (`[pretrain]` in the config).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct PretrainConfig {
     /// Method.
     pub method: Method,
@@ -525,16 +661,21 @@ impl Default for PretrainConfig {
 }
 
 impl TrainConfig {
-    /// Reads a TOML file.
+    /// Reads a TOML file. Unknown keys are errors naming the line and the nearest valid key;
+    /// values are checked with [`TrainConfig::validate`].
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.to_path_buf(),
-            source,
-        })
+        let cfg: Self = toml::from_str(&text).map_err(|source| {
+            unknown_key(path, &text, &source).unwrap_or(ConfigError::Parse {
+                path: path.to_path_buf(),
+                source,
+            })
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
     }
 
     /// The config as TOML.
@@ -627,6 +768,344 @@ impl TrainConfig {
     }
 }
 
+/// The error for a key serde did not know, with the nearest valid key (from serde's list of
+/// expected fields) and the `[section]` the key sits in.
+fn unknown_key(path: &Path, text: &str, e: &toml::de::Error) -> Option<ConfigError> {
+    let msg = e.message();
+    let rest = msg.strip_prefix("unknown field `")?;
+    let (key, rest) = rest.split_once('`')?;
+    let expected: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+    let suggestion = expected
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(key, k), *k))
+        .filter(|&(d, k)| d <= (k.len().max(key.len()) / 3).max(1) + 1)
+        .min()
+        .map(|(_, k)| k.to_string());
+    let at = e.span().map_or(0, |s| s.start).min(text.len());
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    // The last table header on a line before the key's own line.
+    let section = before[..before.rfind('\n').map_or(0, |i| i + 1)]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string())
+        .filter(|s| !s.is_empty());
+    Some(ConfigError::UnknownKey {
+        path: path.to_path_buf(),
+        line,
+        key: key.to_string(),
+        section,
+        suggestion,
+    })
+}
+
+/// A value as messages show it: integers as they are; floats in plain notation, or in
+/// scientific notation when very large or very small (never a 300-digit number).
+pub trait Shown {
+    /// The text.
+    fn shown(&self) -> String;
+}
+
+impl Shown for usize {
+    fn shown(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Shown for f64 {
+    fn shown(&self) -> String {
+        let a = self.abs();
+        if a == 0.0 || !a.is_finite() || (1e-4..1e15).contains(&a) {
+            format!("{self}")
+        } else {
+            format!("{self:e}")
+        }
+    }
+}
+
+impl Shown for f32 {
+    fn shown(&self) -> String {
+        let a = self.abs();
+        if a == 0.0 || !a.is_finite() || (1e-4..1e15).contains(&a) {
+            format!("{self}")
+        } else {
+            format!("{self:e}")
+        }
+    }
+}
+
+/// Checks one setting: `Ok` if `ok`, else [`ConfigError::OutOfRange`].
+fn check(
+    key: &str,
+    value: impl Shown,
+    ok: bool,
+    expected: &'static str,
+) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::OutOfRange {
+            key: key.into(),
+            value: value.shown(),
+            expected,
+        })
+    }
+}
+
+const FRACTION: &str = "a number in [0, 1)";
+const POSITIVE: &str = "a finite number > 0";
+const NON_NEGATIVE: &str = "a finite number >= 0";
+const AT_LEAST_ONE: &str = "at least 1";
+
+fn fraction(v: f64) -> bool {
+    (0.0..1.0).contains(&v)
+}
+fn positive(v: f64) -> bool {
+    v.is_finite() && v > 0.0
+}
+fn non_negative(v: f64) -> bool {
+    v.is_finite() && v >= 0.0
+}
+
+impl TrainConfig {
+    /// Checks every numeric setting against the values it can take (a learning rate is
+    /// positive, a fraction lies in `[0, 1)`, a momentum in `[0, 1)`, ...): the first one out of
+    /// range is an error naming it. Sizes that depend on the data (the network's parameters,
+    /// the labels) are checked when the data is known.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check("epochs", self.epochs, self.epochs >= 1, AT_LEAST_ONE)?;
+        check(
+            "batch_size",
+            self.batch_size,
+            self.batch_size >= 1,
+            AT_LEAST_ONE,
+        )?;
+        check("lr", self.lr, positive(self.lr), POSITIVE)?;
+        check(
+            "threads",
+            self.threads,
+            self.threads <= MAX_THREADS,
+            "at most 1024 (0 = all cores)",
+        )?;
+        self.data.validate()?;
+        self.model.validate()?;
+        validate_optimizer(&self.optimizer)?;
+        validate_schedule(&self.schedule)?;
+        validate_regularization(&self.regularization)?;
+        if let Some(es) = &self.early_stopping {
+            check(
+                "early_stopping.patience",
+                es.patience,
+                es.patience >= 1,
+                AT_LEAST_ONE,
+            )?;
+            check(
+                "early_stopping.min_delta",
+                es.min_delta,
+                non_negative(es.min_delta),
+                NON_NEGATIVE,
+            )?;
+        }
+        if let Some(p) = &self.pretrain {
+            p.validate()?;
+        }
+        Ok(())
+    }
+}
+
+impl DataConfig {
+    /// Checks the fractions, `max_value` and `classes`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check(
+            "data.test_fraction",
+            self.test_fraction,
+            fraction(self.test_fraction),
+            FRACTION,
+        )?;
+        if let Some(v) = self.validation_fraction {
+            check("data.validation_fraction", v, fraction(v), FRACTION)?;
+        }
+        if let Some(m) = self.max_value {
+            check("data.max_value", m, positive(m as f64), POSITIVE)?;
+        }
+        if let Some(c) = self.classes {
+            check(
+                "data.classes",
+                c,
+                (2..=crate::data::MAX_CLASSES).contains(&c),
+                "a class count from 2 to 1024",
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl ModelConfig {
+    /// Checks widths, rates and the batch-norm and leaky-ReLU settings.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (i, &h) in self.hidden.iter().enumerate() {
+            check(
+                &format!("model.hidden[{i}]"),
+                h,
+                h >= 1,
+                "a width of at least 1",
+            )?;
+        }
+        self.activation()?;
+        check(
+            "model.leaky_slope",
+            self.leaky_slope,
+            self.leaky_slope.is_finite(),
+            "a finite number",
+        )?;
+        check(
+            "model.bn_eps",
+            self.bn_eps,
+            positive(self.bn_eps as f64),
+            POSITIVE,
+        )?;
+        check(
+            "model.bn_momentum",
+            self.bn_momentum,
+            (0.0..=1.0).contains(&self.bn_momentum),
+            "a number in [0, 1]",
+        )?;
+        self.check_rates()
+    }
+}
+
+fn validate_optimizer(o: &OptimizerConfig) -> Result<(), ConfigError> {
+    match *o {
+        OptimizerConfig::Sgd { momentum, .. } | OptimizerConfig::SgdHinton { momentum } => check(
+            "optimizer.momentum",
+            momentum,
+            fraction(momentum as f64),
+            FRACTION,
+        ),
+        OptimizerConfig::Adam { beta1, beta2, eps } => {
+            check("optimizer.beta1", beta1, fraction(beta1 as f64), FRACTION)?;
+            check("optimizer.beta2", beta2, fraction(beta2 as f64), FRACTION)?;
+            check("optimizer.eps", eps, positive(eps as f64), POSITIVE)
+        }
+    }
+}
+
+fn validate_schedule(s: &Schedule) -> Result<(), ConfigError> {
+    match *s {
+        Schedule::Constant => Ok(()),
+        Schedule::Step { step_size, gamma } => {
+            check(
+                "schedule.step_size",
+                step_size,
+                step_size >= 1,
+                AT_LEAST_ONE,
+            )?;
+            check("schedule.gamma", gamma, positive(gamma), POSITIVE)
+        }
+        Schedule::Cosine { min_lr } => check(
+            "schedule.min_lr",
+            min_lr,
+            non_negative(min_lr),
+            NON_NEGATIVE,
+        ),
+        Schedule::Exponential { gamma } => {
+            check("schedule.gamma", gamma, positive(gamma), POSITIVE)
+        }
+        Schedule::InverseTime { half_life } => check(
+            "schedule.half_life",
+            half_life,
+            positive(half_life),
+            POSITIVE,
+        ),
+    }
+}
+
+fn validate_regularization(r: &Regularization) -> Result<(), ConfigError> {
+    check(
+        "regularization.l1",
+        r.l1,
+        non_negative(r.l1 as f64),
+        NON_NEGATIVE,
+    )?;
+    check(
+        "regularization.l2",
+        r.l2,
+        non_negative(r.l2 as f64),
+        NON_NEGATIVE,
+    )?;
+    if let Some(m) = r.max_norm {
+        check("regularization.max_norm", m, positive(m as f64), POSITIVE)?;
+    }
+    if let Some(c) = r.clip_grad_norm {
+        check(
+            "regularization.clip_grad_norm",
+            c,
+            positive(c as f64),
+            POSITIVE,
+        )?;
+    }
+    Ok(())
+}
+
+impl PretrainConfig {
+    /// Checks the pretraining settings.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check(
+            "pretrain.epochs",
+            self.epochs,
+            self.epochs >= 1,
+            AT_LEAST_ONE,
+        )?;
+        check("pretrain.lr", self.lr, positive(self.lr as f64), POSITIVE)?;
+        check(
+            "pretrain.momentum",
+            self.momentum,
+            fraction(self.momentum as f64),
+            FRACTION,
+        )?;
+        if let Some(b) = self.batch_size {
+            check("pretrain.batch_size", b, b >= 1, AT_LEAST_ONE)?;
+        }
+        let level = self.corruption_level as f64;
+        match self.corruption {
+            Corruption::Masking => check(
+                "pretrain.corruption_level",
+                level,
+                fraction(level),
+                "a masking probability in [0, 1)",
+            )?,
+            Corruption::Gaussian => check(
+                "pretrain.corruption_level",
+                level,
+                non_negative(level),
+                "a standard deviation >= 0",
+            )?,
+        }
+        let rho = self.sparsity_target as f64;
+        check(
+            "pretrain.sparsity_target",
+            rho,
+            rho > 0.0 && rho < 1.0,
+            "a number in (0, 1)",
+        )?;
+        let beta = self.sparsity_weight as f64;
+        check(
+            "pretrain.sparsity_weight",
+            beta,
+            non_negative(beta),
+            NON_NEGATIVE,
+        )?;
+        check(
+            "pretrain.cd_k",
+            self.cd_k,
+            (1..=1000).contains(&self.cd_k),
+            "from 1 to 1000 Gibbs steps",
+        )
+    }
+}
+
 /// The workspace's bundled digits file (`data/digits.csv.gz`), resolved at compile time.
 pub fn default_digits_path() -> PathBuf {
     PathBuf::from(concat!(
@@ -688,5 +1167,200 @@ mod tests {
         );
         let cause = std::error::Error::source(&e).unwrap().to_string();
         assert!(cause.contains("epochs"), "{cause}");
+    }
+
+    /// `text` parsed as a config file named `c.toml`.
+    fn from_text(text: &str) -> Result<TrainConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, text).unwrap();
+        TrainConfig::from_file(&p)
+    }
+
+    #[test]
+    fn every_numeric_setting_is_range_checked() {
+        // Each of these trained garbage, panicked or aborted before it was checked.
+        let cases = [
+            ("epochs = 0", "epochs = 0"),
+            ("batch_size = 0", "batch_size = 0"),
+            ("lr = 0.0", "lr = 0"),
+            ("lr = -1.0", "lr = -1"),
+            ("lr = nan", "lr = NaN"),
+            ("threads = 100000000", "threads = 100000000"),
+            ("[data]\ntest_fraction = 1.5", "data.test_fraction = 1.5"),
+            ("[data]\ntest_fraction = -0.1", "data.test_fraction = -0.1"),
+            ("[data]\ntest_fraction = nan", "data.test_fraction = NaN"),
+            (
+                "[data]\nvalidation_fraction = 1.0",
+                "data.validation_fraction = 1",
+            ),
+            ("[data]\nmax_value = 0.0", "data.max_value = 0"),
+            ("[data]\nclasses = 0", "data.classes = 0"),
+            ("[model]\nhidden = [8, 0]", "model.hidden[1] = 0"),
+            ("[model]\nbn_momentum = 2.0", "model.bn_momentum = 2"),
+            ("[model]\nbn_eps = -1.0", "model.bn_eps = -1"),
+            ("[model]\nleaky_slope = nan", "model.leaky_slope = NaN"),
+            ("[model]\ndropout = 1.0", "rate 1 is not in [0, 1)"),
+            (
+                "[optimizer]\nkind = \"sgd\"\nmomentum = -0.5",
+                "optimizer.momentum = -0.5",
+            ),
+            (
+                "[optimizer]\nkind = \"sgd\"\nmomentum = 1.5",
+                "optimizer.momentum = 1.5",
+            ),
+            (
+                "[optimizer]\nkind = \"adam\"\nbeta2 = 1.0",
+                "optimizer.beta2 = 1",
+            ),
+            (
+                "[schedule]\nkind = \"step\"\nstep_size = 0\ngamma = 0.5",
+                "schedule.step_size = 0",
+            ),
+            (
+                "[schedule]\nkind = \"exponential\"\ngamma = -1e300",
+                "schedule.gamma = -1e300",
+            ),
+            ("[regularization]\nl2 = -1.0", "regularization.l2 = -1"),
+            ("[regularization]\nl1 = -0.5", "regularization.l1 = -0.5"),
+            (
+                "[regularization]\nmax_norm = 0.0",
+                "regularization.max_norm = 0",
+            ),
+            (
+                "[regularization]\nclip_grad_norm = -1.0",
+                "regularization.clip_grad_norm = -1",
+            ),
+            (
+                "[early_stopping]\npatience = 0",
+                "early_stopping.patience = 0",
+            ),
+            (
+                "[pretrain]\ncorruption_level = 2.0",
+                "pretrain.corruption_level = 2",
+            ),
+            ("[pretrain]\ncd_k = 0", "pretrain.cd_k = 0"),
+            ("[pretrain]\nlr = 0.0", "pretrain.lr = 0"),
+            (
+                "[pretrain]\nsparsity_target = 1.0",
+                "pretrain.sparsity_target = 1",
+            ),
+        ];
+        for (text, says) in cases {
+            let e = from_text(text).expect_err(text).to_string();
+            assert!(e.contains(says), "{text:?}: {e}");
+        }
+        from_text("[data]\ntest_fraction = 0.0\nvalidation_fraction = 0.0").unwrap();
+        let digits = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/digits.toml");
+        TrainConfig::from_file(Path::new(digits)).unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_name_the_line_and_the_nearest_valid_key() {
+        let cases = [
+            (
+                "epochs = 1\n[model]\nhiden = [4]",
+                "line 3: unknown key `hiden` in [model]; did you mean `hidden`?",
+            ),
+            (
+                "epochs = 1\n[modle]\nhidden = [4]",
+                "line 2: unknown key `modle`; did you mean `model`?",
+            ),
+            (
+                "[optimizer]\nkind = \"sgd\"\nmomentun = 0.5",
+                "unknown key `momentun`; did you mean `momentum`?",
+            ),
+            (
+                "[regularization]\nl3 = 0.1",
+                "unknown key `l3` in [regularization]; did you mean `l1`?",
+            ),
+            (
+                "[data]\nheader = true\nheadr = false",
+                "unknown key `headr` in [data]; did you mean `header`?",
+            ),
+        ];
+        for (text, says) in cases {
+            let e = from_text(text).expect_err(text).to_string();
+            assert!(e.contains(says), "{text:?}: {e}");
+        }
+        // Nothing near: no suggestion.
+        let e = from_text("zzzzzzzz = 1").unwrap_err().to_string();
+        assert!(e.ends_with("unknown key `zzzzzzzz`"), "{e}");
+    }
+
+    #[test]
+    fn sizes_are_checked_before_anything_is_allocated() {
+        let m = ModelConfig {
+            hidden: vec![1_000_000_000],
+            ..ModelConfig::default()
+        };
+        assert_eq!(m.parameter_count(64, 10), 75_000_000_010);
+        let e = m.build(64, 10).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ConfigError::TooLarge {
+                    count: 75_000_000_010,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let m = ModelConfig {
+            hidden: vec![usize::MAX, usize::MAX],
+            ..ModelConfig::default()
+        };
+        assert_eq!(m.parameter_count(usize::MAX, 10), u64::MAX);
+        assert!(m.build(64, 10).is_err());
+        // The parameter count is exact: 64*64+64 + 64*32+32 + 32*10+10.
+        assert_eq!(ModelConfig::default().parameter_count(64, 10), 6570);
+        let net = ModelConfig::default().build(64, 10).unwrap();
+        let params: usize = net
+            .layers
+            .iter()
+            .map(|l| match l {
+                Layer::Linear(l) => l.weight.len() + l.bias.len(),
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(params, 6570);
+    }
+
+    #[test]
+    fn the_dataset_is_inferred_from_the_data_path_and_numbers_are_shown_short() {
+        let mut d = DataConfig::default();
+        assert_eq!(d.dataset(), DatasetKind::Digits);
+        d.path = Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+        assert_eq!(d.dataset(), DatasetKind::Mnist);
+        d.path = Some(PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/Cargo.toml"
+        )));
+        assert_eq!(d.dataset(), DatasetKind::Csv);
+        d.dataset = Some(DatasetKind::Digits);
+        assert_eq!(d.dataset(), DatasetKind::Digits);
+        assert_eq!(1e300f64.shown(), "1e300");
+        assert_eq!(0.05f64.shown(), "0.05");
+        assert_eq!(1e-7f32.shown(), "1e-7");
+        assert_eq!(f64::NAN.shown(), "NaN");
+        for (text, h) in [
+            ("true", Header::Yes),
+            ("false", Header::No),
+            ("\"auto\"", Header::Auto),
+        ] {
+            let c = from_text(&format!("[data]\nheader = {text}")).unwrap();
+            assert_eq!(c.data.header, h);
+            assert!(
+                c.to_toml().contains(&format!("header = {text}")),
+                "{}",
+                c.to_toml()
+            );
+        }
+        let e = from_text("[data]\nheader = \"maybe\"").unwrap_err();
+        let cause = std::error::Error::source(&e).unwrap().to_string();
+        assert!(
+            cause.contains("expected true, false or \"auto\""),
+            "{cause}"
+        );
     }
 }

@@ -540,7 +540,14 @@ pub fn summary(d: &[LayerDiagnostics]) -> String {
     if let Some(dd) = d
         .iter()
         .filter(|x| x.dead_fraction.is_some())
-        .max_by(|a, b| a.dead_fraction.partial_cmp(&b.dead_fraction).unwrap())
+        .max_by(|a, b| {
+            let f = |x: &LayerDiagnostics| {
+                x.dead_fraction
+                    .filter(|v| v.is_finite())
+                    .unwrap_or(f64::NEG_INFINITY)
+            };
+            f(a).total_cmp(&f(b))
+        })
     {
         s.push_str(&format!(
             ", dead units {:.1}% (layer {})",
@@ -569,6 +576,28 @@ mod tests {
             assert!((a - b).abs() < 1e-6, "{p:?}");
         }
         assert!(percentiles(&mut [], &[50.0])[0].is_nan());
+    }
+
+    #[test]
+    fn the_summary_takes_any_float() {
+        let d = |layer, dead| LayerDiagnostics {
+            layer,
+            grad_norm: f64::NAN,
+            weight_norm: 1.0,
+            update_ratio: f64::NAN,
+            dead_fraction: Some(dead),
+            act_mean: 0.0,
+            act_std: 0.0,
+            act_p15: 0.0,
+            act_p50: 0.0,
+            act_p85: 0.0,
+            unit0_input_p15: 0.0,
+            unit0_input_p50: 0.0,
+            unit0_input_p85: 0.0,
+        };
+        // Comparing a NaN with partial_cmp(..).unwrap() panicked.
+        let s = summary(&[d(0, f64::NAN), d(2, 0.25)]);
+        assert!(s.contains("dead units 25.0% (layer 2)"), "{s}");
     }
 
     #[test]

@@ -4,10 +4,11 @@
 
 use std::path::Path;
 
-use crate::model::checkpoint::{self, CheckpointError, MODEL_FILE};
+use crate::model::checkpoint::{self, MODEL_FILE};
 use crate::model::{Layer, Model, Sequential};
 use crate::random::{rng_for, TrainRng};
 use crate::train::config::{ConfigError, TrainConfig};
+use crate::train::folder::{RunFolder, Use};
 use crate::train::metrics::{write_metrics, RunMetrics};
 use crate::train::pretrain::LayerPretraining;
 use crate::train::{thread_pool, PreparedData, TrainError, CONFIG_FILE};
@@ -78,11 +79,12 @@ pub fn starting_network(
 /// pretrains its hidden layers with the config's `[pretrain]` section and, with an output
 /// folder, writes `model.safetensors` (fine-tune it with `microdnn train --init DIR`, or set
 /// `init` in the config), `config.toml` and `metrics.json` (no epochs; the `pretraining`
-/// losses). `cfg.init` is ignored.
+/// losses). `cfg.init` is ignored. A folder holding a run is refused unless `replace`.
 pub fn pretrain_only(
     cfg: &TrainConfig,
     data: &PreparedData,
     out_dir: Option<&Path>,
+    replace: bool,
 ) -> Result<(Model, Vec<LayerPretraining>), TrainError> {
     if cfg.pretrain.is_none() {
         return Err(ConfigError::NoPretrain.into());
@@ -91,19 +93,20 @@ pub fn pretrain_only(
         init: None,
         ..cfg.clone()
     };
+    cfg.validate()?;
+    let folder = match out_dir {
+        Some(dir) => Some(RunFolder::open(dir, Use::Fresh { replace })?.0),
+        None => None,
+    };
     let (seq, report) = starting_network(&cfg, data)?;
     let model = Model {
         net: seq,
         transform: data.transform.clone(),
         classes: data.train.classes,
     };
-    if let Some(dir) = out_dir {
-        std::fs::create_dir_all(dir).map_err(|error| CheckpointError::Io {
-            path: dir.to_path_buf(),
-            error,
-        })?;
-        checkpoint::save_model(&dir.join(MODEL_FILE), &model)?;
+    if let Some(dir) = folder.as_ref().map(RunFolder::dir) {
         checkpoint::atomic_write(&dir.join(CONFIG_FILE), cfg.to_toml().as_bytes())?;
+        checkpoint::save_model(&dir.join(MODEL_FILE), &model)?;
         let metrics = RunMetrics {
             epochs: Vec::new(),
             test_loss: None,

@@ -1,5 +1,8 @@
-//! What a run measures: per-epoch metrics and the run's `metrics.json`.
+//! What a run measures: per-epoch metrics, the run's `history.jsonl` (one line appended per
+//! epoch, so that an epoch's writes do not grow with the run) and `metrics.json` (everything,
+//! written when a run ends).
 
+use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -7,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::checkpoint::{self, CheckpointError};
 use crate::train::diagnostics::LayerDiagnostics;
 use crate::train::pretrain::LayerPretraining;
-use crate::train::METRICS_FILE;
+use crate::train::{HISTORY_FILE, METRICS_FILE};
 
 /// Metrics of one epoch.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -63,6 +66,93 @@ pub struct RunMetrics {
 
 /// Writes `metrics.json` into the run folder `dir` (atomically).
 pub(crate) fn write_metrics(dir: &Path, m: &RunMetrics) -> Result<(), CheckpointError> {
-    let text = serde_json::to_string_pretty(m).expect("metrics serialise");
+    let text = serde_json::to_string_pretty(m).unwrap_or_default();
     checkpoint::atomic_write(&dir.join(METRICS_FILE), text.as_bytes())
+}
+
+/// Appends an epoch's metrics as one line to the run folder's `history.jsonl`, synced to disk.
+pub(crate) fn append_history(dir: &Path, m: &EpochMetrics) -> Result<(), CheckpointError> {
+    let path = dir.join(HISTORY_FILE);
+    let io = |error| CheckpointError::Io {
+        path: path.clone(),
+        error,
+    };
+    let mut line = serde_json::to_string(m).unwrap_or_default();
+    line.push('\n');
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(io)?;
+    f.write_all(line.as_bytes()).map_err(io)?;
+    f.sync_data().map_err(io)
+}
+
+/// The first `epochs` lines of the run folder's `history.jsonl`; a longer file (a run killed
+/// after appending an epoch, before saving its state) is cut to them. `None` if there is no
+/// history file.
+pub(crate) fn read_history(
+    dir: &Path,
+    epochs: usize,
+) -> Result<Option<Vec<EpochMetrics>>, CheckpointError> {
+    let path = dir.join(HISTORY_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(CheckpointError::Io { path, error }),
+    };
+    let bad = |message: String| CheckpointError::Metadata {
+        path: path.clone(),
+        key: "history".into(),
+        message,
+    };
+    let mut history = Vec::with_capacity(epochs);
+    for (i, line) in text.lines().take(epochs).enumerate() {
+        let m: EpochMetrics =
+            serde_json::from_str(line).map_err(|e| bad(format!("line {}: {e}", i + 1)))?;
+        history.push(m);
+    }
+    if history.len() < epochs {
+        return Err(bad(format!(
+            "{} epochs recorded, the training state has {epochs}",
+            history.len()
+        )));
+    }
+    if text.lines().count() > epochs {
+        let mut kept = String::new();
+        for m in &history {
+            kept.push_str(&serde_json::to_string(m).unwrap_or_default());
+            kept.push('\n');
+        }
+        checkpoint::atomic_write(&path, kept.as_bytes())?;
+    }
+    Ok(Some(history))
+}
+
+/// A run folder's metrics: `metrics.json`, or for a run still going (or killed) the epochs of
+/// its `history.jsonl` so far.
+pub fn read_run_metrics(dir: &Path) -> anyhow::Result<serde_json::Value> {
+    use anyhow::Context;
+    let path = dir.join(METRICS_FILE);
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        return serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()));
+    }
+    let hist = dir.join(HISTORY_FILE);
+    let text = std::fs::read_to_string(&hist).with_context(|| {
+        format!(
+            "reading {} (the run has no {METRICS_FILE} yet)",
+            hist.display()
+        )
+    })?;
+    let epochs = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .with_context(|| format!("{} line {}", hist.display(), i + 1))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(serde_json::json!({ "epochs": epochs }))
 }

@@ -4,21 +4,29 @@
 //! mini-batch [`step`]s), [`Run::evaluate`] (validation, diagnostics, warnings),
 //! [`Run::early_stop`] and [`Run::checkpoint`] (the run folder's files); [`Run::finish`] restores
 //! the best weights, measures the test split and writes the final files.
+//!
+//! The run folder ([`RunFolder`]) is locked for the whole run. Each epoch appends its metrics to
+//! `history.jsonl`, then saves `train_state.safetensors` (what resume reads) and
+//! `model.safetensors`; a run killed between these writes is repaired on resume (extra history
+//! lines are dropped and the model is written again from the state), so resume stays exact.
+//! `config.toml` is written with the first checkpoint, never before: a folder never holds the
+//! config of one run beside the model of another.
 
 use std::time::Instant;
 
-use crate::model::checkpoint::{self, CheckpointError, MODEL_FILE};
-use crate::model::{Model, Sequential};
+use crate::model::checkpoint::{self, MODEL_FILE};
+use crate::model::{Layer, Model, Sequential};
 use crate::nn::dropout::{self, DropoutKind};
 use crate::nn::network::Network;
 use crate::nn::optim::Optimizer;
 use crate::random::{rng_for, shuffle, TrainRng};
-use crate::train::config::{ConfigError, StopMetric, TrainConfig};
+use crate::train::config::{ConfigError, StopMetric, TrainConfig, MAX_BATCH_VALUES};
 use crate::train::diagnostics::{self as diag, DiagSample, StepTracker};
+use crate::train::folder::{RunFolder, Use};
 use crate::train::init::initial_network;
-use crate::train::metrics::{write_metrics, EpochMetrics};
+use crate::train::metrics::{append_history, read_history, write_metrics, EpochMetrics};
 use crate::train::progress::TrainObserver;
-use crate::train::resume::{load_train_state, save_train_state, Progress};
+use crate::train::resume::{load_train_state, save_train_state, Progress, RunRecord};
 use crate::train::step::{all_finite, load_batch, step, StepHook, StepParams};
 use crate::train::{
     PreparedData, ResumeError, RunOptions, TrainError, TrainOutcome, CONFIG_FILE, TRAIN_STATE_FILE,
@@ -41,6 +49,9 @@ pub(crate) fn train_in_pool(
         let lr = cfg.schedule.lr(cfg.lr, run.prog.epochs_done, cfg.epochs);
         let totals = run.epoch(&params, lr, t0)?;
         let m = run.evaluate(&params, lr, &totals, t0);
+        if let Some(v) = m.val_loss.filter(|v| !v.is_finite()) {
+            return Err(run.diverged(None, format!("the validation loss is {v}"), lr));
+        }
         run.observer.epoch_end(&m);
         run.early_stop(&m);
         run.prog.history.push(m);
@@ -55,8 +66,13 @@ pub(crate) fn train_in_pool(
 struct Run<'a> {
     cfg: &'a TrainConfig,
     data: &'a PreparedData,
-    opts: &'a RunOptions,
     observer: &'a mut dyn TrainObserver,
+    /// The run folder, locked (none: everything in memory).
+    folder: Option<RunFolder>,
+    /// Whether this process has written `config.toml` (with its first checkpoint).
+    wrote_config: bool,
+    /// The mini-batch size: the configured one, at most the training split.
+    batch: usize,
     net: Network,
     opt: Optimizer,
     /// Random stream 2: shuffles, then dropout and DropConnect masks.
@@ -118,6 +134,36 @@ fn model_of(data: &PreparedData, seq: &Sequential, kind: DropoutKind) -> Model {
     }
 }
 
+/// Saves the model of a run with its data record (how to rebuild its test split).
+fn save_model(
+    dir: &std::path::Path,
+    data: &PreparedData,
+    seq: &Sequential,
+    kind: DropoutKind,
+) -> Result<(), TrainError> {
+    let record = data.record.as_ref().map(|r| {
+        (
+            crate::train::DATA_RECORD_KEY,
+            serde_json::to_string(r).unwrap_or_default(),
+        )
+    });
+    checkpoint::save_model_with(
+        &dir.join(MODEL_FILE),
+        &model_of(data, seq, kind),
+        record.as_slice(),
+    )?;
+    Ok(())
+}
+
+/// What makes a network unusable besides non-finite parameters: a negative batch-norm running
+/// variance (evaluation takes its square root).
+fn negative_variance(seq: &Sequential) -> bool {
+    seq.layers.iter().any(|l| match l {
+        Layer::BatchNorm1d(b) => b.running_var.iter().any(|&v| v < 0.0),
+        _ => false,
+    })
+}
+
 impl<'a> Run<'a> {
     /// The network (initialised, loaded from `init` or pretrained), the optimiser, the random
     /// streams and the bookkeeping, restored from the run folder on resume; the run folder and
@@ -129,35 +175,62 @@ impl<'a> Run<'a> {
         threads: usize,
         observer: &'a mut dyn TrainObserver,
     ) -> Result<Self, TrainError> {
-        if cfg.batch_size == 0 || data.train.is_empty() {
+        if data.train.is_empty() {
             return Err(ConfigError::NothingToTrain.into());
         }
         cfg.check_epoch_settings()?;
+        let batch = cfg.batch_size.min(data.train.len());
         let (mut seq, pretraining) = initial_network(cfg, data, threads, !opts.resume)?;
+        let widths: u64 = seq.widths().iter().map(|&w| w as u64).sum();
+        let values = widths.saturating_mul(batch as u64);
+        if values > MAX_BATCH_VALUES {
+            return Err(ConfigError::TooLarge {
+                what: "a batch's activations (batch_size x the layer widths)",
+                advice: "make the batch smaller (batch_size) or the layers narrower",
+                count: values,
+                limit: MAX_BATCH_VALUES,
+            }
+            .into());
+        }
         let classic = cfg.model.dropout_kind == DropoutKind::Classic;
         if classic && !opts.resume && (cfg.init.is_some() || cfg.pretrain.is_some()) {
             // Checkpoints and pretraining give test-time (inverted) weights.
             dropout::to_classic(&mut seq);
         }
-        let mut net = Network::new(seq, cfg.loss, cfg.batch_size, threads);
+        let mut net = Network::new(seq, cfg.loss, batch, threads);
         net.set_dropout_kind(cfg.model.dropout_kind);
         let mut opt = Optimizer::new(cfg.optimizer, &net.param_sizes());
         let mut rng = rng_for(cfg.seed, 2);
         let mut best = None;
         let mut prog = Progress::new(pretraining);
-        if let Some(dir) = &opts.out_dir {
-            std::fs::create_dir_all(dir).map_err(|error| CheckpointError::Io {
-                path: dir.clone(),
-                error,
-            })?;
-            if opts.resume {
-                (rng, best, prog) =
-                    load_train_state(&dir.join(TRAIN_STATE_FILE), &mut net, &mut opt)?;
-            } else {
-                checkpoint::atomic_write(&dir.join(CONFIG_FILE), cfg.to_toml().as_bytes())?;
+        let folder = match &opts.out_dir {
+            Some(dir) => {
+                let how = if opts.resume {
+                    Use::Resume
+                } else {
+                    Use::Fresh {
+                        replace: opts.force,
+                    }
+                };
+                Some(RunFolder::open(dir, how)?.0)
             }
-        } else if opts.resume {
-            return Err(ResumeError::NoRunFolder.into());
+            None if opts.resume => return Err(ResumeError::NoRunFolder.into()),
+            None => None,
+        };
+        if let (Some(f), true) = (&folder, opts.resume) {
+            let dir = f.dir();
+            (rng, best, prog) = load_train_state(
+                &dir.join(TRAIN_STATE_FILE),
+                &mut net,
+                &mut opt,
+                cfg,
+                data.record.as_ref(),
+            )?;
+            if let Some(h) = read_history(dir, prog.epochs_done)? {
+                prog.history = h;
+            }
+            // The model a kill may have left an epoch behind the state.
+            save_model(dir, data, best.as_ref().unwrap_or(&net.seq), net.dropout_kind())?;
         }
         let diag = cfg.diagnostics.then(|| Diagnostics {
             sample: DiagSample::new(&data.train, data.val.as_ref()),
@@ -175,8 +248,10 @@ impl<'a> Run<'a> {
         Ok(Self {
             cfg,
             data,
-            opts,
             observer,
+            folder,
+            wrote_config: false,
+            batch,
             net,
             opt,
             rng,
@@ -185,7 +260,7 @@ impl<'a> Run<'a> {
             prog,
             diag,
             order: (0..data.train.len()).collect(),
-            labels: vec![0; cfg.batch_size],
+            labels: vec![0; batch],
         })
     }
 
@@ -200,7 +275,7 @@ impl<'a> Run<'a> {
     ) -> Result<EpochTotals, TrainError> {
         let epoch = self.prog.epochs_done + 1;
         let train = &self.data.train;
-        let (n, bs) = (train.len(), self.cfg.batch_size);
+        let (n, bs) = (train.len(), self.batch);
         for (i, o) in self.order.iter_mut().enumerate() {
             *o = i;
         }
@@ -224,13 +299,8 @@ impl<'a> Run<'a> {
             let loss = match loss {
                 Ok(l) => l,
                 Err(e) => {
-                    self.observer.diverged();
-                    return Err(TrainError::Diverged {
-                        epoch,
-                        batch: bi + 1,
-                        loss: e.sum / idx.len() as f64,
-                        lr,
-                    });
+                    let what = format!("the loss is {}", e.sum / idx.len() as f64);
+                    return Err(self.diverged(Some(bi + 1), what, lr));
                 }
             };
             loss_sum += loss.sum;
@@ -243,13 +313,13 @@ impl<'a> Run<'a> {
         }
         let train_secs = t0.elapsed().as_secs_f64();
         if !all_finite(&self.net.seq) {
-            self.observer.diverged();
-            return Err(TrainError::Diverged {
-                epoch,
-                batch: n.div_ceil(bs),
-                loss: f64::NAN,
-                lr,
-            });
+            let what = "a weight or batch-norm statistic is not finite".to_string();
+            return Err(self.diverged(None, what, lr));
+        }
+        if negative_variance(&self.net.seq) {
+            let what =
+                "a batch-norm running variance is negative (is model.bn_momentum in [0, 1]?)";
+            return Err(self.diverged(None, what.to_string(), lr));
         }
         Ok(EpochTotals {
             loss_sum,
@@ -332,26 +402,52 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// With a run folder: the model to keep so far (the best weights, if early stopping has
-    /// some), the training state for resume and the metrics so far, each written atomically.
+    /// The divergence error of the current epoch (the observer is told first).
+    fn diverged(&mut self, batch: Option<usize>, what: String, lr: f64) -> TrainError {
+        self.observer.diverged();
+        TrainError::Diverged {
+            epoch: self.prog.epochs_done + 1,
+            batch,
+            what,
+            lr,
+            kept: self
+                .folder
+                .as_ref()
+                .map(|_| Some(self.prog.epochs_done).filter(|&e| e > 0)),
+        }
+    }
+
+    /// With a run folder: the epoch's line of `history.jsonl`, then the training state for
+    /// resume, then the model to keep so far (the best weights, if early stopping has some),
+    /// each written atomically; `config.toml` (resolved) before the first of them.
     fn checkpoint(&mut self) -> Result<(), TrainError> {
-        let Some(dir) = &self.opts.out_dir else {
+        let Some(dir) = self.folder.as_ref().map(|f| f.dir().to_path_buf()) else {
             return Ok(());
         };
+        let mut resolved = self.cfg.clone();
+        resolved.data.dataset = Some(self.cfg.data.dataset());
+        if !self.wrote_config {
+            checkpoint::atomic_write(&dir.join(CONFIG_FILE), resolved.to_toml().as_bytes())?;
+            self.wrote_config = true;
+        }
+        if let Some(m) = self.prog.history.last() {
+            append_history(&dir, m)?;
+        }
         let (data, kind) = (self.data, self.net.dropout_kind());
-        let keep = self.best.as_ref().unwrap_or(&self.net.seq);
-        checkpoint::save_model(&dir.join(MODEL_FILE), &model_of(data, keep, kind))?;
         save_train_state(
             &dir.join(TRAIN_STATE_FILE),
             &self.net.seq,
             self.best.as_ref(),
             &mut self.opt,
             &self.rng,
-            &self.prog,
+            &RunRecord {
+                prog: &self.prog,
+                config: &resolved,
+                data: data.record.as_ref(),
+            },
             &|s| model_of(data, s, DropoutKind::Inverted),
         )?;
-        write_metrics(dir, &self.prog.metrics(None))?;
-        Ok(())
+        save_model(&dir, data, self.best.as_ref().unwrap_or(&self.net.seq), kind)
     }
 
     /// The outcome. A finished run (all epochs, or stopped early) restores the best weights,
@@ -364,18 +460,32 @@ impl<'a> Run<'a> {
             _ => self.net.seq.clone(),
         };
         let test = match (&self.data.test, finished) {
-            (Some(t), true) => {
+            (Some(t), true) if !t.is_empty() => {
                 self.net.seq = final_seq.clone();
                 let (l, k) = self.net.evaluate(&t.x, &t.y, &mut self.eval_rng);
-                Some((l / t.len() as f64, k as f64 / t.len() as f64))
+                let loss = l / t.len() as f64;
+                if !loss.is_finite() {
+                    self.observer.diverged();
+                    let done = self.prog.epochs_done;
+                    return Err(TrainError::Diverged {
+                        epoch: done,
+                        batch: None,
+                        what: format!("the test loss of the final model is {loss}"),
+                        lr: self.prog.history.last().map_or(self.cfg.lr, |m| m.lr),
+                        kept: self.folder.as_ref().map(|_| Some(done)),
+                    });
+                }
+                Some((loss, k as f64 / t.len() as f64))
             }
             _ => None,
         };
         let metrics = self.prog.metrics(test);
         let model = model_of(self.data, &final_seq, self.net.dropout_kind());
-        if let (Some(dir), true) = (&self.opts.out_dir, finished) {
-            checkpoint::save_model(&dir.join(MODEL_FILE), &model)?;
-            write_metrics(dir, &metrics)?;
+        if let Some(dir) = self.folder.as_ref().map(|f| f.dir().to_path_buf()) {
+            if finished {
+                save_model(&dir, self.data, &final_seq, self.net.dropout_kind())?;
+            }
+            write_metrics(&dir, &metrics)?;
         }
         Ok(TrainOutcome { model, metrics })
     }
