@@ -20,7 +20,7 @@ use serde_json::json;
 use crate::{cargo, qemu};
 
 /// The experiments of `microdnn lab`, in order.
-const EXPERIMENTS: [&str; 8] = [
+const EXPERIMENTS: [&str; 12] = [
     "regularizers",
     "dead-relu",
     "vanishing",
@@ -29,6 +29,10 @@ const EXPERIMENTS: [&str; 8] = [
     "parity",
     "early-stopping",
     "activation-cost",
+    "relu-init",
+    "exploding",
+    "l1-sparsity",
+    "classic-vs-inverted",
 ];
 
 struct Options {
