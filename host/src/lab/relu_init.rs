@@ -33,12 +33,23 @@ pub struct LayerActivity {
 }
 
 /// The activity of every ReLU layer of `seq` (a `Linear` followed by a ReLU) on the `n` rows of
-/// `x`, in order from the input. Other layers are applied as they are (evaluation mode).
+/// `x`, in order from the input. Other layers are applied as they are (evaluation mode:
+/// dropout is the identity).
 pub fn relu_activity(seq: &Sequential, x: &[f32], n: usize) -> Vec<LayerActivity> {
     let mut cur = x.to_vec();
     let mut out = Vec::new();
     for (i, l) in seq.layers.iter().enumerate() {
-        let next = Sequential::new(vec![l.clone()]).predict(&cur, n);
+        let next = match l {
+            // Row by row (softmax needs its row); `Sequential::predict` needs a dense layer.
+            Layer::Activation(a) if n > 0 => {
+                let mut y = cur.clone();
+                let w = y.len() / n;
+                y.chunks_exact_mut(w.max(1)).for_each(|r| a.apply(r));
+                y
+            }
+            Layer::Dropout(_) => cur.clone(),
+            _ => Sequential::new(vec![l.clone()]).predict(&cur, n),
+        };
         let relu_next = matches!(
             seq.layers.get(i + 1),
             Some(Layer::Activation(microdnn::Activation::Relu))
@@ -88,8 +99,9 @@ pub fn relu_net(
     Ok(seq)
 }
 
-const INITS: [(Init, &str); 3] = [
+const INITS: [(Init, &str); 4] = [
     (Init::HeNormal, "He N(0, 2/fan_in)"),
+    (Init::HeUniform, "He uniform U(±√(6/fan_in))"),
     (Init::XavierNormal, "Xavier N(0, 2/(fan_in+fan_out))"),
     (Init::SmallNormal, "small Gaussian N(0, 0.01²)"),
 ];
@@ -239,6 +251,24 @@ mod tests {
         let m = v.iter().sum::<f64>() / 12.0;
         let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / 12.0).sqrt();
         assert!((a[0].input_std - sd).abs() < 1e-6);
+    }
+
+    /// The Gaussian schemes draw the same N(0, 1) numbers times a per-layer scale, and a ReLU
+    /// network with zero biases is positively homogeneous: the same units are active.
+    #[test]
+    fn the_scale_of_the_weights_does_not_change_which_units_are_active() {
+        let (f, n) = (64, 50);
+        let mut g = rng_for(6, 0);
+        let x: Vec<f32> = (0..n * f).map(|_| normal(&mut g)).collect();
+        let he = relu_activity(&relu_net(f, 10, 32, 5, Init::HeNormal, 1).unwrap(), &x, n);
+        let small = relu_activity(&relu_net(f, 10, 32, 5, Init::SmallNormal, 1).unwrap(), &x, n);
+        for (a, b) in he.iter().zip(&small) {
+            assert_eq!(
+                (a.active, a.never_active, a.always_active),
+                (b.active, b.never_active, b.always_active)
+            );
+            assert!(b.input_std < a.input_std);
+        }
     }
 
     #[test]
