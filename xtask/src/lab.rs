@@ -20,7 +20,7 @@ use serde_json::json;
 use crate::{cargo, qemu};
 
 /// The experiments of `microdnn lab`, in order.
-const EXPERIMENTS: [&str; 12] = [
+const EXPERIMENTS: [&str; 13] = [
     "regularizers",
     "dead-relu",
     "vanishing",
@@ -33,6 +33,7 @@ const EXPERIMENTS: [&str; 12] = [
     "exploding",
     "l1-sparsity",
     "classic-vs-inverted",
+    "mc-ood",
 ];
 
 struct Options {

@@ -16,6 +16,7 @@
 //! | `relu-init` | about 50% of ReLUs are active at random initialisation |
 //! | `exploding` | gradients explode in deep nets at a large rate; smaller rate, clipping, init; a small rate aggravates vanishing |
 //! | `l1-sparsity` | L1 drives most weights close to zero, L2 spreads them |
+//! | `mc-ood` | Monte-Carlo dropout's predictive entropy flags out-of-distribution inputs (AUROC for K = 1, 5, 10, 20) |
 //! | `classic-vs-inverted` | classic dropout (×p at test) and inverted dropout predict the same once lr, L2 and max-norm are mapped |
 
 // Configs are built field by field from the defaults: easier to read than one literal each.
@@ -39,6 +40,7 @@ mod exploding;
 mod l1_sparsity;
 mod early_stopping;
 mod l2_boundary;
+mod mc_ood;
 mod parity;
 pub mod probe;
 mod regularizers;
@@ -47,7 +49,7 @@ pub mod toy;
 mod vanishing;
 
 /// The experiments, in the order `all` runs them.
-pub const EXPERIMENTS: [&str; 12] = [
+pub const EXPERIMENTS: [&str; 13] = [
     "regularizers",
     "dead-relu",
     "vanishing",
@@ -60,6 +62,7 @@ pub const EXPERIMENTS: [&str; 12] = [
     "exploding",
     "l1-sparsity",
     "classic-vs-inverted",
+    "mc-ood",
 ];
 
 /// How to run an experiment.
@@ -224,6 +227,7 @@ pub fn run(name: &str, opts: &LabOptions) -> anyhow::Result<Vec<PathBuf>> {
         "exploding" => exploding::run(opts, &mut r),
         "l1-sparsity" => l1_sparsity::run(opts, &mut r),
         "classic-vs-inverted" => dropout_kinds::run(opts, &mut r),
+        "mc-ood" => mc_ood::run(opts, &mut r),
         _ => activation_cost::run(opts, &mut r),
     }
     .with_context(|| format!("lab experiment {name}"))?;
@@ -247,6 +251,7 @@ fn title(name: &str) -> &'static str {
         "exploding" => "Exploding gradients: depth, learning rate, clipping, initialisation",
         "l1-sparsity" => "Weight sparsity under L1 and L2",
         "classic-vs-inverted" => "Classic vs inverted dropout",
+        "mc-ood" => "Monte-Carlo dropout: out-of-distribution detection",
         _ => "",
     }
 }
