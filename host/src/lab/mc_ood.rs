@@ -5,6 +5,11 @@
 //! The score is the predictive entropy `H[mean of K passes]`; the figure is its AUROC (the
 //! probability that a random out-of-distribution input scores higher than a random test image)
 //! for K = 1, 5, 10, 20 and for the deterministic network (dropout's mean-weight rule, K = 0).
+//!
+//! The full run also measures what each K costs on the Cortex-M4F: it builds the firmware's
+//! `eval` program with the exported model, runs it in QEMU (`-icount`, exact instruction
+//! counts), sends link `MC` requests for the first test images and checks every answer bit for
+//! bit against the host's (`device::mc`). Quick mode skips it (no firmware build in seconds).
 
 use std::num::NonZeroU32;
 
@@ -106,7 +111,7 @@ pub(super) fn run(opts: &LabOptions, r: &mut Report) -> anyhow::Result<()> {
     let (data, hidden, epochs, n) = if opts.quick {
         (super::digits(0)?, vec![128, 128], 30, 360)
     } else {
-        (super::mnist(opts, 20_000, 10_000, false)?, vec![512, 512], 10, 2000)
+        (super::mnist(opts, 20_000, 10_000, false)?, vec![256, 256], 10, 2000)
     };
     let epochs = opts.epochs(epochs);
     let test = data.test.as_ref().unwrap_or(&data.train);
@@ -198,6 +203,107 @@ pub(super) fn run(opts: &LabOptions, r: &mut Report) -> anyhow::Result<()> {
     r.table(&header.iter().map(|s| s.as_str()).collect::<Vec<_>>(), &rows);
     r.set("test_accuracy", json!(out.metrics.test_accuracy));
     r.set("model_bytes", json!(bytes.len()));
+    if !opts.quick {
+        device_costs(opts, r, &bytes, &test, &ks[1..])?;
+    }
+    Ok(())
+}
+
+/// Instructions per `MC` request on the Cortex-M4F (QEMU) for each K, on the first test
+/// images, with the device's answers compared bit for bit with the host's.
+#[cfg(feature = "device")]
+fn device_costs(
+    opts: &LabOptions,
+    r: &mut Report,
+    bytes: &[u8],
+    test: &Dataset,
+    ks: &[u32],
+) -> anyhow::Result<()> {
+    use crate::device::mc::host_mc;
+    let images = 5.min(test.len());
+    let target = microdnn_targets::find(microdnn_targets::DEFAULT_TARGET)?;
+    let path = r.dir.join("model.udnn");
+    export::write_atomic(&path, bytes)?;
+    opts.log("mc-ood: building the eval firmware with the model");
+    let elf = microdnn_targets::firmware::build(
+        target,
+        &microdnn_targets::firmware::Build {
+            bins: &["eval"],
+            model: Some(&path),
+            quiet: true,
+        },
+    )
+    .map_err(anyhow::Error::msg)?
+    .remove(0);
+    let mut q = crate::device::Qemu::start(target, &elf, 1800, std::time::Duration::from_secs(300))?;
+    let aligned = AlignedModel::new(bytes);
+    let view = aligned.view().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let plain: Vec<u64> = test
+        .x
+        .chunks_exact(test.features)
+        .take(images)
+        .map(|x| q.link.infer(x).map(|a| a.instructions))
+        .collect::<Result<_, _>>()?;
+    let plain_mean = plain.iter().sum::<u64>() as f64 / images as f64;
+    let mut rows = vec![vec![
+        "0 (plain inference)".to_string(),
+        format!("{plain_mean:.0}"),
+        "1.00".into(),
+        "-".into(),
+    ]];
+    let mut res = serde_json::Map::new();
+    res.insert("plain_instructions".into(), json!(plain));
+    for &k in ks {
+        opts.log(format!("mc-ood: device K = {k}"));
+        let mut ins = Vec::new();
+        let mut identical = 0;
+        for (i, x) in test.x.chunks_exact(test.features).take(images).enumerate() {
+            let dev = q.link.mc(x, k as u16, i as u64)?;
+            let host = host_mc(&view, x, k as u16, i as u64)?;
+            identical += usize::from(dev.same_bits(&host));
+            ins.push(dev.instructions);
+        }
+        let mean = ins.iter().sum::<u64>() as f64 / images as f64;
+        rows.push(vec![
+            k.to_string(),
+            format!("{mean:.0}"),
+            format!("{:.2}", mean / plain_mean),
+            format!("{identical}/{images}"),
+        ]);
+        res.insert(
+            format!("K_{k}"),
+            json!({"instructions": ins, "identical_to_host": identical}),
+        );
+    }
+    r.p(format!(
+        "Cost on the {} ({}, QEMU `-icount`: exact instruction counts) of one request for each \
+         of the first {images} test images: the firmware's `eval` program built with this model \
+         (`model.udnn` here), `MC` requests over the link with seed = image index, compared bit \
+         for bit with the host's `ModelView::mc`.",
+        target.core, target.board_name
+    ));
+    r.table(
+        &[
+            "K passes",
+            "instructions per request (mean)",
+            "× plain inference",
+            "answers bit-identical to the host",
+        ],
+        &rows,
+    );
+    r.set("device", serde_json::Value::Object(res));
+    Ok(())
+}
+
+#[cfg(not(feature = "device"))]
+fn device_costs(
+    _: &LabOptions,
+    r: &mut Report,
+    _: &[u8],
+    _: &Dataset,
+    _: &[u32],
+) -> anyhow::Result<()> {
+    r.p("Device costs: not measured (this build has no `device` feature).");
     Ok(())
 }
 
