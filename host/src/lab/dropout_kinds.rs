@@ -235,7 +235,9 @@ pub(super) fn run(opts: &LabOptions, r: &mut Report) -> anyhow::Result<()> {
          arm draws its shuffles and masks from the same seeded stream, so the same units are \
          dropped at every step. Compared on the {} test examples after each epoch: the largest \
          difference of a class probability and the share of examples with the same predicted \
-         class; weight gap = max over layers of ‖W_inv − q·W_classic‖ / ‖W_inv‖.",
+         class; weight gap = max over layers of ‖W_inv − q·W_classic‖ / ‖W_inv‖. The control \
+         trains the classic arm a second time from a start that differs in one output-layer \
+         weight by one f32 ulp: how far rounding-sized differences grow on their own.",
         data.train.len(),
         data.train.features,
         hidden
@@ -282,7 +284,28 @@ pub(super) fn run(opts: &LabOptions, r: &mut Report) -> anyhow::Result<()> {
         ],
         &map_rows,
     );
+    // The control: the classic arm again, from a start one f32 ulp away in a single weight
+    // (of the output layer: every image reaches it, unlike a first-layer weight on a border
+    // pixel that is always 0).
+    let mut nudged = classic_start.clone();
+    if let Some(Layer::Linear(l)) = nudged
+        .layers
+        .iter_mut()
+        .rev()
+        .find(|l| matches!(l, Layer::Linear(_)))
+    {
+        l.weight[0] = f32::from_bits(l.weight[0].to_bits() + 1);
+    }
     let mut arms = [
+        Arm::new(
+            nudged,
+            DropoutKind::Classic,
+            settings_plain.clone(),
+            opt,
+            0,
+            batch,
+            threads,
+        ),
         Arm::new(
             classic_start.clone(),
             DropoutKind::Classic,
@@ -318,7 +341,7 @@ pub(super) fn run(opts: &LabOptions, r: &mut Report) -> anyhow::Result<()> {
         for a in &mut arms {
             a.epoch(&data.train, batch);
         }
-        let [c, m, u] = &mut arms;
+        let [n, c, m, u] = &mut arms;
         if c.diverged || m.diverged {
             anyhow::bail!("the classic or the mapped inverted arm diverged in epoch {e}");
         }
@@ -326,6 +349,15 @@ pub(super) fn run(opts: &LabOptions, r: &mut Report) -> anyhow::Result<()> {
         let pm = m.probabilities(test, 256.min(batch));
         let mapped = agreement(&pc, &pm, test.classes, &test.y);
         let gap = weight_gap(&c.net.seq, &m.net.seq);
+        let control = if n.diverged {
+            None
+        } else {
+            let pn = n.probabilities(test, 256.min(batch));
+            Some((
+                agreement(&pc, &pn, test.classes, &test.y),
+                weight_gap(&c.net.seq, &dropout::to_inverted(&n.net.seq)),
+            ))
+        };
         let unmapped = if u.diverged {
             None
         } else {
@@ -342,6 +374,14 @@ pub(super) fn run(opts: &LabOptions, r: &mut Report) -> anyhow::Result<()> {
             format!("{:.2e}", mapped.max_abs_diff),
             pct(mapped.same_class),
             format!("{gap:.2e}"),
+            control.as_ref().map_or("diverged".into(), |(a, g)| {
+                format!(
+                    "{:.2e} / {} / {:.2e}",
+                    a.max_abs_diff,
+                    pct(a.same_class),
+                    g
+                )
+            }),
             unmapped.as_ref().map_or("diverged".into(), |(a, g)| {
                 format!(
                     "{} acc., {} same class, max Δp {:.2}, weight gap {:.2}",
@@ -353,6 +393,7 @@ pub(super) fn run(opts: &LabOptions, r: &mut Report) -> anyhow::Result<()> {
             }),
         ]);
         per_epoch.push(json!({"epoch": e, "mapped": mapped, "weight_gap": gap,
+            "control": control.map(|(a, g)| json!({"agreement": a, "weight_gap": g})),
             "unmapped": unmapped.map(|(a, g)| json!({"agreement": a, "weight_gap": g}))}));
     }
     r.table(
@@ -363,6 +404,7 @@ pub(super) fn run(opts: &LabOptions, r: &mut Report) -> anyhow::Result<()> {
             "max |Δp| classic vs mapped",
             "same class",
             "weight gap",
+            "control: classic from a start 1 ulp away, max |Δp| / same class / weight gap",
             "inverted with the classic settings unmapped",
         ],
         &rows,
