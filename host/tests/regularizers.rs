@@ -30,6 +30,7 @@ fn linear(inp: usize, out: usize, seed: u64, scale: f32) -> Linear {
         rand_vec(inp * out, &mut rng, -scale, scale),
         rand_vec(out, &mut rng, -0.3, 0.3),
     )
+    .unwrap()
 }
 
 /// Mean cross-entropy of the batch in the network's input plus the KL-sparsity penalty,
@@ -400,6 +401,7 @@ fn resume_is_bit_identical_with_the_paper_s_settings() {
             resume,
             progress: false,
             stop_after,
+            force: false,
         };
         train::train(&cfg, &data, &opts).unwrap()
     };

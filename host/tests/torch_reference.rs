@@ -289,7 +289,8 @@ fn a_few_training_steps_match_torch() {
             .map(|v| v.as_u64().unwrap() as u32)
             .collect();
         net.input_mut(labels.len()).copy_from_slice(&x);
-        let loss = step::step(&mut net, &mut opt, &reg, lr, &labels, &mut rng, &mut ())
+        let params = step::StepParams::new(lr, reg);
+        let loss = step::step(&mut net, &mut opt, &params, &labels, &mut rng, &mut ())
             .expect("a finite loss");
         let torch_loss = batch["loss"].as_f64().unwrap();
         let mean = loss.sum / labels.len() as f64;

@@ -125,7 +125,11 @@ impl Arm {
             let mut params = self.net.params();
             for ((p, opt), s) in params.iter_mut().zip(&mut self.opts).zip(&self.settings) {
                 let reg = Regularization {
-                    l2: if p.kind == ParamKind::Weight { s.l2 } else { 0.0 },
+                    l2: if p.kind == ParamKind::Weight {
+                        s.l2
+                    } else {
+                        0.0
+                    },
                     max_norm: s.max_norm.filter(|_| p.kind == ParamKind::Weight),
                     ..Default::default()
                 };
@@ -171,7 +175,13 @@ pub fn agreement(a: &[f32], b: &[f32], classes: usize, labels: &[u32]) -> Agreem
     let am: Vec<usize> = a.chunks(classes).map(microdnn::argmax).collect();
     let bm: Vec<usize> = b.chunks(classes).map(microdnn::argmax).collect();
     let n = labels.len().max(1) as f64;
-    let acc = |m: &[usize]| m.iter().zip(labels).filter(|(p, &y)| **p == y as usize).count() as f64 / n;
+    let acc = |m: &[usize]| {
+        m.iter()
+            .zip(labels)
+            .filter(|(p, &y)| **p == y as usize)
+            .count() as f64
+            / n
+    };
     Agreement {
         max_abs_diff: a
             .iter()
@@ -210,7 +220,11 @@ pub(super) fn run(opts: &LabOptions, r: &mut Report) -> anyhow::Result<()> {
     let (data, hidden, epochs) = if opts.quick {
         (super::digits(0)?, vec![128, 128], 10)
     } else {
-        (super::mnist(opts, 20_000, 10_000, false)?, vec![256, 256], 5)
+        (
+            super::mnist(opts, 20_000, 10_000, false)?,
+            vec![256, 256],
+            5,
+        )
     };
     let epochs = opts.epochs(epochs);
     let (lr, l2, c, batch, p_in, p_h) = (0.05f32, 1e-4f32, 3.0f32, 32usize, 0.2f32, 0.5f32);
@@ -375,12 +389,7 @@ pub(super) fn run(opts: &LabOptions, r: &mut Report) -> anyhow::Result<()> {
             pct(mapped.same_class),
             format!("{gap:.2e}"),
             control.as_ref().map_or("diverged".into(), |(a, g)| {
-                format!(
-                    "{:.2e} / {} / {:.2e}",
-                    a.max_abs_diff,
-                    pct(a.same_class),
-                    g
-                )
+                format!("{:.2e} / {} / {:.2e}", a.max_abs_diff, pct(a.same_class), g)
             }),
             unmapped.as_ref().map_or("diverged".into(), |(a, g)| {
                 format!(

@@ -81,7 +81,11 @@ fn start_network(
 
 /// Per dense layer, the gradient norm at initialisation (weights × `gain`), mean over 8
 /// batches of 32.
-pub fn init_gradients(cfg: &TrainConfig, data: &PreparedData, gain: f32) -> anyhow::Result<Vec<f64>> {
+pub fn init_gradients(
+    cfg: &TrainConfig,
+    data: &PreparedData,
+    gain: f32,
+) -> anyhow::Result<Vec<f64>> {
     let mut t = Trainer::new(cfg, start_network(cfg, data, gain)?);
     let n = data.train.len();
     let mut out: Vec<f64> = Vec::new();
@@ -175,7 +179,11 @@ pub(super) fn run(opts: &LabOptions, r: &mut Report) -> anyhow::Result<()> {
     };
     let epochs = opts.epochs(epochs);
     // Part 0: gradient norms at initialisation against depth.
-    let depths: &[usize] = if opts.quick { &[2, 4, 8, 12] } else { &[2, 4, 8, 12, 16] };
+    let depths: &[usize] = if opts.quick {
+        &[2, 4, 8, 12]
+    } else {
+        &[2, 4, 8, 12, 16]
+    };
     let schemes: [(&str, Init, f32); 3] = [
         ("He", Init::HeNormal, 1.0),
         ("He ×1.5", Init::HeNormal, 1.5),
@@ -205,9 +213,16 @@ pub(super) fn run(opts: &LabOptions, r: &mut Report) -> anyhow::Result<()> {
         depth_series.push(Series::new(name, k, pts).markers());
     }
     let header: Vec<String> = std::iter::once("initialisation".to_string())
-        .chain(depths.iter().map(|d| format!("{d} hidden: ‖∂L/∂W₁‖ / ‖∂L/∂W_out‖")))
+        .chain(
+            depths
+                .iter()
+                .map(|d| format!("{d} hidden: ‖∂L/∂W₁‖ / ‖∂L/∂W_out‖")),
+        )
         .collect();
-    r.table(&header.iter().map(|s| s.as_str()).collect::<Vec<_>>(), &rows);
+    r.table(
+        &header.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        &rows,
+    );
     r.chart(
         "depth.png",
         &Chart {
@@ -315,7 +330,15 @@ pub(super) fn run(opts: &LabOptions, r: &mut Report) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for &s_depth in s_depths {
         for &lr in rates {
-            let cfg = config(opts, "sigmoid", width, s_depth, s_epochs, lr, Init::XavierNormal);
+            let cfg = config(
+                opts,
+                "sigmoid",
+                width,
+                s_depth,
+                s_epochs,
+                lr,
+                Init::XavierNormal,
+            );
             opts.log(format!("exploding: sigmoid depth {s_depth} lr {lr}"));
             let t = trace(&cfg, &data, 1.0)?;
             let l = t.first_step.len();

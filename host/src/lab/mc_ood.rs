@@ -111,7 +111,12 @@ pub(super) fn run(opts: &LabOptions, r: &mut Report) -> anyhow::Result<()> {
     let (data, hidden, epochs, n) = if opts.quick {
         (super::digits(0)?, vec![128, 128], 30, 360)
     } else {
-        (super::mnist(opts, 20_000, 10_000, false)?, vec![256, 256], 10, 2000)
+        (
+            super::mnist(opts, 20_000, 10_000, false)?,
+            vec![256, 256],
+            10,
+            2000,
+        )
     };
     let epochs = opts.epochs(epochs);
     let test = data.test.as_ref().unwrap_or(&data.train);
@@ -198,9 +203,15 @@ pub(super) fn run(opts: &LabOptions, r: &mut Report) -> anyhow::Result<()> {
     }
     let header: Vec<String> = ["K passes".to_string(), "test images: mean H".to_string()]
         .into_iter()
-        .chain(ood.iter().map(|(name, _)| format!("{name}: AUROC (mean H)")))
+        .chain(
+            ood.iter()
+                .map(|(name, _)| format!("{name}: AUROC (mean H)")),
+        )
         .collect();
-    r.table(&header.iter().map(|s| s.as_str()).collect::<Vec<_>>(), &rows);
+    r.table(
+        &header.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        &rows,
+    );
     r.set("test_accuracy", json!(out.metrics.test_accuracy));
     r.set("model_bytes", json!(bytes.len()));
     if !opts.quick {
@@ -235,7 +246,8 @@ fn device_costs(
     )
     .map_err(anyhow::Error::msg)?
     .remove(0);
-    let mut q = crate::device::Qemu::start(target, &elf, 1800, std::time::Duration::from_secs(300))?;
+    let mut q =
+        crate::device::Qemu::start(target, &elf, 1800, std::time::Duration::from_secs(300))?;
     let aligned = AlignedModel::new(bytes);
     let view = aligned.view().map_err(|e| anyhow::anyhow!("{e}"))?;
     let plain: Vec<u64> = test

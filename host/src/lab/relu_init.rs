@@ -64,11 +64,8 @@ pub fn relu_activity(seq: &Sequential, x: &[f32], n: usize) -> Vec<LayerActivity
             }
             let total: usize = on.iter().sum();
             let mean = next.iter().map(|&v| v as f64).sum::<f64>() / next.len() as f64;
-            let var = next
-                .iter()
-                .map(|&v| (v as f64 - mean).powi(2))
-                .sum::<f64>()
-                / next.len() as f64;
+            let var =
+                next.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / next.len() as f64;
             out.push(LayerActivity {
                 active: total as f64 / (w * n) as f64,
                 never_active: on.iter().filter(|&&c| c == 0).count() as f64 / w as f64,
@@ -110,7 +107,13 @@ pub(super) fn run(opts: &LabOptions, r: &mut Report) -> anyhow::Result<()> {
     let (data, width, depth, n, seeds) = if opts.quick {
         (super::digits(0)?.train, 128, 6, 1000, 3u64)
     } else {
-        (super::mnist(opts, 10_000, 0, false)?.train, 512, 8, 5000, 5u64)
+        (
+            super::mnist(opts, 10_000, 0, false)?.train,
+            512,
+            8,
+            5000,
+            5u64,
+        )
     };
     let n = n.min(data.len());
     let f = data.features;
@@ -261,7 +264,11 @@ mod tests {
         let mut g = rng_for(6, 0);
         let x: Vec<f32> = (0..n * f).map(|_| normal(&mut g)).collect();
         let he = relu_activity(&relu_net(f, 10, 32, 5, Init::HeNormal, 1).unwrap(), &x, n);
-        let small = relu_activity(&relu_net(f, 10, 32, 5, Init::SmallNormal, 1).unwrap(), &x, n);
+        let small = relu_activity(
+            &relu_net(f, 10, 32, 5, Init::SmallNormal, 1).unwrap(),
+            &x,
+            n,
+        );
         for (a, b) in he.iter().zip(&small) {
             assert_eq!(
                 (a.active, a.never_active, a.always_active),
@@ -296,7 +303,11 @@ mod tests {
             }
             let small = relu_net(f, 10, width, 4, Init::SmallNormal, seed).unwrap();
             let s = relu_activity(&small, &x, n);
-            assert!((s[0].active - 0.5).abs() < 4.5 * se, "small: {}", s[0].active);
+            assert!(
+                (s[0].active - 0.5).abs() < 4.5 * se,
+                "small: {}",
+                s[0].active
+            );
             for l in 1..4 {
                 let ratio = s[l].input_std / s[l - 1].input_std;
                 let expect = 0.01 * (width as f64 / 2.0).sqrt();

@@ -126,8 +126,7 @@ mod tests {
     #[test]
     fn conversion_scales_only_the_weights_fed_by_dropout() {
         use crate::model::Linear;
-        let lin =
-        |k: f32| {
+        let lin = |k: f32| {
             Linear::from_parts(2, 2, vec![k, 2.0 * k, 3.0 * k, 4.0 * k], vec![0.5, 0.25]).unwrap()
         };
         let seq = Sequential::new(vec![

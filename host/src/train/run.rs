@@ -230,7 +230,12 @@ impl<'a> Run<'a> {
                 prog.history = h;
             }
             // The model a kill may have left an epoch behind the state.
-            save_model(dir, data, best.as_ref().unwrap_or(&net.seq), net.dropout_kind())?;
+            save_model(
+                dir,
+                data,
+                best.as_ref().unwrap_or(&net.seq),
+                net.dropout_kind(),
+            )?;
         }
         let diag = cfg.diagnostics.then(|| Diagnostics {
             sample: DiagSample::new(&data.train, data.val.as_ref()),
@@ -447,7 +452,12 @@ impl<'a> Run<'a> {
             },
             &|s| model_of(data, s, DropoutKind::Inverted),
         )?;
-        save_model(&dir, data, self.best.as_ref().unwrap_or(&self.net.seq), kind)
+        save_model(
+            &dir,
+            data,
+            self.best.as_ref().unwrap_or(&self.net.seq),
+            kind,
+        )
     }
 
     /// The outcome. A finished run (all epochs, or stopped early) restores the best weights,
