@@ -20,7 +20,7 @@ use serde_json::json;
 use crate::{cargo, qemu};
 
 /// The experiments of `microdnn lab`, in order.
-const EXPERIMENTS: [&str; 13] = [
+const EXPERIMENTS: [&str; 14] = [
     "regularizers",
     "dead-relu",
     "vanishing",
@@ -34,6 +34,7 @@ const EXPERIMENTS: [&str; 13] = [
     "l1-sparsity",
     "classic-vs-inverted",
     "mc-ood",
+    "dropout-size",
 ];
 
 struct Options {

@@ -17,6 +17,7 @@
 //! | `exploding` | gradients explode in deep nets at a large rate; smaller rate, clipping, init; a small rate aggravates vanishing |
 //! | `l1-sparsity` | L1 drives most weights close to zero, L2 spreads them |
 //! | `mc-ood` | Monte-Carlo dropout's predictive entropy flags out-of-distribution inputs (AUROC for K = 1, 5, 10, 20) |
+//! | `dropout-size` | dropout helps most on medium-sized training sets |
 //! | `classic-vs-inverted` | classic dropout (×p at test) and inverted dropout predict the same once lr, L2 and max-norm are mapped |
 
 // Configs are built field by field from the defaults: easier to read than one literal each.
@@ -36,6 +37,7 @@ mod activation_cost;
 mod batchnorm;
 mod dead_relu;
 mod dropout_kinds;
+mod dropout_size;
 mod early_stopping;
 mod exploding;
 mod l1_sparsity;
@@ -49,7 +51,7 @@ pub mod toy;
 mod vanishing;
 
 /// The experiments, in the order `all` runs them.
-pub const EXPERIMENTS: [&str; 13] = [
+pub const EXPERIMENTS: [&str; 14] = [
     "regularizers",
     "dead-relu",
     "vanishing",
@@ -63,6 +65,7 @@ pub const EXPERIMENTS: [&str; 13] = [
     "l1-sparsity",
     "classic-vs-inverted",
     "mc-ood",
+    "dropout-size",
 ];
 
 /// How to run an experiment.
@@ -228,6 +231,7 @@ pub fn run(name: &str, opts: &LabOptions) -> anyhow::Result<Vec<PathBuf>> {
         "l1-sparsity" => l1_sparsity::run(opts, &mut r),
         "classic-vs-inverted" => dropout_kinds::run(opts, &mut r),
         "mc-ood" => mc_ood::run(opts, &mut r),
+        "dropout-size" => dropout_size::run(opts, &mut r),
         _ => activation_cost::run(opts, &mut r),
     }
     .with_context(|| format!("lab experiment {name}"))?;
@@ -252,6 +256,7 @@ fn title(name: &str) -> &'static str {
         "l1-sparsity" => "Weight sparsity under L1 and L2",
         "classic-vs-inverted" => "Classic vs inverted dropout",
         "mc-ood" => "Monte-Carlo dropout: out-of-distribution detection",
+        "dropout-size" => "Dropout's gain against the training-set size",
         _ => "",
     }
 }
