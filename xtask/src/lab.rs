@@ -21,7 +21,7 @@ use serde_json::json;
 use crate::{cargo, qemu};
 
 /// The experiments of `microdnn lab`, in order.
-const EXPERIMENTS: [&str; 8] = [
+const EXPERIMENTS: [&str; 14] = [
     "regularizers",
     "dead-relu",
     "vanishing",
@@ -30,6 +30,12 @@ const EXPERIMENTS: [&str; 8] = [
     "parity",
     "early-stopping",
     "activation-cost",
+    "relu-init",
+    "exploding",
+    "l1-sparsity",
+    "classic-vs-inverted",
+    "mc-ood",
+    "dropout-size",
 ];
 
 #[derive(Debug)]

@@ -13,6 +13,12 @@
 //! | `parity` | parity needs exponentially many units when shallow, few when deep |
 //! | `early-stopping` | validation loss turns up while training loss falls; stop there |
 //! | `activation-cost` | ReLU is about six times cheaper than sigmoid |
+//! | `relu-init` | about 50% of ReLUs are active at random initialisation |
+//! | `exploding` | gradients explode in deep nets at a large rate; smaller rate, clipping, init; a small rate aggravates vanishing |
+//! | `l1-sparsity` | L1 drives most weights close to zero, L2 spreads them |
+//! | `mc-ood` | Monte-Carlo dropout's predictive entropy flags out-of-distribution inputs (AUROC for K = 1, 5, 10, 20) |
+//! | `dropout-size` | dropout helps most on medium-sized training sets |
+//! | `classic-vs-inverted` | classic dropout (×p at test) and inverted dropout predict the same once lr, L2 and max-norm are mapped |
 
 // Configs are built field by field from the defaults: easier to read than one literal each.
 #![allow(clippy::field_reassign_with_default)]
@@ -30,16 +36,22 @@ use crate::train::PreparedData;
 mod activation_cost;
 mod batchnorm;
 mod dead_relu;
+mod dropout_kinds;
+mod dropout_size;
 mod early_stopping;
+mod exploding;
+mod l1_sparsity;
 mod l2_boundary;
+mod mc_ood;
 mod parity;
 pub mod probe;
 mod regularizers;
+mod relu_init;
 pub mod toy;
 mod vanishing;
 
 /// The experiments, in the order `all` runs them.
-pub const EXPERIMENTS: [&str; 8] = [
+pub const EXPERIMENTS: [&str; 14] = [
     "regularizers",
     "dead-relu",
     "vanishing",
@@ -48,6 +60,12 @@ pub const EXPERIMENTS: [&str; 8] = [
     "parity",
     "early-stopping",
     "activation-cost",
+    "relu-init",
+    "exploding",
+    "l1-sparsity",
+    "classic-vs-inverted",
+    "mc-ood",
+    "dropout-size",
 ];
 
 /// How to run an experiment.
@@ -208,6 +226,12 @@ pub fn run(name: &str, opts: &LabOptions) -> anyhow::Result<Vec<PathBuf>> {
         "l2-boundary" => l2_boundary::run(opts, &mut r),
         "parity" => parity::run(opts, &mut r),
         "early-stopping" => early_stopping::run(opts, &mut r),
+        "relu-init" => relu_init::run(opts, &mut r),
+        "exploding" => exploding::run(opts, &mut r),
+        "l1-sparsity" => l1_sparsity::run(opts, &mut r),
+        "classic-vs-inverted" => dropout_kinds::run(opts, &mut r),
+        "mc-ood" => mc_ood::run(opts, &mut r),
+        "dropout-size" => dropout_size::run(opts, &mut r),
         _ => activation_cost::run(opts, &mut r),
     }
     .with_context(|| format!("lab experiment {name}"))?;
@@ -227,6 +251,12 @@ fn title(name: &str) -> &'static str {
         "parity" => "n-bit parity: deep narrow vs shallow",
         "early-stopping" => "Early stopping on a small training set",
         "activation-cost" => "Cost of the activations",
+        "relu-init" => "ReLUs active at random initialisation",
+        "exploding" => "Exploding gradients: depth, learning rate, clipping, initialisation",
+        "l1-sparsity" => "Weight sparsity under L1 and L2",
+        "classic-vs-inverted" => "Classic vs inverted dropout",
+        "mc-ood" => "Monte-Carlo dropout: out-of-distribution detection",
+        "dropout-size" => "Dropout's gain against the training-set size",
         _ => "",
     }
 }
