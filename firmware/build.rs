@@ -18,7 +18,9 @@
 //! Cortex-M4F), whose `mod.rs` becomes the crate's `board` module (through the generated
 //! `board.rs`) and whose `memory.x` goes on the linker's search path. The board's flash size
 //! picks the demo network (784-128-64-10, or 64-32-16-10 below 512 KiB: cfg
-//! `microdnn_small_demo`) and whether a row-major copy of its weights fits beside the packed one
+//! `microdnn_small_demo`; a board folder holding a `small-demo` file takes the small network
+//! whatever its flash, for boards whose drivers leave the 512 KiB too full for the self-test
+//! beside the MNIST weights) and whether a row-major copy of its weights fits beside the packed one
 //! for the benchmark's naive baseline (cfg `microdnn_row_major_copy`).
 
 use std::fmt::Write as _;
@@ -106,8 +108,9 @@ fn region_len(memory_x: &str, region: &str) -> Option<u64> {
     })
 }
 
-/// Selects the board; returns its flash and RAM sizes.
-fn select_board(out: &Path) -> (u64, u64) {
+/// Selects the board; returns its flash and RAM sizes and whether its folder asks for the small
+/// demo network (a `small-demo` file).
+fn select_board(out: &Path) -> (u64, u64, bool) {
     println!("cargo:rerun-if-env-changed=MICRODNN_BOARD");
     let board = env::var("MICRODNN_BOARD").unwrap_or_else(|_| "mps2".to_owned());
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -147,7 +150,7 @@ fn select_board(out: &Path) -> (u64, u64) {
         path = dir.join("mod.rs").display().to_string(),
     );
     fs::write(out.join("board.rs"), code).expect("write board.rs");
-    (flash, ram)
+    (flash, ram, dir.join("small-demo").is_file())
 }
 
 /// What the generated `model_data.rs` says about the demo network.
@@ -194,9 +197,9 @@ fn main() {
     println!("cargo:rustc-check-cfg=cfg(microdnn_small_demo)");
     println!("cargo:rustc-check-cfg=cfg(microdnn_row_major_copy)");
     println!("cargo:rustc-check-cfg=cfg(microdnn_int8_demo)");
-    let (flash, _ram) = select_board(&out);
+    let (flash, _ram, small_demo_file) = select_board(&out);
 
-    let small = flash < SMALL_DEMO_BELOW_FLASH;
+    let small = flash < SMALL_DEMO_BELOW_FLASH || small_demo_file;
     let shapes = if small { SMALL_SHAPES } else { MNIST_SHAPES };
     if small {
         println!("cargo:rustc-cfg=microdnn_small_demo");

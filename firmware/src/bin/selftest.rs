@@ -867,35 +867,17 @@ fn int8_dense_matches_reference(s: &mut Scratch) -> TestResult {
     for (inputs, outputs) in SHAPES.into_iter().filter(|&(i, o)| fits(i, o)) {
         for case in 0..6 {
             let rq_len = s.random_qlayer(inputs, outputs, case)?;
-            let (n, off) = (inputs * outputs, usize::from(case >= 4));
-            let rq = Requantize::new(
-                &s.qm[..rq_len],
-                &s.qs[..rq_len],
-                s.qm[MAX_WIDTH - 1] as i8,
-                -100,
-                90,
-            )
-            .map_err(|_| "int8: requantize")?;
-            let zp = s.qs[MAX_WIDTH - 1] as i8;
-            qkernel::dense_with_scratch(
-                &s.qpacked.0[off..off + n],
-                &s.qkb[..outputs],
-                &rq,
-                &s.qx[..inputs],
-                &mut s.qscratch.0[off..],
-                &mut s.qfast[..outputs],
-            )
-            .map_err(|_| "int8: dense_with_scratch")?;
-            qkernel::dense_reference(
-                &s.qrows[..n],
-                &s.qbias[..outputs],
-                zp,
-                &rq,
-                &s.qx[..inputs],
-                &mut s.qref[..outputs],
-            )
-            .map_err(|_| "int8: dense_reference")?;
-            let differing = (0..outputs).filter(|&o| s.qfast[o] != s.qref[o]).count();
+            let q = s.qlayer(inputs, outputs, case, rq_len, (-100, 90))?;
+            qkernel::dense_with_scratch(q.packed, q.kb, &q.rq, q.x, q.scratch, q.fast)
+                .map_err(|_| "int8: dense_with_scratch")?;
+            qkernel::dense_reference(q.rows, q.bias, q.zp, &q.rq, q.x, q.reference)
+                .map_err(|_| "int8: dense_reference")?;
+            let differing = q
+                .fast
+                .iter()
+                .zip(q.reference.iter())
+                .filter(|(a, b)| a != b)
+                .count();
             if differing > 0 {
                 defmt::error!(
                     "{=usize}x{=usize} case {=u32}: {=usize} of {=usize} outputs differ",
@@ -930,41 +912,100 @@ impl Scratch {
         outputs: usize,
         case: u32,
     ) -> Result<usize, &'static str> {
-        let n = inputs * outputs;
+        let n = inputs.checked_mul(outputs).ok_or("int8: shape overflows")?;
+        let too_big = "int8: shape larger than the scratch memory";
         let mut rng = Rng::new(((inputs as u64) << 32) ^ ((outputs as u64) << 8) ^ case as u64);
         let mut byte = || rng.next_u32() as i8;
-        for w in &mut self.qrows[..n] {
-            *w = byte();
-        }
-        for x in &mut self.qx[..inputs] {
-            *x = byte();
-        }
+        let rows = self.qrows.get_mut(..n).ok_or(too_big)?;
+        rows.iter_mut().for_each(|w| *w = byte());
+        let x = self.qx.get_mut(..inputs).ok_or(too_big)?;
+        x.iter_mut().for_each(|v| *v = byte());
         let zp = byte();
         let out_zp = byte();
-        for c in 0..outputs {
-            self.qbias[c] = (rng.next_u32() as i32) >> 11;
-            self.qm[c] = (1 << 30) + (rng.next_u32() >> 2) as i32; // [2^30, 2^31)
-            self.qs[c] = (rng.next_u32() % 16) as i32 - 13; // [-13, 2]
+        let bias = self.qbias.get_mut(..outputs).ok_or(too_big)?;
+        let m = self.qm.get_mut(..outputs).ok_or(too_big)?;
+        let sh = self.qs.get_mut(..outputs).ok_or(too_big)?;
+        for ((b, m), sh) in bias.iter_mut().zip(m.iter_mut()).zip(sh.iter_mut()) {
+            *b = (rng.next_u32() as i32) >> 11;
+            *m = (1 << 30) + (rng.next_u32() >> 2) as i32; // [2^30, 2^31)
+            *sh = (rng.next_u32() % 16) as i32 - 13; // [-13, 2]
         }
         self.qs[MAX_WIDTH - 1] = zp as i32;
         self.qm[MAX_WIDTH - 1] = out_zp as i32;
         let off = usize::from(case >= 4);
-        qkernel::pack(
-            &self.qrows[..n],
-            inputs,
-            outputs,
-            &mut self.qpacked.0[off..off + n],
-        )
-        .map_err(|_| "int8: pack")?;
-        qkernel::kernel_bias(
-            &self.qrows[..n],
-            inputs,
-            &self.qbias[..outputs],
-            zp,
-            &mut self.qkb[..outputs],
-        )
-        .map_err(|_| "int8: kernel bias")?;
+        let rows = self.qrows.get(..n).ok_or(too_big)?;
+        let packed = self.qpacked.0.get_mut(off..off + n).ok_or(too_big)?;
+        qkernel::pack(rows, inputs, outputs, packed).map_err(|_| "int8: pack")?;
+        let bias = self.qbias.get(..outputs).ok_or(too_big)?;
+        let kb = self.qkb.get_mut(..outputs).ok_or(too_big)?;
+        qkernel::kernel_bias(rows, inputs, bias, zp, kb).map_err(|_| "int8: kernel bias")?;
         Ok(if case % 2 == 1 { 1 } else { outputs })
+    }
+}
+
+/// The int8 layer [`Scratch::random_qlayer`] filled, cut to its shape (`get`, not indexing: the
+/// program links no panic path), and the outputs it is run into.
+struct QLayer<'a> {
+    rows: &'a [i8],
+    packed: &'a [i8],
+    x: &'a [i8],
+    bias: &'a [i32],
+    kb: &'a [i32],
+    rq: Requantize<'a>,
+    zp: i8,
+    scratch: &'a mut [i16],
+    fast: &'a mut [i8],
+    reference: &'a mut [i8],
+}
+
+impl Scratch {
+    /// The layer of `random_qlayer(inputs, outputs, case)` (which returned `rq_len`), with the
+    /// output range `[lo, hi]`.
+    fn qlayer(
+        &mut self,
+        inputs: usize,
+        outputs: usize,
+        case: u32,
+        rq_len: usize,
+        (lo, hi): (i8, i8),
+    ) -> Result<QLayer<'_>, &'static str> {
+        let n = inputs.checked_mul(outputs).ok_or("int8: shape overflows")?;
+        let off = usize::from(case >= 4);
+        let too_big = "int8: shape larger than the scratch memory";
+        let (zp, out_zp) = (self.qs[MAX_WIDTH - 1] as i8, self.qm[MAX_WIDTH - 1] as i8);
+        let Scratch {
+            qrows,
+            qpacked,
+            qx,
+            qbias,
+            qkb,
+            qm,
+            qs,
+            qscratch,
+            qfast,
+            qref,
+            ..
+        } = self;
+        let rq = Requantize::new(
+            qm.get(..rq_len).ok_or(too_big)?,
+            qs.get(..rq_len).ok_or(too_big)?,
+            out_zp,
+            lo,
+            hi,
+        )
+        .map_err(|_| "int8: requantize")?;
+        Ok(QLayer {
+            rows: qrows.get(..n).ok_or(too_big)?,
+            packed: qpacked.0.get(off..off + n).ok_or(too_big)?,
+            x: qx.get(..inputs).ok_or(too_big)?,
+            bias: qbias.get(..outputs).ok_or(too_big)?,
+            kb: qkb.get(..outputs).ok_or(too_big)?,
+            rq,
+            zp,
+            scratch: qscratch.0.get_mut(off..).ok_or(too_big)?,
+            fast: qfast.get_mut(..outputs).ok_or(too_big)?,
+            reference: qref.get_mut(..outputs).ok_or(too_big)?,
+        })
     }
 }
 
@@ -973,23 +1014,14 @@ impl Scratch {
 fn int8_typed<const I: usize, const O: usize>(s: &mut Scratch) -> TestResult {
     for case in 0..6 {
         let rq_len = s.random_qlayer(I, O, case)?;
-        let (n, off) = (I * O, usize::from(case >= 4));
-        let (zp, out_zp) = (s.qs[MAX_WIDTH - 1] as i8, s.qm[MAX_WIDTH - 1] as i8);
-        let rq = Requantize::new(&s.qm[..rq_len], &s.qs[..rq_len], out_zp, -128, 127)
-            .map_err(|_| "int8: requantize")?;
-        let dense = QDense::<I, O>::from_slices(
-            &s.qpacked.0[off..off + n],
-            &s.qbias[..O],
-            &s.qkb[..O],
-            zp,
-            rq,
-        )
-        .map_err(|_| "int8: QDense::from_slices")?;
-        let x: &[i8; I] = s.qx[..I].try_into().map_err(|_| "int8: input view")?;
+        let q = s.qlayer(I, O, case, rq_len, (-128, 127))?;
+        let dense = QDense::<I, O>::from_slices(q.packed, q.bias, q.kb, q.zp, q.rq)
+            .map_err(|_| "int8: QDense::from_slices")?;
+        let x: &[i8; I] = q.x.try_into().map_err(|_| "int8: input view")?;
         let (mut fast, mut oracle, mut rows) = ([0i8; O], [0i8; O], [0i8; O]);
         dense.forward(x, &mut fast);
         dense.forward_reference(x, &mut oracle);
-        qkernel::dense_reference(&s.qrows[..n], &s.qbias[..O], zp, &rq, x, &mut rows)
+        qkernel::dense_reference(q.rows, q.bias, q.zp, &q.rq, x, &mut rows)
             .map_err(|_| "int8: dense_reference")?;
         if fast != rows || oracle != rows {
             defmt::error!(
