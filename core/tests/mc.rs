@@ -2,7 +2,10 @@
 //! computes) against the typed network (`forward_mc`, what the `eval` firmware runs): the same
 //! masks from the same seed, so the same bits.
 
+mod fuzz_bodies;
+
 use core::num::NonZeroU32;
+use fuzz_bodies::Aligned;
 
 use microdnn::mc::{self, McOutputs};
 use microdnn::model::{self, EncodeLayer, ModelSpec, ModelView};
@@ -13,20 +16,6 @@ microdnn::network! {
         a: Dense<6, 9>,
         b: Dense<9, 7>,
         c: Dense<7, 4>,
-    }
-}
-
-/// A 16-byte-aligned copy of a model file.
-struct Aligned(Vec<u128>, usize);
-
-impl Aligned {
-    fn new(bytes: &[u8]) -> Self {
-        let mut v = vec![0u128; bytes.len().div_ceil(16) + 1];
-        bytemuck::cast_slice_mut::<u128, u8>(&mut v)[..bytes.len()].copy_from_slice(bytes);
-        Aligned(v, bytes.len())
-    }
-    fn bytes(&self) -> &[u8] {
-        &bytemuck::cast_slice::<u128, u8>(&self.0)[..self.1]
     }
 }
 

@@ -11,6 +11,8 @@ use microdnn::{kernel, Activation, Rng};
 
 mod fuzz_bodies;
 
+use fuzz_bodies::Aligned;
+
 microdnn::network! {
     /// The network type the test files are compiled against.
     pub struct Small(SmallBuffers) {
@@ -33,20 +35,6 @@ microdnn::network! {
         hidden: Dense<10, 8>,
         mid: Dense<8, 8>,
         out: Dense<8, 3>,
-    }
-}
-
-/// A 16-byte-aligned byte buffer (what `include_bytes!` in an aligned wrapper gives a device).
-struct Aligned(Vec<u128>, usize);
-
-impl Aligned {
-    fn new(bytes: &[u8]) -> Self {
-        let mut v = vec![0u128; bytes.len().div_ceil(16) + 1];
-        bytemuck::cast_slice_mut::<u128, u8>(&mut v)[..bytes.len()].copy_from_slice(bytes);
-        Aligned(v, bytes.len())
-    }
-    fn bytes(&self) -> &[u8] {
-        &bytemuck::cast_slice::<u128, u8>(&self.0)[..self.1]
     }
 }
 

@@ -145,6 +145,22 @@ pub fn aligned(bytes: &[u8]) -> Vec<u128> {
     words
 }
 
+/// A 16-byte-aligned copy of a model file (what `include_bytes!` in an aligned wrapper gives a
+/// device): the core's tests' one aligned-bytes helper.
+pub struct Aligned(Vec<u128>, usize);
+
+impl Aligned {
+    /// `bytes`, copied to aligned memory.
+    pub fn new(bytes: &[u8]) -> Self {
+        Aligned(aligned(bytes), bytes.len())
+    }
+
+    /// The copy, as bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &bytemuck::cast_slice::<u128, u8>(&self.0)[..self.1]
+    }
+}
+
 fn get32(b: &[u8], off: usize) -> usize {
     u32::from_le_bytes(b[off..off + 4].try_into().unwrap()) as usize
 }
