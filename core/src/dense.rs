@@ -113,7 +113,7 @@ impl<'a, const I: usize, const O: usize> Dense<'a, I, O> {
     }
 }
 
-/// A dense layer followed by its activation: one stage of a [`network!`](crate::network).
+/// A dense layer followed by its activation: one stage of a [`network!`](macro@crate::network).
 ///
 /// `dropout_rate` records the (inverted) dropout the trainer applied to this layer's output. At
 /// inference dropout is the identity, so [`Layer::forward`] ignores it; Monte-Carlo passes

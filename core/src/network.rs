@@ -1,6 +1,6 @@
 //! Networks whose layer widths are checked at compile time.
 //!
-//! [`network!`](crate::network) declares a network type from a list of dense layers. Each layer's
+//! [`network!`](macro@crate::network) declares a network type from a list of dense layers. Each layer's
 //! output buffer is passed to the next layer as a `&[f32; N]`, so a network whose widths do not
 //! line up is a type error (E0308), not a run-time failure:
 //!
@@ -31,7 +31,7 @@
 
 use crate::{McDropout, Rng};
 
-/// What every type declared with [`network!`](crate::network) offers, for generic code such as
+/// What every type declared with [`network!`](macro@crate::network) offers, for generic code such as
 /// [`mc_predict`].
 pub trait Network {
     /// Number of inputs.
@@ -136,7 +136,7 @@ pub fn mc_predict<N: Network>(
 }
 
 /// Declares a network type: a sequence of dense layers (each with its activation) whose widths
-/// are checked at compile time. See the [module docs](crate::network) for an example.
+/// are checked at compile time. See the [module docs](macro@crate::network) for an example.
 ///
 /// `network! { pub struct Name(NameBuffers) { a: Dense<I, H>, b: Dense<H, O>, ... } }` generates
 /// - `Name<'a>` with one public [`Layer<'a, I, O>`](crate::Layer) field per layer,

@@ -21,7 +21,7 @@ struct Cli {
 enum Command {
     /// Train a network (settings from a TOML config, overridden by flags).
     Train(cli::train::TrainArgs),
-    /// Greedy layer-wise pretraining only (the config's [pretrain] section): writes a checkpoint
+    /// Greedy layer-wise pretraining only (the config's `[pretrain]` section): writes a checkpoint
     /// to fine-tune with `train --config FILE --init DIR`.
     Pretrain(cli::train::PretrainArgs),
     /// Score a checkpoint on the host: accuracy, confusion matrix, per-class precision and

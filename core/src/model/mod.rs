@@ -221,7 +221,7 @@ const LAYOUT_I8_PACKED4: u8 = 1;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum WeightType {
-    /// f32 weights and activations: [`crate::Dense`], [`network!`](crate::network).
+    /// f32 weights and activations: [`crate::Dense`], [`network!`](macro@crate::network).
     F32,
     /// int8 weights and activations, TFLite's arithmetic: [`crate::quant::QDense`],
     /// [`qnetwork!`](crate::qnetwork).
@@ -1053,7 +1053,7 @@ impl<'a> ModelView<'a> {
     }
 
     /// Fails unless the model has exactly `n` layers (used by the `from_model` constructor that
-    /// [`network!`](crate::network) generates).
+    /// [`network!`](macro@crate::network) generates).
     pub fn expect_layers(&self, n: usize) -> Result<(), ModelError> {
         if self.layers == n {
             Ok(())

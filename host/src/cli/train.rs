@@ -44,7 +44,7 @@ pub struct TrainArgs {
     #[arg(long, conflicts_with = "resume")]
     pub force: bool,
     /// Start from this checkpoint or run folder (e.g. written by `microdnn pretrain`) and
-    /// fine-tune it; [pretrain] is not run again.
+    /// fine-tune it; `[pretrain]` is not run again.
     #[arg(long)]
     pub init: Option<PathBuf>,
     /// No progress bars.
@@ -54,7 +54,7 @@ pub struct TrainArgs {
 
 #[derive(clap::Args)]
 pub struct PretrainArgs {
-    /// TOML config with a [pretrain] section (the same file then fine-tunes with --init).
+    /// TOML config with a `[pretrain]` section (the same file then fine-tunes with --init).
     #[arg(long)]
     pub config: PathBuf,
     /// Seed.
