@@ -149,6 +149,24 @@ fn steps() -> Vec<Step> {
                 "warnings",
             ]),
         ),
+        Step::command(
+            "docs (core, host, targets: cargo doc, warnings denied)",
+            || {
+                let mut cmd = cargo::cargo_in_root();
+                cmd.args([
+                    "doc",
+                    "--no-deps",
+                    "-p",
+                    "microdnn",
+                    "-p",
+                    "microdnn-host",
+                    "-p",
+                    "microdnn-targets",
+                ])
+                .env("RUSTDOCFLAGS", "-D warnings");
+                cmd
+            },
+        ),
     ];
     for set in CORE_FEATURE_SETS {
         steps.push(Step::command(
