@@ -948,13 +948,24 @@ impl<'a> ModelView<'a> {
         &self,
         i: usize,
     ) -> Result<crate::Layer<'a, I, O>, ModelError> {
-        let (l, layer) = self.layer_of_shape(i, I, O)?;
+        let l = self.layer(i).ok_or(ModelError::NoSuchLayer {
+            layer: i,
+            count: self.layers,
+        })?;
+        // `i` is below the layer count (at most MAX_LAYERS), so it fits in u16.
+        let layer = u16::try_from(i).unwrap_or(u16::MAX);
         let shape = |dimension, expected: usize, found: usize| ModelError::LayerShape {
             layer,
             dimension,
             expected,
             found,
         };
+        if l.inputs != I {
+            return Err(shape("inputs", I, l.inputs));
+        }
+        if l.outputs != O {
+            return Err(shape("outputs", O, l.outputs));
+        }
         let LayerParams::F32 { weights, bias } = l.params else {
             return Err(ModelError::WeightType {
                 layer,
@@ -971,38 +982,6 @@ impl<'a> ModelView<'a> {
         })
     }
 
-    /// Layer `i` and its index as a `u16`, if it has `inputs` inputs and `outputs` outputs:
-    /// [`ModelError::NoSuchLayer`] past the last layer, else [`ModelError::LayerShape`] naming
-    /// the dimension that differs. The shared first step of [`Self::dense_layer`] and
-    /// [`Self::qlayer`].
-    fn layer_of_shape(
-        &self,
-        i: usize,
-        inputs: usize,
-        outputs: usize,
-    ) -> Result<(LayerView<'a>, u16), ModelError> {
-        let l = self.layer(i).ok_or(ModelError::NoSuchLayer {
-            layer: i,
-            count: self.layers,
-        })?;
-        // `i` is below the layer count (at most MAX_LAYERS), so it fits in u16.
-        let layer = u16::try_from(i).unwrap_or(u16::MAX);
-        for (dimension, expected, found) in [
-            ("inputs", inputs, l.inputs),
-            ("outputs", outputs, l.outputs),
-        ] {
-            if expected != found {
-                return Err(ModelError::LayerShape {
-                    layer,
-                    dimension,
-                    expected,
-                    found,
-                });
-            }
-        }
-        Ok((l, layer))
-    }
-
     /// Layer `i` as a typed int8 [`QLayer`](crate::quant::QLayer) with compile-time widths
     /// (what [`qnetwork!`](crate::qnetwork)'s `from_model` calls), or
     /// [`ModelError::LayerShape`] naming the layer and the dimension that differs,
@@ -1012,7 +991,23 @@ impl<'a> ModelView<'a> {
         &self,
         i: usize,
     ) -> Result<crate::quant::QLayer<'a, I, O>, ModelError> {
-        let (l, layer) = self.layer_of_shape(i, I, O)?;
+        let l = self.layer(i).ok_or(ModelError::NoSuchLayer {
+            layer: i,
+            count: self.layers,
+        })?;
+        let layer = u16::try_from(i).unwrap_or(u16::MAX);
+        let shape = |dimension, expected: usize, found: usize| ModelError::LayerShape {
+            layer,
+            dimension,
+            expected,
+            found,
+        };
+        if l.inputs != I {
+            return Err(shape("inputs", I, l.inputs));
+        }
+        if l.outputs != O {
+            return Err(shape("outputs", O, l.outputs));
+        }
         let LayerParams::Int8(p) = l.params else {
             return Err(ModelError::WeightType {
                 layer,
